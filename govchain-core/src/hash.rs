@@ -1,0 +1,279 @@
+//! The 32-byte [`Hash`] and the one table of hashing domains.
+//!
+//! Every object that govchain hashes is hashed under a BLAKE3 *derived key*
+//! that belongs to its kind ([`Domain`]). Two objects of different kinds can
+//! therefore never hash alike, whatever their bytes: a transaction leaf can not
+//! be passed off as an inner node, a vote as a header, and so on. The derived
+//! keys are computed once, from the context strings in [`Domain::context`],
+//! which are the only place where a domain is declared.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use crate::codec::{Decode, DecodeError, Encode, Reader};
+
+/// Length of a [`Hash`] in bytes.
+pub const HASH_LEN: usize = 32;
+
+/// A 32-byte BLAKE3 digest.
+///
+/// `Display` and `FromStr` use lower-case hex; `Debug` shows a short prefix.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Hash([u8; HASH_LEN]);
+
+impl Hash {
+    /// The all-zero hash. It is used as "no parent" for a genesis block and as
+    /// the placeholder of an empty subtree; it is never the output of hashing.
+    pub const ZERO: Hash = Hash([0u8; HASH_LEN]);
+
+    /// Wraps raw digest bytes.
+    pub const fn from_bytes(bytes: [u8; HASH_LEN]) -> Self {
+        Hash(bytes)
+    }
+
+    /// The digest bytes.
+    pub const fn as_bytes(&self) -> &[u8; HASH_LEN] {
+        &self.0
+    }
+
+    /// The digest bytes, by value.
+    pub const fn to_bytes(self) -> [u8; HASH_LEN] {
+        self.0
+    }
+
+    /// Hashes `data` under `domain`'s derived key.
+    pub fn of(domain: Domain, data: &[u8]) -> Hash {
+        Hash(*blake3::keyed_hash(domain.key(), data).as_bytes())
+    }
+
+    /// Hashes the concatenation of `parts` under `domain`'s derived key,
+    /// without first copying them into one buffer.
+    pub fn of_parts(domain: Domain, parts: &[&[u8]]) -> Hash {
+        let mut hasher = blake3::Hasher::new_keyed(domain.key());
+        for part in parts {
+            hasher.update(part);
+        }
+        Hash(*hasher.finalize().as_bytes())
+    }
+
+    /// Hashes the 64-byte concatenation `left || right` under `domain`'s
+    /// derived key: exactly one BLAKE3 compression.
+    pub fn node(domain: Domain, left: &Hash, right: &Hash) -> Hash {
+        let mut block = [0u8; 2 * HASH_LEN];
+        block[..HASH_LEN].copy_from_slice(&left.0);
+        block[HASH_LEN..].copy_from_slice(&right.0);
+        Hash(*blake3::keyed_hash(domain.key(), &block).as_bytes())
+    }
+}
+
+impl AsRef<[u8]> for Hash {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<[u8; HASH_LEN]> for Hash {
+    fn from(bytes: [u8; HASH_LEN]) -> Self {
+        Hash(bytes)
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash(")?;
+        for b in &self.0[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+/// Why a hex string is not a [`Hash`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseHashError {
+    /// The string is not 64 characters long.
+    #[error("a hash is 64 hex characters, got {len}")]
+    WrongLength {
+        /// The length that was given.
+        len: usize,
+    },
+    /// The string holds a character that is not lower- or upper-case hex.
+    #[error("invalid hex character at position {position}")]
+    InvalidCharacter {
+        /// Byte offset of the first bad character.
+        position: usize,
+    },
+}
+
+impl FromStr for Hash {
+    type Err = ParseHashError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 2 * HASH_LEN {
+            return Err(ParseHashError::WrongLength { len: s.len() });
+        }
+        let mut out = [0u8; HASH_LEN];
+        hex::decode_to_slice(s, &mut out).map_err(|e| match e {
+            hex::FromHexError::InvalidHexCharacter { index, .. } => {
+                ParseHashError::InvalidCharacter { position: index }
+            }
+            _ => ParseHashError::WrongLength { len: s.len() },
+        })?;
+        Ok(Hash(out))
+    }
+}
+
+impl Encode for Hash {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0);
+    }
+}
+
+impl Decode for Hash {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Hash(r.array()?))
+    }
+}
+
+macro_rules! domains {
+    ($( $(#[$doc:meta])* $name:ident => $ctx:literal, )*) => {
+        /// The kind of object being hashed. Each kind has its own BLAKE3
+        /// derived key, declared here and nowhere else.
+        ///
+        /// Context strings follow BLAKE3's advice for `derive_key`: globally
+        /// unique, hard-coded, and naming the application and a version.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Domain {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Domain {
+            /// Every domain, in declaration order.
+            pub const ALL: &'static [Domain] = &[$(Domain::$name,)*];
+
+            /// The `derive_key` context string of this domain.
+            pub const fn context(self) -> &'static str {
+                match self { $( Domain::$name => $ctx, )* }
+            }
+        }
+    };
+}
+
+domains! {
+    /// A transaction, hashed whole to give its id.
+    Transaction => "govchain v1 2026-11 transaction id",
+    /// The signing message of a transaction (everything but the signature).
+    TransactionSigning => "govchain v1 2026-11 transaction signing message",
+    /// A leaf of the transaction tree (RFC 9162 `0x00` prefix role).
+    TxLeaf => "govchain v1 2026-11 transaction tree leaf",
+    /// An inner node of the transaction tree (RFC 9162 `0x01` prefix role).
+    TxNode => "govchain v1 2026-11 transaction tree node",
+    /// The transaction root: the tree hash bound to the leaf count.
+    TxRoot => "govchain v1 2026-11 transaction tree root with count",
+    /// A leaf of the chain-history log (a block hash).
+    HistoryLeaf => "govchain v1 2026-11 history log leaf",
+    /// An inner node of the chain-history log.
+    HistoryNode => "govchain v1 2026-11 history log node",
+    /// A block header, hashed to give the block hash.
+    Header => "govchain v1 2026-11 block header",
+    /// A sparse-Merkle-tree leaf (key hash and value hash).
+    SmtLeaf => "govchain v1 2026-11 sparse merkle leaf",
+    /// A sparse-Merkle-tree inner node.
+    SmtNode => "govchain v1 2026-11 sparse merkle node",
+    /// A sparse-Merkle-tree value, hashed before it is placed in a leaf.
+    SmtValue => "govchain v1 2026-11 sparse merkle value",
+    /// An application key, hashed to its 256-bit position in the tree.
+    SmtKey => "govchain v1 2026-11 sparse merkle key",
+    /// A validator set.
+    ValidatorSet => "govchain v1 2026-11 validator set",
+    /// The canonical vote message signed by validators.
+    Vote => "govchain v1 2026-11 consensus vote",
+    /// A consensus proposal.
+    Proposal => "govchain v1 2026-11 consensus proposal",
+    /// A receipt of an executed transaction.
+    Receipt => "govchain v1 2026-11 transaction receipt",
+    /// A selectively disclosable claim (identity).
+    Disclosure => "govchain v1 2026-11 identity disclosure",
+    /// Batch-verification coefficients seed, derived from the whole batch.
+    BatchSeed => "govchain v1 2026-11 signature batch seed",
+    /// Domain for tests and examples that need an arbitrary keyed hash.
+    Test => "govchain v1 2026-11 test vectors only",
+}
+
+impl Domain {
+    /// The 32-byte BLAKE3 key of this domain, derived once per process.
+    pub fn key(self) -> &'static [u8; 32] {
+        static KEYS: OnceLock<Vec<[u8; 32]>> = OnceLock::new();
+        let keys = KEYS.get_or_init(|| {
+            Domain::ALL
+                .iter()
+                .map(|d| blake3::derive_key(d.context(), &[]))
+                .collect()
+        });
+        // `ALL` lists every variant in declaration order, so the index of a
+        // variant is its discriminant and always in range.
+        &keys[self as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn domains_are_distinct() {
+        let contexts: HashSet<_> = Domain::ALL.iter().map(|d| d.context()).collect();
+        assert_eq!(contexts.len(), Domain::ALL.len());
+        let keys: HashSet<_> = Domain::ALL.iter().map(|d| *d.key()).collect();
+        assert_eq!(keys.len(), Domain::ALL.len());
+        for (i, d) in Domain::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i, "ALL must be in declaration order");
+        }
+    }
+
+    #[test]
+    fn same_bytes_different_domains_differ() {
+        let data = [7u8; 64];
+        let all: HashSet<_> = Domain::ALL.iter().map(|d| Hash::of(*d, &data)).collect();
+        assert_eq!(all.len(), Domain::ALL.len());
+    }
+
+    #[test]
+    fn node_is_keyed_hash_of_concatenation() {
+        let l = Hash::of(Domain::Test, b"l");
+        let r = Hash::of(Domain::Test, b"r");
+        let mut cat = l.to_bytes().to_vec();
+        cat.extend_from_slice(r.as_bytes());
+        assert_eq!(Hash::node(Domain::TxNode, &l, &r), Hash::of(Domain::TxNode, &cat));
+        assert_eq!(
+            Hash::of_parts(Domain::TxNode, &[l.as_bytes(), r.as_bytes()]),
+            Hash::of(Domain::TxNode, &cat)
+        );
+    }
+
+    #[test]
+    fn hex_round_trip_and_errors() {
+        let h = Hash::of(Domain::Test, b"x");
+        let s = h.to_string();
+        assert_eq!(s.len(), 64);
+        assert_eq!(s.parse::<Hash>().unwrap(), h);
+        assert_eq!(s.to_uppercase().parse::<Hash>().unwrap(), h);
+        assert_eq!("ab".parse::<Hash>(), Err(ParseHashError::WrongLength { len: 2 }));
+        let mut bad = s.clone();
+        bad.replace_range(10..11, "g");
+        assert_eq!(bad.parse::<Hash>(), Err(ParseHashError::InvalidCharacter { position: 10 }));
+    }
+}
