@@ -3,5 +3,8 @@
 //! types and light-client verification.
 
 pub mod codec;
-pub mod hash;
 pub mod crypto;
+pub mod hash;
+pub mod lanes;
+pub mod merkle;
+pub mod smt;

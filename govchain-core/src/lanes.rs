@@ -1,0 +1,1 @@
+//! Multi-lane BLAKE3 compression of 64-byte nodes.

@@ -1,0 +1,1 @@
+//! Merkle trees: the RFC 9162 transaction tree and the history log.

@@ -1,0 +1,1 @@
+//! The sparse Merkle tree for authenticated state.
