@@ -7,9 +7,22 @@ pub mod signatures;
 pub mod smt;
 
 /// Runs every `core` measurement, printing rows as they are measured.
+///
+/// Set `GOVCHAIN_PERF_ONLY` to a comma-separated list of sections
+/// (`merkle`, `smt`, `signatures`, `light`) to run only those.
 pub fn report() {
-    merkle::report();
-    smt::report();
-    signatures::report();
-    light::report();
+    let only = std::env::var("GOVCHAIN_PERF_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|s| s.trim() == name);
+    if wanted("merkle") {
+        merkle::report();
+    }
+    if wanted("smt") {
+        smt::report();
+    }
+    if wanted("signatures") {
+        signatures::report();
+    }
+    if wanted("light") {
+        light::report();
+    }
 }
