@@ -214,7 +214,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a length-prefixed sequence of at most `max` items.
-    pub fn seq<T: Decode>(&mut self, what: &'static str, max: usize) -> Result<Vec<T>, DecodeError> {
+    pub fn seq<T: Decode>(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<Vec<T>, DecodeError> {
         let len = self.length(what, max, 1)?;
         let mut out = Vec::with_capacity(len);
         for _ in 0..len {
@@ -417,7 +421,15 @@ mod tests {
             any::<[u8; 4]>(),
             proptest::collection::vec(any::<(u16, u128)>(), 0..5),
         )
-            .prop_map(|(a, b, c, d, e, f, g)| Sample { a, b, c, d, e, f, g })
+            .prop_map(|(a, b, c, d, e, f, g)| Sample {
+                a,
+                b,
+                c,
+                d,
+                e,
+                f,
+                g,
+            })
     }
 
     proptest! {
@@ -457,11 +469,17 @@ mod tests {
         );
         assert_eq!(
             decode_exact::<bool>(&[2], 8),
-            Err(DecodeError::InvalidTag { what: "bool", tag: 2 })
+            Err(DecodeError::InvalidTag {
+                what: "bool",
+                tag: 2
+            })
         );
         assert_eq!(
             decode_exact::<Option<u8>>(&[3, 0], 8),
-            Err(DecodeError::InvalidTag { what: "option", tag: 3 })
+            Err(DecodeError::InvalidTag {
+                what: "option",
+                tag: 3
+            })
         );
         // A length prefix larger than the input is refused before allocating.
         let mut huge = u32::MAX.to_le_bytes().to_vec();
@@ -474,7 +492,10 @@ mod tests {
         long.push(0);
         assert_eq!(
             decode_exact::<Vec<u8>>(&long, 64),
-            Err(DecodeError::UnexpectedEnd { needed: 1000, remaining: 1 })
+            Err(DecodeError::UnexpectedEnd {
+                needed: 1000,
+                remaining: 1
+            })
         );
         let bad_utf8 = [1u8, 0, 0, 0, 0xff];
         assert_eq!(

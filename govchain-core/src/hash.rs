@@ -1,4 +1,4 @@
-//! The 32-byte [`Hash`] and the one table of hashing domains.
+//! The 32-byte [`Hash`](struct@Hash) and the one table of hashing domains.
 //!
 //! Every object that govchain hashes is hashed under a BLAKE3 *derived key*
 //! that belongs to its kind ([`Domain`]). Two objects of different kinds can
@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader};
 
-/// Length of a [`Hash`] in bytes.
+/// Length of a [`Hash`](struct@Hash) in bytes.
 pub const HASH_LEN: usize = 32;
 
 /// A 32-byte BLAKE3 digest.
@@ -98,7 +98,7 @@ impl fmt::Debug for Hash {
     }
 }
 
-/// Why a hex string is not a [`Hash`].
+/// Why a hex string is not a [`Hash`](struct@Hash).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseHashError {
@@ -257,7 +257,10 @@ mod tests {
         let r = Hash::of(Domain::Test, b"r");
         let mut cat = l.to_bytes().to_vec();
         cat.extend_from_slice(r.as_bytes());
-        assert_eq!(Hash::node(Domain::TxNode, &l, &r), Hash::of(Domain::TxNode, &cat));
+        assert_eq!(
+            Hash::node(Domain::TxNode, &l, &r),
+            Hash::of(Domain::TxNode, &cat)
+        );
         assert_eq!(
             Hash::of_parts(Domain::TxNode, &[l.as_bytes(), r.as_bytes()]),
             Hash::of(Domain::TxNode, &cat)
@@ -271,9 +274,15 @@ mod tests {
         assert_eq!(s.len(), 64);
         assert_eq!(s.parse::<Hash>().unwrap(), h);
         assert_eq!(s.to_uppercase().parse::<Hash>().unwrap(), h);
-        assert_eq!("ab".parse::<Hash>(), Err(ParseHashError::WrongLength { len: 2 }));
+        assert_eq!(
+            "ab".parse::<Hash>(),
+            Err(ParseHashError::WrongLength { len: 2 })
+        );
         let mut bad = s.clone();
         bad.replace_range(10..11, "g");
-        assert_eq!(bad.parse::<Hash>(), Err(ParseHashError::InvalidCharacter { position: 10 }));
+        assert_eq!(
+            bad.parse::<Hash>(),
+            Err(ParseHashError::InvalidCharacter { position: 10 })
+        );
     }
 }

@@ -1,1 +1,113 @@
 //! The sparse Merkle tree for authenticated state.
+//!
+//! A binary Merkle tree over 256-bit keys ([`KeyHash`], the BLAKE3 hash of
+//! an application key), versioned and stored node by node behind the
+//! [`NodeStore`] trait, with membership and non-membership proofs. The
+//! design follows the Jellyfish Merkle Tree (Z. Gao, Y. Hu, Q. Wu,
+//! "Jellyfish Merkle Tree", Diem whitepaper, 2021), with a binary instead of
+//! a 16-ary node layout.
+//!
+//! # Shape: collapsing
+//! Conceptually the tree has 2^256 leaf positions. Two rules keep it small
+//! (JMT §2, "optimizations for sparse trees"):
+//! - an empty subtree is the constant [`EMPTY_SUBTREE`] (all-zero hash), never
+//!   stored;
+//! - a subtree holding exactly one leaf *is* that leaf, placed at the root of
+//!   the subtree: the highest position where it is alone.
+//!
+//! So a leaf sits one level below the longest prefix it shares with another
+//! key, and with `n` random keys the depth is about `log2(n)`. The shape, and
+//! hence the root, depends only on the set of keys and values: deleting a key
+//! moves a sibling left alone back up (re-collapsing), so the root after any
+//! sequence of batches equals the root of building the final set at once.
+//!
+//! # Hashes
+//! - leaf: `BLAKE3-keyed(SmtLeaf, key_hash || value_hash)` with
+//!   `value_hash = BLAKE3-keyed(SmtValue, value)` ([`leaf_hash`]);
+//! - inner node: `BLAKE3-keyed(SmtNode, left || right)` ([`node_hash`]);
+//! - empty subtree: [`EMPTY_SUBTREE`].
+//!
+//! Leaf and inner node use different derived keys, so a leaf can never be
+//! presented as an inner node or the other way round; both inputs are 64
+//! bytes, one BLAKE3 compression each.
+//!
+//! # Versions and storage
+//! As in JMT (§3-4), each batch creates a new version. A node is stored under
+//! a [`NodeKey`] `{ version that wrote it, bit path }`; unchanged subtrees
+//! are shared with older versions by reference (an inner node records each
+//! child's hash and version), changed ones are written anew under the new
+//! version, so every old version stays readable. Nothing is content
+//! addressed, so pruning one version can never delete a node another
+//! version holds by coincidence. Values are stored apart, under
+//! `(key_hash, version)`; a leaf records the version of its value.
+//!
+//! [`SparseMerkleTree::apply_batch`] never writes: it returns a
+//! [`TreeUpdateBatch`] (new nodes, new values and deletion markers, and the
+//! *stale index*: which node keys and value entries the new version no
+//! longer uses). The caller writes it atomically
+//! ([`MemoryNodeStore::write_batch`], or one redb transaction).
+//!
+//! # Pruning
+//! A node or value marked stale since version `s` is used only by versions
+//! below `s`. Pruning below `p` deletes every entry stale since `s <= p`,
+//! which keeps every version `>= p` complete (JMT §4.3). Reads of versions
+//! below `p` then fail with the typed [`SmtError::VersionPruned`].
+//!
+//! # Batch updates
+//! Updates are sorted by key and pushed down the tree together, so a node on
+//! the paths of many updates is read once and hashed once per batch. Values
+//! and leaves are hashed up front; new inner nodes are hashed a depth at a
+//! time with [`hash_node_pairs`](crate::lanes::hash_node_pairs) (many
+//! independent 64-byte compressions per call, SIMD lanes when available).
+//! Subtrees receiving at least 1024 updates are updated in parallel with
+//! `rayon::join`.
+//!
+//! # Proofs
+//! A [`SparseMerkleProof`] lists the siblings along the key's path from the
+//! root down to where the path ends, and the leaf found there, if any:
+//! - the key's own leaf proves membership (and the value, by its hash);
+//! - an empty subtree, or another key's leaf occupying the key's path prefix
+//!   (alone in the subtree where the key would be), proves non-membership.
+//!
+//! The encoding stores a bitmap of non-empty siblings and only those, and is
+//! canonical and bounded (at most 256 siblings).
+//!
+//! # Example
+//! ```
+//! use govchain_core::smt::{KeyHash, MemoryNodeStore, SparseMerkleTree};
+//!
+//! let store = MemoryNodeStore::new();
+//! let tree = SparseMerkleTree::new(&store);
+//! let alice = KeyHash::of(b"alice");
+//! let bob = KeyHash::of(b"bob");
+//!
+//! let (root1, batch) = tree.apply_batch(None, 1, &[(alice, Some(b"10".to_vec()))])?;
+//! store.write_batch(batch)?;
+//! let (root2, batch) = tree.apply_batch(Some(1), 2, &[(bob, Some(b"20".to_vec()))])?;
+//! store.write_batch(batch)?;
+//!
+//! let (value, proof) = tree.get_with_proof(&alice, 2)?;
+//! assert_eq!(value.as_deref(), Some(&b"10"[..]));
+//! proof.verify(&root2, &alice, Some(b"10"))?;
+//!
+//! // Version 1 is still readable, and bob was absent there.
+//! let (value, proof) = tree.get_with_proof(&bob, 1)?;
+//! assert_eq!(value, None);
+//! proof.verify(&root1, &bob, None)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod node;
+mod proof;
+mod store;
+mod tree;
+
+pub use node::{
+    leaf_hash, node_hash, value_hash, Child, InternalNode, KeyHash, LeafNode, Node, NodeKey,
+    NodePath, Version, EMPTY_SUBTREE, KEY_BITS, MAX_NODE_LEN,
+};
+pub use proof::{SmtProofError, SparseMerkleProof, MAX_PROOF_LEN, MAX_SIBLINGS};
+pub use store::{
+    MemoryNodeStore, MemoryStoreError, NodeStore, StaleNodeIndex, StaleValueIndex, TreeUpdateBatch,
+};
+pub use tree::{SmtError, SparseMerkleTree};

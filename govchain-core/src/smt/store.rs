@@ -1,0 +1,418 @@
+//! The [`NodeStore`] trait, the [`TreeUpdateBatch`] a tree update produces,
+//! and [`MemoryNodeStore`], the in-memory store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::node::{KeyHash, Node, NodeKey, NodePath, Version};
+
+/// Read access to the nodes and values of a versioned sparse Merkle tree.
+///
+/// The tree never writes through this trait: an update returns a
+/// [`TreeUpdateBatch`] that the owner of the store writes *atomically* (all
+/// of it or none of it), for example in one redb transaction. Until the batch
+/// is written, readers see the previous versions only.
+///
+/// # Contract
+/// - **Immutability.** A node key is written at most once; the node under it
+///   never changes until pruning deletes it. Likewise a value under
+///   `(key_hash, version)`.
+/// - **Errors.** `Err` means the store could not answer (I/O failure,
+///   corruption detected by the store, a poisoned handle). It never means
+///   "absent": absence is `Ok(None)`. The tree wraps the error in
+///   [`SmtError::Store`](super::SmtError::Store) and never retries.
+/// - **Pruning.** After the owner prunes below version `p`,
+///   [`oldest_readable_version`](NodeStore::oldest_readable_version) returns
+///   `Some(p)`. The tree reports any read at a version below it as the typed
+///   error [`SmtError::VersionPruned`](super::SmtError::VersionPruned), both
+///   up front and when a node is found missing during a read that raced a
+///   prune. Reads at versions `>= p` must keep returning every node they did
+///   before.
+/// - **Concurrency.** Reads may come from several threads at once (the tree
+///   updates independent subtrees in parallel), hence `Sync`.
+pub trait NodeStore: Send + Sync {
+    /// The store's own error type (for example the storage crate's error
+    /// enum).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The node stored under `key`, if any.
+    fn get_node(&self, key: &NodeKey) -> Result<Option<Node>, Self::Error>;
+
+    /// The value of `key_hash` written at the greatest version `<= version`;
+    /// `None` if there is none or it is a deletion marker.
+    fn get_value(
+        &self,
+        key_hash: &KeyHash,
+        version: Version,
+    ) -> Result<Option<Vec<u8>>, Self::Error>;
+
+    /// The oldest version that can still be read, or `None` if nothing was
+    /// ever pruned.
+    fn oldest_readable_version(&self) -> Result<Option<Version>, Self::Error>;
+}
+
+impl<S: NodeStore + ?Sized> NodeStore for &S {
+    type Error = S::Error;
+
+    fn get_node(&self, key: &NodeKey) -> Result<Option<Node>, Self::Error> {
+        (**self).get_node(key)
+    }
+
+    fn get_value(
+        &self,
+        key_hash: &KeyHash,
+        version: Version,
+    ) -> Result<Option<Vec<u8>>, Self::Error> {
+        (**self).get_value(key_hash, version)
+    }
+
+    fn oldest_readable_version(&self) -> Result<Option<Version>, Self::Error> {
+        (**self).oldest_readable_version()
+    }
+}
+
+/// A node that stopped being part of the tree at `stale_since`: versions
+/// `>= stale_since` no longer reach it, so pruning below a version
+/// `>= stale_since` may delete it (JMT's "stale node index", Gao et al.,
+/// 2021, §4.3).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct StaleNodeIndex {
+    /// The first version that does not use the node.
+    pub stale_since: Version,
+    /// The node.
+    pub node_key: NodeKey,
+}
+
+/// A value that stopped being readable at `stale_since` (the key was
+/// overwritten or deleted then), or a deletion marker that is only needed
+/// while the value it hides is kept.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct StaleValueIndex {
+    /// The first version that does not read the entry.
+    pub stale_since: Version,
+    /// The key.
+    pub key_hash: KeyHash,
+    /// The version the entry was written at.
+    pub version: Version,
+}
+
+/// Everything one tree update writes: new nodes, new values (and deletion
+/// markers), and the index of what became stale. Write it atomically.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TreeUpdateBatch {
+    /// The version this batch creates.
+    pub version: Version,
+    /// New nodes, each under a key not written before.
+    pub nodes: Vec<(NodeKey, Node)>,
+    /// New values under `(key_hash, version)`; `None` marks a deletion.
+    pub values: Vec<(KeyHash, Version, Option<Vec<u8>>)>,
+    /// Nodes that version [`version`](Self::version) no longer uses.
+    pub stale_nodes: Vec<StaleNodeIndex>,
+    /// Value entries that version [`version`](Self::version) no longer reads.
+    pub stale_values: Vec<StaleValueIndex>,
+}
+
+/// Why [`MemoryNodeStore::write_batch`] refused a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemoryStoreError {
+    /// Batches must be written in increasing version order.
+    #[error("batch version {version} is not above the latest written version {latest}")]
+    VersionNotIncreasing {
+        /// The batch's version.
+        version: Version,
+        /// The latest version already written.
+        latest: Version,
+    },
+    /// A node or value in the batch is not at the batch's version (the
+    /// tree writes new entries only at the new version, so a batch that
+    /// passes this check can not overwrite anything already stored).
+    #[error("entry at version {found} in a batch for version {version}")]
+    ForeignVersion {
+        /// The batch's version.
+        version: Version,
+        /// The version of the offending entry.
+        found: Version,
+    },
+}
+
+/// A fast keyed hasher for the in-memory maps. Node keys and key hashes are
+/// mostly BLAKE3 outputs already, so SipHash's cost buys little; a per-map
+/// random seed and a full final mix keep adversarial inputs from clustering.
+#[derive(Clone, Debug)]
+struct FastState {
+    seed: u64,
+}
+
+impl Default for FastState {
+    fn default() -> Self {
+        FastState {
+            seed: RandomState::new().hash_one(0x5eed_u64) | 1,
+        }
+    }
+}
+
+impl BuildHasher for FastState {
+    type Hasher = FastHasher;
+
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher { h: self.seed }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct FastHasher {
+    h: u64,
+}
+
+impl FastHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.h = (self.h.rotate_left(23) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.mix(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // murmur3 fmix64: every input bit reaches the low bits used for
+        // bucket selection.
+        let mut h = self.h;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// The entries of one key, `(version, value or deletion marker)`, sorted.
+type ValueHistory = Vec<(Version, Option<Vec<u8>>)>;
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Nodes grouped by the version that wrote them. Each batch's nodes go
+    /// into a map sized once for the batch, so writes never rehash a large
+    /// table, and a version whose nodes are all pruned is dropped whole.
+    nodes: HashMap<Version, HashMap<NodePath, Node, FastState>, FastState>,
+    node_count: usize,
+    /// Per key, `(version, value)` sorted by version.
+    values: HashMap<KeyHash, ValueHistory, FastState>,
+    stale_nodes: BTreeMap<Version, Vec<NodeKey>>,
+    stale_values: BTreeMap<Version, Vec<(KeyHash, Version)>>,
+    latest: Option<Version>,
+    oldest_readable: Option<Version>,
+}
+
+/// An in-memory [`NodeStore`]: hash maps behind a reader-writer lock.
+///
+/// Reads never fail; [`write_batch`](Self::write_batch) applies a batch
+/// atomically with respect to readers, and [`prune`](Self::prune) deletes
+/// what no retained version can reach.
+#[derive(Debug, Default)]
+pub struct MemoryNodeStore {
+    inner: RwLock<Inner>,
+}
+
+impl MemoryNodeStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock can only happen between whole
+        // statements of `write_batch`/`prune`, which validate before they
+        // mutate; the data is consistent, so poisoning is ignored.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `batch` atomically: readers see all of it or none of it.
+    pub fn write_batch(&self, batch: TreeUpdateBatch) -> Result<(), MemoryStoreError> {
+        let mut inner = self.write();
+        if let Some(latest) = inner.latest {
+            if batch.version <= latest {
+                return Err(MemoryStoreError::VersionNotIncreasing {
+                    version: batch.version,
+                    latest,
+                });
+            }
+        }
+        let foreign = batch
+            .nodes
+            .iter()
+            .map(|(k, _)| k.version)
+            .chain(batch.values.iter().map(|(_, v, _)| *v))
+            .find(|v| *v != batch.version);
+        if let Some(found) = foreign {
+            return Err(MemoryStoreError::ForeignVersion {
+                version: batch.version,
+                found,
+            });
+        }
+        inner.latest = Some(batch.version);
+        if !batch.nodes.is_empty() {
+            let mut map =
+                HashMap::with_capacity_and_hasher(batch.nodes.len(), FastState::default());
+            map.extend(batch.nodes.into_iter().map(|(k, n)| (k.path, n)));
+            inner.node_count += map.len();
+            inner.nodes.insert(batch.version, map);
+        }
+        for (key, version, value) in batch.values {
+            let history = inner.values.entry(key).or_default();
+            let at = history.partition_point(|(v, _)| *v <= version);
+            if at > 0 && history[at - 1].0 == version {
+                history[at - 1].1 = value;
+            } else {
+                history.insert(at, (version, value));
+            }
+        }
+        for s in batch.stale_nodes {
+            inner
+                .stale_nodes
+                .entry(s.stale_since)
+                .or_default()
+                .push(s.node_key);
+        }
+        for s in batch.stale_values {
+            inner
+                .stale_values
+                .entry(s.stale_since)
+                .or_default()
+                .push((s.key_hash, s.version));
+        }
+        Ok(())
+    }
+
+    /// Deletes every node and value that only versions below `below` use,
+    /// and makes those versions unreadable (reads of them return
+    /// [`SmtError::VersionPruned`](super::SmtError::VersionPruned)).
+    /// `below` is capped at the latest written version, which always stays
+    /// readable. Returns the number of nodes deleted.
+    pub fn prune(&self, below: Version) -> usize {
+        let mut inner = self.write();
+        let Some(latest) = inner.latest else {
+            return 0;
+        };
+        let below = below.min(latest);
+        if inner.oldest_readable.is_some_and(|o| o >= below) {
+            return 0;
+        }
+        inner.oldest_readable = Some(below);
+        // Entries stale since `s <= below` are unused by every version >= below.
+        let keep_nodes = inner.stale_nodes.split_off(&(below + 1));
+        let drop_nodes = std::mem::replace(&mut inner.stale_nodes, keep_nodes);
+        let mut removed = 0;
+        for key in drop_nodes.into_values().flatten() {
+            if let Some(map) = inner.nodes.get_mut(&key.version) {
+                removed += usize::from(map.remove(&key.path).is_some());
+                if map.is_empty() {
+                    inner.nodes.remove(&key.version);
+                }
+            }
+        }
+        inner.node_count -= removed;
+        let keep_values = inner.stale_values.split_off(&(below + 1));
+        let drop_values = std::mem::replace(&mut inner.stale_values, keep_values);
+        for (key, version) in drop_values.into_values().flatten() {
+            if let Some(history) = inner.values.get_mut(&key) {
+                history.retain(|(v, _)| *v != version);
+                if history.is_empty() {
+                    inner.values.remove(&key);
+                }
+            }
+        }
+        removed
+    }
+
+    /// Number of nodes held.
+    pub fn node_count(&self) -> usize {
+        self.read().node_count
+    }
+
+    /// Number of value entries held (values and deletion markers).
+    pub fn value_count(&self) -> usize {
+        self.read().values.values().map(Vec::len).sum()
+    }
+
+    /// The latest version written, if any.
+    pub fn latest_version(&self) -> Option<Version> {
+        self.read().latest
+    }
+}
+
+impl NodeStore for MemoryNodeStore {
+    type Error = Infallible;
+
+    fn get_node(&self, key: &NodeKey) -> Result<Option<Node>, Infallible> {
+        Ok(self
+            .read()
+            .nodes
+            .get(&key.version)
+            .and_then(|map| map.get(&key.path))
+            .copied())
+    }
+
+    fn get_value(
+        &self,
+        key_hash: &KeyHash,
+        version: Version,
+    ) -> Result<Option<Vec<u8>>, Infallible> {
+        let inner = self.read();
+        let Some(history) = inner.values.get(key_hash) else {
+            return Ok(None);
+        };
+        let at = history.partition_point(|(v, _)| *v <= version);
+        Ok(at
+            .checked_sub(1)
+            .and_then(|i| history.get(i))
+            .and_then(|(_, value)| value.clone()))
+    }
+
+    fn oldest_readable_version(&self) -> Result<Option<Version>, Infallible> {
+        Ok(self.read().oldest_readable)
+    }
+}
