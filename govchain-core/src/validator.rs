@@ -67,6 +67,13 @@ pub enum ValidatorSetError {
         /// The repeated key.
         key: PublicKey,
     },
+    /// A key that is not a curve point: it could never sign, so admitting it
+    /// would only lower the power that can reach a quorum.
+    #[error("validator key {key} is not a curve point")]
+    KeyNotOnCurve {
+        /// The unusable key.
+        key: PublicKey,
+    },
     /// Total power above [`MAX_TOTAL_POWER`].
     #[error("total voting power exceeds {MAX_TOTAL_POWER}")]
     PowerOverflow,
@@ -100,6 +107,11 @@ impl ValidatorSet {
         for (i, v) in validators.iter().enumerate() {
             if v.power == 0 {
                 return Err(ValidatorSetError::ZeroPower {
+                    key: v.public_key.clone(),
+                });
+            }
+            if !v.public_key.is_on_curve() {
+                return Err(ValidatorSetError::KeyNotOnCurve {
                     key: v.public_key.clone(),
                 });
             }
@@ -195,7 +207,7 @@ impl Decode for ValidatorSet {
         }
         ValidatorSet::from_sorted(validators).map_err(|_| DecodeError::InvalidValue {
             what: "validator set",
-            reason: "empty, zero power or total power overflow",
+            reason: "empty, zero power, off-curve key or total power overflow",
         })
     }
 }
@@ -254,6 +266,16 @@ mod tests {
             ValidatorSet::new(vec![v(1, MAX_TOTAL_POWER), v(2, 1)]),
             Err(ValidatorSetError::PowerOverflow)
         );
+        let mut y_is_2 = [0u8; 32];
+        y_is_2[0] = 2;
+        let off_curve = PublicKey::ed25519_from_bytes(y_is_2).unwrap();
+        assert!(matches!(
+            ValidatorSet::new(vec![Validator {
+                public_key: off_curve,
+                power: 1
+            }]),
+            Err(ValidatorSetError::KeyNotOnCurve { .. })
+        ));
         // Unsorted encodings are not canonical.
         let set = ValidatorSet::new(vec![v(1, 1), v(2, 1)]).unwrap();
         let mut bytes = Vec::new();

@@ -1,7 +1,7 @@
 //! Public keys, signatures, and in-process secret keys.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::ed25519::{point_rejection, signature_rejection, PointRejection};
 use super::{SignatureAlgorithm, SignatureError};
@@ -9,18 +9,23 @@ use crate::codec::{Decode, DecodeError, Encode, Reader};
 
 /// A public verification key.
 ///
-/// A `PublicKey` value always satisfies govchain's key rules: a canonical
-/// encoding of a curve point that is not of small order (see the [module
-/// docs](super)). Equality, ordering and hashing are on the encoded bytes.
+/// A `PublicKey` value always satisfies govchain's byte-level key rules: a
+/// canonical encoding that is not one of the small-order points (see the
+/// [module docs](super)). Whether the bytes are a curve point at all is
+/// decided once, lazily, at the first single verification (or by
+/// [`PublicKey::is_on_curve`]) and cached: decoding a transaction, block or
+/// certificate therefore never pays a field square root per key, which
+/// dominated reading stored blocks. A key that is not a curve point can
+/// never verify a signature. Equality, ordering and hashing are on the
+/// encoded bytes.
 #[derive(Clone)]
 pub struct PublicKey {
     bytes: [u8; 32],
-    /// The decompressed key for single verification, shared between clones
-    /// (behind an `Arc` so that a `PublicKey` stays 40 bytes and errors that
-    /// carry one stay small). `None` only if a seed-derived key failed to
-    /// decompress, which cannot happen (`[s]B` is a curve point);
-    /// verification then decompresses again and fails closed.
-    vk: Option<Arc<ed25519_consensus::VerificationKey>>,
+    /// The decompressed key for single verification, computed on first use
+    /// and shared between clones (behind an `Arc` so that a `PublicKey`
+    /// stays small and errors that carry one stay small). The inner `None`
+    /// caches "not a curve point".
+    vk: OnceLock<Option<Arc<ed25519_consensus::VerificationKey>>>,
 }
 
 impl PublicKey {
@@ -29,9 +34,10 @@ impl PublicKey {
 
     /// Parses raw Ed25519 key bytes.
     ///
-    /// Refuses non-canonical encodings, the eight small-order points, and
-    /// bytes that are not a curve point. Keys with a torsion component are
-    /// accepted (ZIP-215); see [`PublicKey::is_torsion_free`].
+    /// Refuses non-canonical encodings and the eight small-order points
+    /// (byte comparisons, no curve arithmetic). Keys with a torsion
+    /// component are accepted (ZIP-215); see [`PublicKey::is_torsion_free`].
+    /// Curve membership is checked lazily; see [`PublicKey::is_on_curve`].
     pub fn ed25519_from_bytes(bytes: [u8; 32]) -> Result<Self, DecodeError> {
         if let Some(why) = point_rejection(&bytes) {
             return Err(DecodeError::InvalidValue {
@@ -42,16 +48,27 @@ impl PublicKey {
                 },
             });
         }
-        let vk = ed25519_consensus::VerificationKey::try_from(bytes).map_err(|_| {
-            DecodeError::InvalidValue {
-                what: "ed25519 public key",
-                reason: "not a curve point",
-            }
-        })?;
         Ok(PublicKey {
             bytes,
-            vk: Some(Arc::new(vk)),
+            vk: OnceLock::new(),
         })
+    }
+
+    /// Whether the key bytes are a point on the curve (decompresses once and
+    /// caches the result). Registries that admit keys (validators, issuers)
+    /// should require it, so that an admitted key can sign.
+    pub fn is_on_curve(&self) -> bool {
+        self.decompressed().is_some()
+    }
+
+    fn decompressed(&self) -> Option<&Arc<ed25519_consensus::VerificationKey>> {
+        self.vk
+            .get_or_init(|| {
+                ed25519_consensus::VerificationKey::try_from(self.bytes)
+                    .ok()
+                    .map(Arc::new)
+            })
+            .as_ref()
     }
 
     /// The key's algorithm.
@@ -94,11 +111,9 @@ impl PublicKey {
     pub(crate) fn consensus_key(
         &self,
     ) -> Result<ed25519_consensus::VerificationKey, SignatureError> {
-        match &self.vk {
-            Some(vk) => Ok(**vk),
-            None => ed25519_consensus::VerificationKey::try_from(self.bytes)
-                .map_err(|_| SignatureError::Invalid),
-        }
+        self.decompressed()
+            .map(|vk| **vk)
+            .ok_or(SignatureError::Invalid)
     }
 }
 
@@ -256,9 +271,7 @@ impl SecretKey {
         let bytes = inner.verifying_key().to_bytes();
         let public = PublicKey {
             bytes,
-            vk: ed25519_consensus::VerificationKey::try_from(bytes)
-                .ok()
-                .map(Arc::new),
+            vk: OnceLock::new(),
         };
         SecretKey { inner, public }
     }
@@ -405,22 +418,23 @@ mod tests {
                 ..
             })
         ));
-        // y = 2 is not on the curve.
+        // y = 2 is not on the curve: it decodes (byte rules only), is
+        // reported off the curve, and can never verify anything.
         let mut y_is_2 = [0; 32];
         y_is_2[0] = 2;
-        assert!(matches!(
-            PublicKey::ed25519_from_bytes(y_is_2),
-            Err(DecodeError::InvalidValue {
-                reason: "not a curve point",
-                ..
-            })
-        ));
+        let off_curve = PublicKey::ed25519_from_bytes(y_is_2).unwrap();
+        assert!(!off_curve.is_on_curve());
+        let signer = SecretKey::from_seed(&[1; 32]);
+        let sig = signer.sign(b"m");
+        assert_eq!(verify(&off_curve, b"m", &sig), Err(SignatureError::Invalid));
+        let item = super::super::BatchItem::new(&off_curve, b"m", &sig);
+        assert!(super::super::verify_batch(&[item]).is_err());
     }
 
     #[test]
     fn keys_and_signatures_are_small() {
         // Errors and transactions carry keys by value.
-        assert!(std::mem::size_of::<PublicKey>() <= 40);
+        assert!(std::mem::size_of::<PublicKey>() <= 48);
         assert_eq!(std::mem::size_of::<Signature>(), 64);
     }
 
@@ -449,7 +463,7 @@ mod tests {
             let pk = sk.public_key();
             let decoded = PublicKey::ed25519_from_bytes(*pk.as_bytes());
             prop_assert_eq!(decoded.as_ref(), Ok(&pk));
-            prop_assert!(pk.vk.is_some());
+            prop_assert!(pk.is_on_curve());
             let sig = sk.sign(&message);
             prop_assert_eq!(Signature::ed25519_from_bytes(*sig.as_bytes()), Ok(sig));
             prop_assert_eq!(verify(&pk, &message, &sig), Ok(()));

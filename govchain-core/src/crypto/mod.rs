@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | `A` is a canonical encoding (`y < p`, no sign bit on `x = 0`) | [`PublicKey::ed25519_from_bytes`] | one key, one byte string: keys are map keys and hashed into state |
 //! | `A` is not one of the 8 small-order points | [`PublicKey::ed25519_from_bytes`] | a small-order key has no secret; `S = 0` with a small-order `R` "verifies" on every message |
-//! | `A` decompresses to a curve point | [`PublicKey::ed25519_from_bytes`] | a `PublicKey` value is always usable |
+//! | `A` decompresses to a curve point | both paths (single: first use, cached; [`PublicKey::is_on_curve`] for registries) | an off-curve key verifies nothing; checking lazily keeps decoding free of square roots |
 //! | `S < ℓ` (canonical scalar) | [`Signature::ed25519_from_bytes`] | removes the `S + ℓ` malleability (also required by ZIP-215 and RFC 8032) |
 //! | `R` is a canonical encoding | [`Signature::ed25519_from_bytes`] | no second byte form of a signature; honest signers never emit one |
 //! | `R` is not one of the 8 small-order points | [`Signature::ed25519_from_bytes`] | such an `R` is independent of the nonce; honest signers never emit one |
