@@ -56,10 +56,14 @@
 //! # Batch updates
 //! Updates are sorted by key and pushed down the tree together, so a node on
 //! the paths of many updates is read once and hashed once per batch. Values
-//! and leaves are hashed up front; new inner nodes are hashed a depth at a
-//! time with [`hash_node_pairs`](crate::lanes::hash_node_pairs) (many
-//! independent 64-byte compressions per call, SIMD lanes when available).
-//! Subtrees receiving at least 1024 updates are updated in parallel with
+//! and leaves are hashed up front, leaves with
+//! [`hash_node_pairs`](crate::lanes::hash_node_pairs) (many independent
+//! 64-byte compressions per call, SIMD lanes when available). New inner
+//! nodes are built bottom-up as the recursion returns, so each is hashed and
+//! emitted at once, with its final child hashes: this measured faster than
+//! collecting them and hashing a depth at a time in SIMD lanes, because it
+//! touches each new node once, while it is still in cache. Subtrees
+//! receiving at least 1024 updates are updated in parallel with
 //! `rayon::join`.
 //!
 //! # Proofs

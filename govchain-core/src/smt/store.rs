@@ -228,12 +228,199 @@ impl Hasher for FastHasher {
 /// The entries of one key, `(version, value or deletion marker)`, sorted.
 type ValueHistory = Vec<(Version, Option<Vec<u8>>)>;
 
+/// An index slot: the top bits of the path's hash and the node's position
+/// in the arena ([`EMPTY_SLOT`] or [`DEAD_SLOT`] if none).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    tag: u32,
+    pos: u32,
+}
+
+/// Never used: ends a probe sequence.
+const EMPTY_SLOT: u32 = u32::MAX;
+/// Used by a node since pruned: probing goes on past it.
+const DEAD_SLOT: u32 = u32::MAX - 1;
+
+/// The nodes one version wrote: the batch's node vector kept as written (an
+/// arena, moved in without copying) and an open-addressing index from path
+/// to position (linear probing on a randomly keyed hash), at most half
+/// full. The index holds 8-byte slots, so it is small and mostly cached,
+/// and a read costs about one cache miss, in the arena. A slot's tag is
+/// only a hint: the path is always compared with the arena entry's.
+///
+/// Pruned nodes leave the index at once; the arena is compacted when most
+/// of it is dead, and dropped whole when all of it is.
+#[derive(Debug)]
+struct VersionNodes {
+    arena: Vec<(NodeKey, Node)>,
+    slots: Vec<Slot>,
+    /// Nodes at positions a `u32` can not hold (only for absurdly large
+    /// batches).
+    overflow: HashMap<NodePath, usize, FastState>,
+    seed: FastState,
+    live: usize,
+}
+
+impl VersionNodes {
+    /// Indexes `arena`; a path listed twice resolves to its last entry.
+    fn new(arena: Vec<(NodeKey, Node)>) -> VersionNodes {
+        let mut v = VersionNodes {
+            arena,
+            slots: Vec::new(),
+            overflow: HashMap::with_hasher(FastState::default()),
+            seed: FastState::default(),
+            live: 0,
+        };
+        v.reindex();
+        v
+    }
+
+    /// The home slot and the tag of `path`.
+    #[inline]
+    fn home(&self, path: &NodePath) -> (usize, u32) {
+        let h = self.seed.hash_one(path);
+        // Multiply-shift range reduction: the high bits choose the slot,
+        // the low bits are the tag.
+        let cap = self.slots.len() as u128;
+        (((u128::from(h) * cap) >> 64) as usize, h as u32)
+    }
+
+    fn reindex(&mut self) {
+        let cap = self.arena.len().saturating_mul(2).max(8);
+        self.slots.clear();
+        self.slots.resize(
+            cap,
+            Slot {
+                tag: 0,
+                pos: EMPTY_SLOT,
+            },
+        );
+        self.overflow.clear();
+        self.live = 0;
+        for pos in 0..self.arena.len() {
+            let Some((key, _)) = self.arena.get(pos) else {
+                break;
+            };
+            let path = key.path;
+            let Some(pos32) = u32::try_from(pos).ok().filter(|p| *p < DEAD_SLOT) else {
+                if self.overflow.insert(path, pos).is_none() {
+                    self.live += 1;
+                }
+                continue;
+            };
+            let (mut i, tag) = self.home(&path);
+            while let Some(slot) = self.slots.get_mut(i) {
+                if slot.pos == EMPTY_SLOT {
+                    *slot = Slot { tag, pos: pos32 };
+                    self.live += 1;
+                    break;
+                }
+                if slot.tag == tag
+                    && self
+                        .arena
+                        .get(slot.pos as usize)
+                        .is_some_and(|(k, _)| k.path == path)
+                {
+                    // The same path again: the later entry wins.
+                    slot.pos = pos32;
+                    break;
+                }
+                i += 1;
+                if i == cap {
+                    i = 0;
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The index slot of `path`, if it is indexed.
+    #[inline]
+    fn find(&self, path: &NodePath) -> Option<usize> {
+        let cap = self.slots.len();
+        let (mut i, tag) = self.home(path);
+        loop {
+            let slot = self.slots.get(i)?;
+            if slot.pos == EMPTY_SLOT {
+                return None;
+            }
+            if slot.tag == tag
+                && slot.pos != DEAD_SLOT
+                && self
+                    .arena
+                    .get(slot.pos as usize)
+                    .is_some_and(|(k, _)| k.path == *path)
+            {
+                return Some(i);
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+        }
+    }
+
+    #[inline]
+    fn get(&self, path: &NodePath) -> Option<&Node> {
+        let pos = match self.find(path) {
+            Some(i) => self.slots.get(i).map(|s| s.pos as usize),
+            None if self.overflow.is_empty() => None,
+            None => self.overflow.get(path).copied(),
+        }?;
+        self.arena.get(pos).map(|(_, n)| n)
+    }
+
+    /// Unindexes `path`; returns whether it was there.
+    fn remove(&mut self, path: &NodePath) -> bool {
+        let removed = match self.find(path).and_then(|i| self.slots.get_mut(i)) {
+            Some(slot) => {
+                slot.pos = DEAD_SLOT;
+                true
+            }
+            None => self.overflow.remove(path).is_some(),
+        };
+        if removed {
+            self.live -= 1;
+        }
+        removed
+    }
+
+    /// Drops the arena entries no longer indexed, once they are most of it.
+    fn maybe_compact(&mut self) {
+        if self.live * 2 >= self.arena.len() {
+            return;
+        }
+        let mut keep = vec![false; self.arena.len()];
+        let live = self
+            .slots
+            .iter()
+            .filter(|s| s.pos < DEAD_SLOT)
+            .map(|s| s.pos as usize)
+            .chain(self.overflow.values().copied());
+        for pos in live {
+            if let Some(k) = keep.get_mut(pos) {
+                *k = true;
+            }
+        }
+        let mut it = keep.into_iter();
+        self.arena.retain(|_| it.next().unwrap_or(false));
+        self.arena.shrink_to_fit();
+        self.reindex();
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    /// Nodes grouped by the version that wrote them. Each batch's nodes go
-    /// into a map sized once for the batch, so writes never rehash a large
-    /// table, and a version whose nodes are all pruned is dropped whole.
-    nodes: HashMap<Version, HashMap<NodePath, Node, FastState>, FastState>,
+    /// Nodes grouped by the version that wrote them; a version whose nodes
+    /// are all pruned is dropped whole.
+    nodes: HashMap<Version, VersionNodes, FastState>,
     node_count: usize,
     /// Per key, `(version, value)` sorted by version.
     values: HashMap<KeyHash, ValueHistory, FastState>,
@@ -243,7 +430,11 @@ struct Inner {
     oldest_readable: Option<Version>,
 }
 
-/// An in-memory [`NodeStore`]: hash maps behind a reader-writer lock.
+/// An in-memory [`NodeStore`] behind a reader-writer lock.
+///
+/// Each written batch's node vector is kept as it is, as an arena for its
+/// version, with a compact open-addressing index over it, so writing a
+/// batch copies no node and a read costs about one cache miss.
 ///
 /// Reads never fail; [`write_batch`](Self::write_batch) applies a batch
 /// atomically with respect to readers, and [`prune`](Self::prune) deletes
@@ -295,12 +486,11 @@ impl MemoryNodeStore {
         }
         inner.latest = Some(batch.version);
         if !batch.nodes.is_empty() {
-            let mut map =
-                HashMap::with_capacity_and_hasher(batch.nodes.len(), FastState::default());
-            map.extend(batch.nodes.into_iter().map(|(k, n)| (k.path, n)));
-            inner.node_count += map.len();
-            inner.nodes.insert(batch.version, map);
+            let nodes = VersionNodes::new(batch.nodes);
+            inner.node_count += nodes.len();
+            inner.nodes.insert(batch.version, nodes);
         }
+        inner.values.reserve(batch.values.len());
         for (key, version, value) in batch.values {
             let history = inner.values.entry(key).or_default();
             let at = history.partition_point(|(v, _)| *v <= version);
@@ -310,19 +500,25 @@ impl MemoryNodeStore {
                 history.insert(at, (version, value));
             }
         }
-        for s in batch.stale_nodes {
-            inner
-                .stale_nodes
-                .entry(s.stale_since)
-                .or_default()
-                .push(s.node_key);
+        // Entries come in runs of one `stale_since` (a tree update marks
+        // everything stale since its own version): one map lookup per run.
+        for run in batch
+            .stale_nodes
+            .chunk_by(|a, b| a.stale_since == b.stale_since)
+        {
+            if let Some(first) = run.first() {
+                let list = inner.stale_nodes.entry(first.stale_since).or_default();
+                list.extend(run.iter().map(|s| s.node_key));
+            }
         }
-        for s in batch.stale_values {
-            inner
-                .stale_values
-                .entry(s.stale_since)
-                .or_default()
-                .push((s.key_hash, s.version));
+        for run in batch
+            .stale_values
+            .chunk_by(|a, b| a.stale_since == b.stale_since)
+        {
+            if let Some(first) = run.first() {
+                let list = inner.stale_values.entry(first.stale_since).or_default();
+                list.extend(run.iter().map(|s| (s.key_hash, s.version)));
+            }
         }
         Ok(())
     }
@@ -346,11 +542,23 @@ impl MemoryNodeStore {
         let keep_nodes = inner.stale_nodes.split_off(&(below + 1));
         let drop_nodes = std::mem::replace(&mut inner.stale_nodes, keep_nodes);
         let mut removed = 0;
+        let mut touched = Vec::new();
         for key in drop_nodes.into_values().flatten() {
-            if let Some(map) = inner.nodes.get_mut(&key.version) {
-                removed += usize::from(map.remove(&key.path).is_some());
-                if map.is_empty() {
-                    inner.nodes.remove(&key.version);
+            if let Some(nodes) = inner.nodes.get_mut(&key.version) {
+                if nodes.remove(&key.path) {
+                    removed += 1;
+                    touched.push(key.version);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for version in touched {
+            if let Some(nodes) = inner.nodes.get_mut(&version) {
+                if nodes.is_empty() {
+                    inner.nodes.remove(&version);
+                } else {
+                    nodes.maybe_compact();
                 }
             }
         }
@@ -392,7 +600,7 @@ impl NodeStore for MemoryNodeStore {
             .read()
             .nodes
             .get(&key.version)
-            .and_then(|map| map.get(&key.path))
+            .and_then(|nodes| nodes.get(&key.path))
             .copied())
     }
 
@@ -414,5 +622,109 @@ impl NodeStore for MemoryNodeStore {
 
     fn oldest_readable_version(&self) -> Result<Option<Version>, Infallible> {
         Ok(self.read().oldest_readable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::{Domain, Hash};
+    use crate::smt::LeafNode;
+
+    fn key(i: u32) -> KeyHash {
+        KeyHash::of(&i.to_le_bytes())
+    }
+
+    fn leaf(i: u32, value_version: Version) -> Node {
+        Node::Leaf(LeafNode {
+            key_hash: key(i),
+            value_hash: Hash::of(Domain::Test, &i.to_le_bytes()),
+            value_version,
+        })
+    }
+
+    /// Node `i` of a version: distinct paths of depths 24 to 256.
+    fn node_key(version: Version, i: u32) -> NodeKey {
+        NodeKey {
+            version,
+            path: NodePath::of_key(&key(i), 24 + (i as usize * 7) % 233),
+        }
+    }
+
+    fn batch(version: Version, nodes: Vec<(NodeKey, Node)>) -> TreeUpdateBatch {
+        TreeUpdateBatch {
+            version,
+            nodes,
+            ..TreeUpdateBatch::default()
+        }
+    }
+
+    #[test]
+    fn arena_index_finds_every_node_and_nothing_else() {
+        let store = MemoryNodeStore::new();
+        let nodes: Vec<_> = (0..2000).map(|i| (node_key(1, i), leaf(i, 1))).collect();
+        store.write_batch(batch(1, nodes.clone())).unwrap();
+        assert_eq!(store.node_count(), 2000);
+        for (k, n) in &nodes {
+            assert_eq!(store.get_node(k).unwrap(), Some(*n));
+            // Same path, other versions: absent.
+            for version in [0, 2] {
+                assert_eq!(store.get_node(&NodeKey { version, ..*k }).unwrap(), None);
+            }
+        }
+        for i in 2000..2500 {
+            assert_eq!(store.get_node(&node_key(1, i)).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn repeated_path_in_a_batch_keeps_the_last() {
+        let store = MemoryNodeStore::new();
+        let k = node_key(3, 5);
+        let nodes = vec![
+            (k, leaf(1, 3)),
+            (node_key(3, 6), leaf(2, 3)),
+            (k, leaf(3, 3)),
+        ];
+        store.write_batch(batch(3, nodes)).unwrap();
+        assert_eq!(store.node_count(), 2);
+        assert_eq!(store.get_node(&k).unwrap(), Some(leaf(3, 3)));
+    }
+
+    #[test]
+    fn prune_unindexes_compacts_and_drops_versions() {
+        let store = MemoryNodeStore::new();
+        let nodes: Vec<_> = (0..1000).map(|i| (node_key(1, i), leaf(i, 1))).collect();
+        store.write_batch(batch(1, nodes.clone())).unwrap();
+        // Version 2 makes 900 of them stale (enough to compact the arena).
+        let mut b = batch(2, vec![(node_key(2, 0), leaf(0, 2))]);
+        b.stale_nodes = (0..900)
+            .map(|i| StaleNodeIndex {
+                stale_since: 2,
+                node_key: node_key(1, i),
+            })
+            .collect();
+        store.write_batch(b).unwrap();
+        assert_eq!(store.node_count(), 1001);
+        assert_eq!(store.prune(2), 900);
+        assert_eq!(store.node_count(), 101);
+        for (i, (k, n)) in nodes.iter().enumerate() {
+            let expected = (i >= 900).then_some(*n);
+            assert_eq!(store.get_node(k).unwrap(), expected);
+        }
+        assert_eq!(store.oldest_readable_version().unwrap(), Some(2));
+        // The rest goes stale at 3; pruning it drops version 1 whole.
+        let mut b = batch(3, vec![(node_key(3, 0), leaf(0, 3))]);
+        b.stale_nodes = (900..1000)
+            .map(|i| StaleNodeIndex {
+                stale_since: 3,
+                node_key: node_key(1, i),
+            })
+            .collect();
+        store.write_batch(b).unwrap();
+        assert_eq!(store.prune(3), 100);
+        assert_eq!(store.node_count(), 2);
+        assert!(!store.read().nodes.contains_key(&1));
+        assert_eq!(store.get_node(&node_key(2, 0)).unwrap(), Some(leaf(0, 2)));
     }
 }

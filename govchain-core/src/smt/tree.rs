@@ -80,7 +80,7 @@ type Result<T, E> = std::result::Result<T, SmtError<E>>;
 
 /// Batches with at least this many updates under a node update its two
 /// subtrees in parallel (`rayon::join`); smaller ones run sequentially, which
-/// keeps task overhead negligible and the per-depth hash batches large.
+/// keeps task overhead negligible.
 const PARALLEL_MIN_UPDATES: usize = 1024;
 
 /// Chunk size for hashing values and leaves in parallel.
@@ -130,22 +130,9 @@ enum Pending {
     Kept(Child),
     /// A single leaf, not yet written: the parent decides its position.
     Leaf(Carry),
-    /// A new inner node at this position, written at the new version.
-    Internal(Slot),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    /// Index in the current context's arena; hash not yet computed.
-    New(usize),
-    /// Already hashed (built by a parallel sub-task).
-    Known(Hash),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ArenaChild {
-    Done(Child),
-    New(usize),
+    /// A new inner node at this position, written at the new version, with
+    /// its hash.
+    Internal(Hash),
 }
 
 /// One level walked on the way down where all updates went to one side.
@@ -160,27 +147,31 @@ struct Step {
     orig: Option<(InternalNode, Child)>,
 }
 
-/// A new inner node whose hash is computed later, level by level.
-#[derive(Clone, Copy, Debug)]
-struct ArenaNode {
-    path: NodePath,
-    left: ArenaChild,
-    right: ArenaChild,
-}
-
 #[derive(Debug, Default)]
 struct Part {
     nodes: Vec<(NodeKey, Node)>,
     values: Vec<(KeyHash, Version, Option<Vec<u8>>)>,
-    stale_nodes: Vec<NodeKey>,
+    stale_nodes: Vec<StaleNodeIndex>,
     stale_values: Vec<StaleValueIndex>,
 }
 
-/// Per-task state of a batch update: new inner nodes awaiting their hashes,
-/// and the output written so far.
+impl Part {
+    /// Marks `node_key` stale since `version`.
+    #[inline]
+    fn stale(&mut self, version: Version, node_key: NodeKey) {
+        self.stale_nodes.push(StaleNodeIndex {
+            stale_since: version,
+            node_key,
+        });
+    }
+}
+
+/// Per-task state of a batch update: the output written so far.
 #[derive(Debug, Default)]
 struct Ctx {
-    arena: Vec<ArenaNode>,
+    /// Levels walked by the active `update` calls (a stack shared by the
+    /// nested calls, so walking allocates nothing).
+    chain: Vec<Step>,
     cur: Part,
     done: Vec<Part>,
 }
@@ -372,9 +363,9 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
     /// `new_version` is readable. The new root depends only on the resulting
     /// key-value set, never on the order of updates or on history.
     ///
-    /// Each changed node is hashed once per batch; inner nodes are hashed a
-    /// depth at a time with [`hash_node_pairs`], and subtrees with many
-    /// updates are updated in parallel on the current rayon pool.
+    /// Each changed node is hashed once per batch, as soon as its children
+    /// are final, and subtrees with many updates are updated in parallel on
+    /// the current rayon pool.
     pub fn apply_batch(
         &self,
         base: Option<Version>,
@@ -399,7 +390,6 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         if rayon::current_num_threads() == 1 || upds.len() < PARALLEL_MIN_UPDATES {
             // One context does all the work: size it once. Typical batches
             // write a few nodes per update; unused capacity is never touched.
-            cx.arena.reserve(4 * upds.len());
             cx.cur.nodes.reserve(6 * upds.len());
             cx.cur.stale_nodes.reserve(5 * upds.len());
             cx.cur.values.reserve(upds.len());
@@ -408,7 +398,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
             None => Child::Empty,
             Some(b) => match self.read_root(b)? {
                 Node::Empty => {
-                    cx.cur.stale_nodes.push(NodeKey::root(b));
+                    cx.cur.stale(new_version, NodeKey::root(b));
                     Child::Empty
                 }
                 Node::Leaf(leaf) => Child::Leaf {
@@ -426,14 +416,14 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         let root = match pending {
             Pending::Empty => {
                 cx.cur.nodes.push((root_key, Node::Empty));
-                Slot::Known(EMPTY_SUBTREE)
+                EMPTY_SUBTREE
             }
             Pending::Leaf(carry) => {
                 if let Some(old) = carry.old {
-                    cx.cur.stale_nodes.push(old);
+                    cx.cur.stale(new_version, old);
                 }
                 cx.cur.nodes.push((root_key, Node::Leaf(carry.leaf)));
-                Slot::Known(carry.hash)
+                carry.hash
             }
             Pending::Kept(child) => {
                 let old_key = NodeKey {
@@ -444,16 +434,11 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                     path: NodePath::ROOT,
                 };
                 let node = self.read(old_key, base)?;
-                cx.cur.stale_nodes.push(old_key);
+                cx.cur.stale(new_version, old_key);
                 cx.cur.nodes.push((root_key, node));
-                Slot::Known(child.hash())
+                child.hash()
             }
-            Pending::Internal(slot) => slot,
-        };
-        let hashes = cx.seal(new_version);
-        let root = match root {
-            Slot::Known(h) => h,
-            Slot::New(i) => hashes.get(i).copied().unwrap_or(EMPTY_SUBTREE),
+            Pending::Internal(hash) => hash,
         };
         Ok((root, cx.into_batch(new_version)))
     }
@@ -475,7 +460,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         upds: &[Upd],
     ) -> Result<Pending, S::Error> {
         let (mut existing, mut carry, mut path) = (existing, carry, path);
-        let mut chain: Vec<Step> = Vec::new();
+        let base = cx.chain.len();
         let bottom = loop {
             if upds.is_empty() {
                 break match (existing, carry) {
@@ -492,7 +477,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                     carry = match upds.binary_search_by(|u| u.key.cmp(&leaf.key_hash)) {
                         Ok(i) => {
                             // Overwritten or deleted: the old leaf and value go.
-                            cx.cur.stale_nodes.push(key);
+                            cx.cur.stale(job.version, key);
                             cx.cur.stale_values.push(StaleValueIndex {
                                 stale_since: job.version,
                                 key_hash: leaf.key_hash,
@@ -529,7 +514,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                             Child::Empty => Pending::Empty,
                             child => Pending::Kept(child),
                         };
-                        chain.push(Step {
+                        cx.chain.push(Step {
                             path,
                             right,
                             other,
@@ -580,7 +565,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                             }
                             _ => Pending::Empty,
                         };
-                        chain.push(Step {
+                        cx.chain.push(Step {
                             path,
                             right,
                             other,
@@ -608,7 +593,10 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
             // Only the leaf case gets here: go round with `carry`.
         };
         let mut pending = bottom;
-        for step in chain.into_iter().rev() {
+        while cx.chain.len() > base {
+            let Some(step) = cx.chain.pop() else {
+                break;
+            };
             let (l, r) = if step.right {
                 (step.other, pending)
             } else {
@@ -665,13 +653,6 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
     ) -> Result<(Pending, Ctx), S::Error> {
         let mut cx = Ctx::default();
         let pending = self.update(job, &mut cx, existing, carry, path, upds)?;
-        let hashes = cx.seal(job.version);
-        let pending = match pending {
-            Pending::Internal(Slot::New(i)) => {
-                Pending::Internal(Slot::Known(hashes.get(i).copied().unwrap_or(EMPTY_SUBTREE)))
-            }
-            other => other,
-        };
         Ok((pending, cx))
     }
 
@@ -714,17 +695,26 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                 let left = cx.place(job.version, l, path.child(false));
                 let right = cx.place(job.version, r, path.child(true));
                 if let Some((node, child)) = orig {
-                    if left == ArenaChild::Done(node.left) && right == ArenaChild::Done(node.right)
-                    {
+                    if left == node.left && right == node.right {
                         return Ok(Pending::Kept(child));
                     }
                 }
-                cx.arena.push(ArenaNode { path, left, right });
-                Pending::Internal(Slot::New(cx.arena.len() - 1))
+                // Children are final before their parent (post-order), so
+                // the node is hashed and written at once.
+                let node = InternalNode { left, right };
+                let hash = node.hash();
+                cx.cur.nodes.push((
+                    NodeKey {
+                        version: job.version,
+                        path,
+                    },
+                    Node::Internal(node),
+                ));
+                Pending::Internal(hash)
             }
         };
         if let Some(key) = orig_key {
-            cx.cur.stale_nodes.push(key);
+            cx.cur.stale(job.version, key);
         }
         Ok(result)
     }
@@ -791,105 +781,30 @@ fn prepare<E: std::error::Error + 'static>(
 
 impl Ctx {
     /// Decides where an updated child lives, writing moved or new leaves.
-    fn place(&mut self, version: Version, p: Pending, path: NodePath) -> ArenaChild {
+    fn place(&mut self, version: Version, p: Pending, path: NodePath) -> Child {
         match p {
-            Pending::Empty => ArenaChild::Done(Child::Empty),
-            Pending::Kept(child) => ArenaChild::Done(child),
+            Pending::Empty => Child::Empty,
+            Pending::Kept(child) => child,
             Pending::Leaf(c) => {
                 if let Some(old) = c.old {
                     if old.path == path {
-                        return ArenaChild::Done(Child::Leaf {
+                        return Child::Leaf {
                             hash: c.hash,
                             version: old.version,
-                        });
+                        };
                     }
-                    self.cur.stale_nodes.push(old);
+                    self.cur.stale(version, old);
                 }
                 self.cur
                     .nodes
                     .push((NodeKey { version, path }, Node::Leaf(c.leaf)));
-                ArenaChild::Done(Child::Leaf {
+                Child::Leaf {
                     hash: c.hash,
                     version,
-                })
+                }
             }
-            Pending::Internal(Slot::New(i)) => ArenaChild::New(i),
-            Pending::Internal(Slot::Known(hash)) => {
-                ArenaChild::Done(Child::Internal { hash, version })
-            }
+            Pending::Internal(hash) => Child::Internal { hash, version },
         }
-    }
-
-    /// Hashes the arena a depth at a time, deepest first, with
-    /// [`hash_node_pairs`], and writes its nodes. Returns the hashes by
-    /// arena index.
-    fn seal(&mut self, version: Version) -> Vec<Hash> {
-        let n = self.arena.len();
-        let mut hashes = vec![EMPTY_SUBTREE; n];
-        if n == 0 {
-            return hashes;
-        }
-        // Counting sort of arena indices by depth, deepest first. A child is
-        // always one level below its parent, so its hash is ready in time.
-        let mut start = vec![0usize; KEY_BITS + 2];
-        for a in &self.arena {
-            start[KEY_BITS - a.path.depth().min(KEY_BITS) + 1] += 1;
-        }
-        for i in 1..start.len() {
-            start[i] += start[i - 1];
-        }
-        let mut order = vec![0usize; n];
-        let mut fill = start.clone();
-        for (i, a) in self.arena.iter().enumerate() {
-            let slot = &mut fill[KEY_BITS - a.path.depth().min(KEY_BITS)];
-            order[*slot] = i;
-            *slot += 1;
-        }
-        let resolve = |c: &ArenaChild, hashes: &[Hash]| match c {
-            ArenaChild::Done(child) => child.hash(),
-            ArenaChild::New(j) => hashes.get(*j).copied().unwrap_or(EMPTY_SUBTREE),
-        };
-        let mut pairs: Vec<[Hash; 2]> = Vec::new();
-        let mut out: Vec<Hash> = Vec::new();
-        for level in start.windows(2) {
-            let group = &order[level[0]..level[1]];
-            if group.is_empty() {
-                continue;
-            }
-            pairs.clear();
-            pairs.extend(group.iter().map(|&i| {
-                let a = &self.arena[i];
-                [resolve(&a.left, &hashes), resolve(&a.right, &hashes)]
-            }));
-            out.clear();
-            out.resize(pairs.len(), EMPTY_SUBTREE);
-            hash_node_pairs(Domain::SmtNode, &pairs, &mut out);
-            for (&i, h) in group.iter().zip(&out) {
-                hashes[i] = *h;
-            }
-        }
-        let to_child = |c: &ArenaChild| match c {
-            ArenaChild::Done(child) => *child,
-            ArenaChild::New(j) => Child::Internal {
-                hash: hashes.get(*j).copied().unwrap_or(EMPTY_SUBTREE),
-                version,
-            },
-        };
-        self.cur.nodes.reserve(n);
-        for a in &self.arena {
-            self.cur.nodes.push((
-                NodeKey {
-                    version,
-                    path: a.path,
-                },
-                Node::Internal(InternalNode {
-                    left: to_child(&a.left),
-                    right: to_child(&a.right),
-                }),
-            ));
-        }
-        self.arena.clear();
-        hashes
     }
 
     fn absorb(&mut self, mut other: Ctx) {
@@ -898,12 +813,6 @@ impl Ctx {
     }
 
     fn into_batch(mut self, version: Version) -> TreeUpdateBatch {
-        let stale = |keys: Vec<NodeKey>| {
-            keys.into_iter().map(move |node_key| StaleNodeIndex {
-                stale_since: version,
-                node_key,
-            })
-        };
         if self.done.is_empty() {
             // Sequential update: one part, moved without copying.
             let part = self.cur;
@@ -911,7 +820,7 @@ impl Ctx {
                 version,
                 nodes: part.nodes,
                 values: part.values,
-                stale_nodes: stale(part.stale_nodes).collect(),
+                stale_nodes: part.stale_nodes,
                 stale_values: part.stale_values,
             };
         }
@@ -927,7 +836,7 @@ impl Ctx {
         for part in self.done {
             batch.nodes.extend(part.nodes);
             batch.values.extend(part.values);
-            batch.stale_nodes.extend(stale(part.stale_nodes));
+            batch.stale_nodes.extend(part.stale_nodes);
             batch.stale_values.extend(part.stale_values);
         }
         batch
