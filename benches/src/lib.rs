@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 pub mod core;
+pub mod storage;
 
 /// One line of the perf report.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,21 +1,22 @@
 //! Prints the perf report for one area as JSON lines on stdout.
 //!
 //! Usage: `cargo run --release -p govchain-benches --bin perf-report -- AREA`
-//! where AREA is one of: core.
+//! where AREA is one of: core, storage.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let areas: Vec<String> = std::env::args().skip(1).collect();
     if areas.is_empty() {
-        eprintln!("usage: perf-report AREA...   (areas: core)");
+        eprintln!("usage: perf-report AREA...   (areas: core, storage)");
         return ExitCode::from(2);
     }
     for area in &areas {
         match area.as_str() {
             "core" => govchain_benches::core::report(),
+            "storage" => govchain_benches::storage::report(),
             other => {
-                eprintln!("perf-report: unknown area {other:?} (areas: core)");
+                eprintln!("perf-report: unknown area {other:?} (areas: core, storage)");
                 return ExitCode::from(2);
             }
         }

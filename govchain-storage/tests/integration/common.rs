@@ -1,0 +1,251 @@
+//! Shared helpers for the storage integration tests: seeds, a deterministic
+//! block workload with real SMT state, and the invariant checks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use govchain_core::block::{tx_root_of, Block, BlockHeader, HEADER_VERSION};
+use govchain_core::cert::{certify, CommitCertificate};
+use govchain_core::codec::Encode;
+use govchain_core::crypto::{SecretKey, Signer};
+use govchain_core::hash::Hash;
+use govchain_core::smt::{KeyHash, MemoryNodeStore, SparseMerkleTree, TreeUpdateBatch};
+use govchain_core::tx::Transaction;
+use govchain_core::types::{ChainId, Height, Round, Timestamp};
+use govchain_storage::sim::SimDisk;
+use govchain_storage::{BlockStore, DurableConfig, DurableStore, StateStore, StorageError};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+pub const CHAIN: &str = "hz-main";
+pub const DIR: &str = "/store";
+
+pub fn chain() -> ChainId {
+    ChainId::new(CHAIN).unwrap()
+}
+
+/// The test seed: `GOVCHAIN_SEED` or the clock; printed for replay.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("GOVCHAIN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("{test}: GOVCHAIN_SEED={seed}");
+    seed
+}
+
+/// `GOVCHAIN_SIM_SEEDS` (default 1): scales the number of crash iterations.
+pub fn sim_seeds() -> u64 {
+    std::env::var("GOVCHAIN_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+pub fn small_config() -> DurableConfig {
+    let mut c = DurableConfig::default();
+    c.segment_size = 16 * 1024;
+    c.cache_size = 1024 * 1024;
+    c
+}
+
+pub fn open_sim(disk: &SimDisk) -> Result<DurableStore, StorageError> {
+    DurableStore::open_with(Arc::new(disk.clone()), DIR, chain(), small_config())
+}
+
+pub struct Entry {
+    pub block: Block,
+    pub cert: CommitCertificate,
+    pub batch: TreeUpdateBatch,
+    pub root: Hash,
+    pub keys: Vec<KeyHash>,
+}
+
+/// A deterministic chain: block `h` depends only on the seed and `h`.
+pub struct Workload {
+    seed: u64,
+    signer: SecretKey,
+    reference: MemoryNodeStore,
+    genesis: TreeUpdateBatch,
+    pub entries: Vec<Entry>,
+}
+
+pub fn key(i: u64) -> KeyHash {
+    KeyHash::of(format!("key-{i}").as_bytes())
+}
+
+impl Workload {
+    pub fn new(seed: u64) -> Self {
+        let signer = SecretKey::from_seed(&[7u8; 32]);
+        let reference = MemoryNodeStore::new();
+        let tree = SparseMerkleTree::new(&reference);
+        let (_, genesis) = tree
+            .apply_batch(None, 0, &[(key(0), Some(b"genesis".to_vec()))])
+            .unwrap();
+        reference.write_batch(genesis.clone()).unwrap();
+        Workload {
+            seed,
+            signer,
+            reference,
+            genesis,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn genesis(&self) -> TreeUpdateBatch {
+        self.genesis.clone()
+    }
+
+    pub fn reference(&self) -> &MemoryNodeStore {
+        &self.reference
+    }
+
+    pub fn ensure(&mut self, height: u64) {
+        while (self.entries.len() as u64) < height {
+            let h = self.entries.len() as u64 + 1;
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(self.seed ^ h.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut updates: Vec<(KeyHash, Option<Vec<u8>>)> = Vec::new();
+            let mut used = std::collections::BTreeSet::new();
+            for _ in 0..1 + rng.next_u64() % 4 {
+                let k = rng.next_u64() % 48;
+                if !used.insert(k) {
+                    continue;
+                }
+                let value = if rng.next_u64() % 5 == 0 {
+                    None
+                } else {
+                    let mut v = vec![0u8; (rng.next_u64() % 40) as usize];
+                    rng.fill_bytes(&mut v);
+                    Some(v)
+                };
+                updates.push((key(k), value));
+            }
+            let tree = SparseMerkleTree::new(&self.reference);
+            let (root, batch) = tree.apply_batch(Some(h - 1), h, &updates).unwrap();
+            self.reference.write_batch(batch.clone()).unwrap();
+            let txs: Vec<Transaction> = (0..rng.next_u64() % 3)
+                .map(|i| {
+                    let mut payload = vec![0u8; (rng.next_u64() % 120) as usize];
+                    rng.fill_bytes(&mut payload);
+                    Transaction::new_signed(chain(), &self.signer, h * 10 + i, payload).unwrap()
+                })
+                .collect();
+            let parent_hash = self.entries.last().map_or(Hash::ZERO, |e| e.block.hash());
+            let header = BlockHeader {
+                version: HEADER_VERSION,
+                chain_id: chain(),
+                height: Height::new(h),
+                time: Timestamp::new(h * 1000),
+                parent_hash,
+                tx_root: tx_root_of(&txs),
+                tx_count: txs.len() as u32,
+                state_root: root,
+                history_root: Hash::ZERO,
+                validator_set_hash: Hash::ZERO,
+                next_validator_set_hash: Hash::ZERO,
+                proposer: self.signer.public_key(),
+            };
+            let block = Block {
+                header,
+                transactions: txs,
+            };
+            let cert = certify(
+                &chain(),
+                Height::new(h),
+                Round::new(0),
+                block.hash(),
+                &[&self.signer],
+            );
+            self.entries.push(Entry {
+                block,
+                cert,
+                batch,
+                root,
+                keys: updates.iter().map(|(k, _)| *k).collect(),
+            });
+        }
+    }
+
+    pub fn entry(&self, h: u64) -> &Entry {
+        &self.entries[(h - 1) as usize]
+    }
+
+    /// Appends block `h` to `store`.
+    pub fn append<S: BlockStore>(&self, store: &S, h: u64) -> Result<(), StorageError> {
+        let e = self.entry(h);
+        store.append(&e.block, &e.cert, e.batch.clone())
+    }
+}
+
+/// The invariants after a crash and reopen:
+/// - every acknowledged block (`..= acked`) is there byte for byte;
+/// - at most the one in-flight block (`acked + 1`, if `in_flight`) beyond
+///   it, and then entirely; nothing else;
+/// - the index height equals the state version;
+/// - the state root at the latest height equals the replayed one, and
+///   values read through the tree match the reference.
+pub fn check_invariants(store: &DurableStore, wl: &Workload, acked: u64, in_flight: bool) -> u64 {
+    let latest = store.latest_height().unwrap().get();
+    assert!(
+        latest >= acked,
+        "acknowledged block lost: latest {latest} < acked {acked}"
+    );
+    assert!(
+        latest <= acked + u64::from(in_flight),
+        "unacknowledged block visible: latest {latest}, acked {acked}"
+    );
+    for h in 1..=latest {
+        let got = store.block(Height::new(h)).unwrap().expect("stored block");
+        let e = wl.entry(h);
+        assert_eq!(
+            got.block.to_bytes(),
+            e.block.to_bytes(),
+            "block {h} differs"
+        );
+        assert_eq!(
+            got.certificate.to_bytes(),
+            e.cert.to_bytes(),
+            "cert {h} differs"
+        );
+        assert_eq!(
+            store.height_of(&e.block.hash()).unwrap(),
+            Some(Height::new(h))
+        );
+    }
+    assert!(store.block(Height::new(latest + 1)).unwrap().is_none());
+    if (latest as usize) < wl.entries.len() {
+        let next = wl.entry(latest + 1).block.hash();
+        assert_eq!(
+            store.height_of(&next).unwrap(),
+            None,
+            "unacknowledged hash indexed"
+        );
+    }
+    if latest > 0 {
+        assert_eq!(
+            store.latest_version().unwrap(),
+            Some(latest),
+            "index height != state height"
+        );
+        assert_eq!(
+            store.state_root(latest).unwrap(),
+            Some(wl.entry(latest).root)
+        );
+        let tree = SparseMerkleTree::new(store);
+        let reference = SparseMerkleTree::new(wl.reference());
+        for k in &wl.entry(latest).keys {
+            assert_eq!(
+                tree.get(k, latest).unwrap(),
+                reference.get(k, latest).unwrap()
+            );
+        }
+    }
+    latest
+}
