@@ -16,7 +16,7 @@ use crate::crypto::{verify_batch, BatchItem, SecretKey, Signer};
 use crate::hash::Hash;
 use crate::light::LightBlock;
 use crate::merkle::{HistoryTree, InclusionProof, MerkleError, TxTree};
-use crate::smt::{KeyHash, MemoryNodeStore, SparseMerkleProof, SparseMerkleTree};
+use crate::smt::{KeyHash, MemoryNodeStore, SparseMerkleProof, SparseMerkleTree, TreeUpdateBatch};
 use crate::tx::{Transaction, TxError};
 use crate::types::{ChainId, Height, Round, Timestamp};
 use crate::validator::{Validator, ValidatorSet, ValidatorSetError};
@@ -88,6 +88,9 @@ pub struct CommittedBlock {
     pub light: LightBlock,
     /// One receipt per transaction.
     pub receipts: Vec<Receipt>,
+    /// The state-tree batch this block's execution wrote (version = height),
+    /// for hosts that persist the chain, e.g. in a `govchain-storage` store.
+    pub state_batch: TreeUpdateBatch,
 }
 
 /// Builds a certified chain in memory. See the module docs.
@@ -251,7 +254,7 @@ impl<A: Application> ChainBuilder<A> {
         let (state_root, batch) = tree
             .apply_batch(base_version, height.get(), &updates)
             .map_err(state_err)?;
-        self.store.write_batch(batch).map_err(state_err)?;
+        self.store.write_batch(batch.clone()).map_err(state_err)?;
 
         let (next_set, announces_change) = match &self.pending {
             Some((_, set)) => (set.clone(), true),
@@ -297,6 +300,7 @@ impl<A: Application> ChainBuilder<A> {
             },
             light,
             receipts,
+            state_batch: batch,
         });
         let index = self.blocks.len() - 1;
         Ok(&self.blocks[index])
