@@ -1,11 +1,281 @@
 //! Sans-IO consensus for govchain: one Consensus trait, Tendermint BFT and Raft engines, and a deterministic simulator.
 //!
-//! This crate is a placeholder in the workspace layout of `DESIGN.md` §2; its
-//! capability is tracked by its own issue and lands in later slices. It
-//! currently re-exports nothing but the primitives it builds on:
+//! # Overview
+//!
+//! An engine is a deterministic state machine behind the [`Consensus`]
+//! trait. The host (a node, a test, the [simulator](sim)) feeds it time
+//! ([`Consensus::tick`]), network messages ([`Consensus::step`]) and blocks
+//! it asked for ([`Consensus::propose`]); each call returns one batch of
+//! [`Effects`]. The engine never touches a clock, a socket, a disk, a thread
+//! or OS randomness, and never iterates a hash map, so the same inputs give
+//! the same effects, byte for byte.
+//!
+//! - [`tendermint::Tendermint`] — Byzantine fault tolerant (`f` of
+//!   `n = 3f + 1` by voting power), one-block finality. The round logic is
+//!   the Malachite core driver (`arc-malachitebft-core-driver`, pinned
+//!   `=0.8.2`), an implementation of Buchman, Kwon and Milosevic, "The latest
+//!   gossip on BFT consensus" (arXiv:1807.04938), Algorithm 1. This crate
+//!   adds signing, the write-ahead log, timeouts from ticks, gossip (with
+//!   polkas relayed as [`wire::PolkaCertificate`]s), catch-up and
+//!   equivocation evidence.
+//! - [`raft::Raft`] — crash fault tolerant (a majority of the voters must be
+//!   up), for side chains whose members trust each other. The replication
+//!   protocol is tikv/raft-rs 0.7 (`RawNode`), an implementation of Ongaro
+//!   and Ousterhout, "In Search of an Understandable Consensus Algorithm"
+//!   (2014), with joint-consensus membership changes. Peers exchange
+//!   govchain's canonical types, never protobuf; decided blocks carry a
+//!   majority certificate ([`raft::verify_raft_certificate`] says exactly
+//!   what it proves and what it does not, compared with BFT).
+//! - [`sim`] — a seeded, single-threaded simulator of many nodes with network,
+//!   crash and Byzantine faults that checks safety after every step and
+//!   liveness after the faults stop; it drives both engines.
+//!
+//! # The host's duties, in order
+//!
+//! For every [`Effects`] batch an engine returns, the host must:
+//! 1. **persist** every record of [`Effects::persist`], in order, durably
+//!    (fsync) — *before* anything else. A crash during this step may lose
+//!    any suffix of the batch's records, never a record in the middle;
+//! 2. **send** [`Effects::send`];
+//! 3. **apply** [`Effects::decided`] (store and execute the blocks; a
+//!    restarted engine may re-announce a block it already decided — treat
+//!    decided blocks as idempotent by height), report [`Effects::evidence`],
+//!    and answer [`Effects::propose_request`] with [`Consensus::propose`].
+//!
+//! After a crash the host rebuilds the engine from the persisted records
+//! alone ([`tendermint::Tendermint::restore`], [`raft::Raft::restore`]). Because signed
+//! votes are persisted before they are sent, a restarted validator never
+//! signs two different votes for one height, round and step.
+//!
+//! # Example
+//!
+//! A single validator decides a block:
 //!
 //! ```
-//! use govchain_core::hash::Hash;
-//! let h = Hash::ZERO;
-//! assert_eq!(h.as_bytes(), &[0u8; 32]);
+//! use std::sync::Arc;
+//! use govchain_consensus::{Consensus, tendermint::{Tendermint, TendermintConfig}};
+//! use govchain_core::{crypto::{SecretKey, Signer}, types::{ChainId, Timestamp},
+//!     validator::{Validator, ValidatorSet}};
+//!
+//! let key = Arc::new(SecretKey::from_seed(&[7; 32]));
+//! let set = ValidatorSet::new(vec![Validator { public_key: key.public_key(), power: 1 }])?;
+//! let config = TendermintConfig::new(ChainId::new("demo")?, set);
+//! let (mut engine, effects) = Tendermint::restore(config, key, &[], Timestamp::new(0))?;
+//! let request = effects.propose_request.ok_or("no request")?;
+//! let effects = engine.propose(request.block(Timestamp::new(1), vec![]))?;
+//! assert_eq!(effects.decided.len(), 1);
+//! let decided = &effects.decided[0];
+//! assert_eq!(decided.block.header.height.get(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Features
+//!
+//! This crate has no optional features.
+
+mod error;
+pub mod raft;
+pub mod sim;
+pub mod tendermint;
+pub mod wire;
+
+pub use error::{ConsensusError, InvalidBlockReason, RaftCertificateError};
+pub use wire::{DecidedBlock, SignedProposal, SignedVote};
+
+use govchain_core::block::{tx_root_of, Block, BlockHeader, HEADER_VERSION};
+use govchain_core::crypto::PublicKey;
+use govchain_core::hash::Hash;
+use govchain_core::tx::Transaction;
+use govchain_core::types::{ChainId, Height, Round, Timestamp};
+
+/// A sans-IO consensus engine.
+///
+/// # Contract
+/// - **Determinism.** Effects depend only on the sequence of calls and their
+///   arguments (and the persisted records an engine was restored from).
+/// - **Durability.** Records in [`Effects::persist`] must be durable before
+///   any message of the same batch is sent and before the next call; see the
+///   [crate docs](crate#the-hosts-duties-in-order).
+/// - **Errors.** An `Err` from [`Consensus::step`] means the message was
+///   refused (malformed, forged, out of bounds); consensus state is
+///   unchanged, though the engine may remember that the sender is ahead and
+///   ask it for blocks on a later tick. Errors never mean the engine is
+///   broken.
+pub trait Consensus {
+    /// Advances the engine's notion of time to `now` (milliseconds). Time is
+    /// only used to fire timeouts; a `now` earlier than a previous one is
+    /// treated as no progress.
+    fn tick(&mut self, now: Timestamp) -> Effects;
+
+    /// Handles one message received from the authenticated peer `from`.
+    fn step(&mut self, from: &PublicKey, message: &[u8]) -> Result<Effects, ConsensusError>;
+
+    /// Supplies the block asked for by the last [`Effects::propose_request`].
+    fn propose(&mut self, block: Block) -> Result<Effects, ConsensusError>;
+
+    /// The height being decided (one more than the last decided height).
+    fn height(&self) -> Height;
+
+    /// A decided block held by the engine, if any.
+    fn decided_block(&self, height: Height) -> Option<&DecidedBlock>;
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// Every peer of the chain.
+    All,
+    /// One peer.
+    One(PublicKey),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The destination.
+    pub to: Recipient,
+    /// The canonical encoding of the message.
+    pub bytes: Vec<u8>,
+}
+
+/// Proof that a validator signed two conflicting statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Evidence {
+    /// Two votes for the same height, round and step with different values.
+    DoubleVote {
+        /// The vote seen first.
+        first: Box<SignedVote>,
+        /// The conflicting vote.
+        second: Box<SignedVote>,
+    },
+    /// Two different proposals for the same height and round.
+    DoubleProposal {
+        /// The proposal seen first.
+        first: Box<SignedProposal>,
+        /// The conflicting proposal.
+        second: Box<SignedProposal>,
+    },
+}
+
+impl Evidence {
+    /// The validator that equivocated.
+    pub fn offender(&self) -> &PublicKey {
+        match self {
+            Evidence::DoubleVote { first, .. } => &first.validator,
+            Evidence::DoubleProposal { first, .. } => first.proposer(),
+        }
+    }
+
+    /// Checks the evidence on its own: same signer, same slot, different
+    /// contents, and both signatures valid.
+    pub fn verify(&self) -> bool {
+        match self {
+            Evidence::DoubleVote { first, second } => {
+                first.validator == second.validator
+                    && first.vote.chain_id == second.vote.chain_id
+                    && wire::vote_slot(&first.vote) == wire::vote_slot(&second.vote)
+                    && first.vote.block_hash != second.vote.block_hash
+                    && first.verify_signature()
+                    && second.verify_signature()
+            }
+            Evidence::DoubleProposal { first, second } => {
+                first.proposer() == second.proposer()
+                    && first.chain_id == second.chain_id
+                    && first.height() == second.height()
+                    && first.round == second.round
+                    && first.signing_digest() != second.signing_digest()
+                    && first.verify_signature()
+                    && second.verify_signature()
+            }
+        }
+    }
+}
+
+/// What the engine asks of a proposer: a block extending `parent` at
+/// `height`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposeRequest {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// The height to propose.
+    pub height: Height,
+    /// The round.
+    pub round: Round,
+    /// Hash of the block at `height - 1` ([`Hash::ZERO`] at height 1).
+    pub parent_hash: Hash,
+    /// Time of the parent (or genesis); the block's time must not be earlier.
+    pub parent_time: Timestamp,
+    /// Hash of the set that signs `height`.
+    pub validator_set_hash: Hash,
+    /// Hash of the set that signs `height + 1`.
+    pub next_validator_set_hash: Hash,
+    /// This node's key.
+    pub proposer: PublicKey,
+}
+
+impl ProposeRequest {
+    /// A block answering this request with `transactions`. The state and
+    /// history roots are left zero: a host that executes blocks fills them
+    /// in (the engine checks the header fields it knows, not those).
+    pub fn block(&self, time: Timestamp, transactions: Vec<Transaction>) -> Block {
+        let header = BlockHeader {
+            version: HEADER_VERSION,
+            chain_id: self.chain_id.clone(),
+            height: self.height,
+            time: time.max(self.parent_time),
+            parent_hash: self.parent_hash,
+            tx_root: tx_root_of(&transactions),
+            tx_count: u32::try_from(transactions.len()).unwrap_or(u32::MAX),
+            state_root: Hash::ZERO,
+            history_root: Hash::ZERO,
+            validator_set_hash: self.validator_set_hash,
+            next_validator_set_hash: self.next_validator_set_hash,
+            proposer: self.proposer.clone(),
+        };
+        Block {
+            header,
+            transactions,
+        }
+    }
+}
+
+/// One batch of effects. See the [crate docs](crate#the-hosts-duties-in-order)
+/// for the order in which the host carries them out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Opaque records to append durably to the engine's log, in order,
+    /// before anything else.
+    pub persist: Vec<Vec<u8>>,
+    /// Messages to send once `persist` is durable.
+    pub send: Vec<Outgoing>,
+    /// Blocks decided, in height order, each with its certificate.
+    pub decided: Vec<DecidedBlock>,
+    /// Misbehaviour observed.
+    pub evidence: Vec<Evidence>,
+    /// Set when the engine needs a block from this node (it is the
+    /// proposer); answer with [`Consensus::propose`].
+    pub propose_request: Option<ProposeRequest>,
+}
+
+impl Effects {
+    /// Whether the batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_empty()
+            && self.send.is_empty()
+            && self.decided.is_empty()
+            && self.evidence.is_empty()
+            && self.propose_request.is_none()
+    }
+
+    /// Appends `other` to `self`, keeping order.
+    pub fn extend(&mut self, other: Effects) {
+        self.persist.extend(other.persist);
+        self.send.extend(other.send);
+        self.decided.extend(other.decided);
+        self.evidence.extend(other.evidence);
+        if other.propose_request.is_some() {
+            self.propose_request = other.propose_request;
+        }
+    }
+}
