@@ -1191,48 +1191,8 @@ impl StateStore for DurableStore {
             let txn = self.write_txn()?;
             {
                 let upper = below.saturating_add(1).to_be_bytes();
-                let mut stale = txn.open_table(STALE_NODES).map_err(db_err)?;
-                let mut nodes = txn.open_table(NODES).map_err(db_err)?;
-                let keys: Vec<Vec<u8>> = stale
-                    .range(..&upper[..])
-                    .map_err(db_err)?
-                    .map(|e| e.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db_err)?
-                    .into_iter()
-                    .map(|(k, v)| {
-                        unseal(&k, &v)
-                            .map(|_| k.clone())
-                            .map_err(|r| StorageError::corrupt("index smt_stale_nodes", r))
-                    })
-                    .collect::<Result<_, _>>()?;
-                for k in keys {
-                    if let Some(node_key) = k.get(8..) {
-                        nodes.remove(node_key).map_err(db_err)?;
-                    }
-                    stale.remove(k.as_slice()).map_err(db_err)?;
-                }
-                let mut stale = txn.open_table(STALE_VALUES).map_err(db_err)?;
-                let mut values = txn.open_table(VALUES).map_err(db_err)?;
-                let keys: Vec<Vec<u8>> = stale
-                    .range(..&upper[..])
-                    .map_err(db_err)?
-                    .map(|e| e.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db_err)?
-                    .into_iter()
-                    .map(|(k, v)| {
-                        unseal(&k, &v)
-                            .map(|_| k.clone())
-                            .map_err(|r| StorageError::corrupt("index smt_stale_values", r))
-                    })
-                    .collect::<Result<_, _>>()?;
-                for k in keys {
-                    if let Some(value_key) = k.get(8..) {
-                        values.remove(value_key).map_err(db_err)?;
-                    }
-                    stale.remove(k.as_slice()).map_err(db_err)?;
-                }
+                delete_stale(&txn, STALE_NODES, NODES, &upper, "index smt_stale_nodes")?;
+                delete_stale(&txn, STALE_VALUES, VALUES, &upper, "index smt_stale_values")?;
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 put_meta(&mut meta, META_STATE_OLDEST, &below.to_le_bytes())?;
             }
@@ -1242,4 +1202,39 @@ impl StateStore for DurableStore {
         self.tip.write().state_oldest = Some(below);
         Ok(())
     }
+}
+
+/// Deletes every entry of `stale` whose key (a big-endian `stale_since`
+/// version, then the target key) is below `upper`, together with the entry
+/// of `target` it names. Each stale entry's seal is checked first, so a
+/// corrupted index is reported rather than used to delete the wrong rows.
+fn delete_stale(
+    txn: &redb::WriteTransaction,
+    stale: TableDefinition<&[u8], &[u8]>,
+    target: TableDefinition<&[u8], &[u8]>,
+    upper: &[u8],
+    what: &'static str,
+) -> Result<(), StorageError> {
+    let mut stale = txn.open_table(stale).map_err(db_err)?;
+    let mut target = txn.open_table(target).map_err(db_err)?;
+    let keys: Vec<Vec<u8>> = stale
+        .range(..upper)
+        .map_err(db_err)?
+        .map(|e| e.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?
+        .into_iter()
+        .map(|(k, v)| {
+            unseal(&k, &v)
+                .map(|_| k.clone())
+                .map_err(|r| StorageError::corrupt(what, r))
+        })
+        .collect::<Result<_, _>>()?;
+    for k in keys {
+        if let Some(target_key) = k.get(8..) {
+            target.remove(target_key).map_err(db_err)?;
+        }
+        stale.remove(k.as_slice()).map_err(db_err)?;
+    }
+    Ok(())
 }
