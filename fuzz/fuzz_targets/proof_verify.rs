@@ -19,13 +19,25 @@ fuzz_target!(|data: &[u8]| {
         0 => {
             if let Ok(p) = decode_exact::<InclusionProof>(rest, MAX_INCLUSION_PROOF_LEN) {
                 let _ = p.verify_tx(b"tx", &root, p.tree_size);
-                let _ = p.verify_history(&root, &TreeHead { size: p.tree_size, root });
+                let _ = p.verify_history(
+                    &root,
+                    &TreeHead {
+                        size: p.tree_size,
+                        root,
+                    },
+                );
             }
         }
         1 => {
             if let Ok(p) = decode_exact::<ConsistencyProof>(rest, MAX_CONSISTENCY_PROOF_LEN) {
-                let old = TreeHead { size: p.old_size, root };
-                let new = TreeHead { size: p.new_size, root };
+                let old = TreeHead {
+                    size: p.old_size,
+                    root,
+                };
+                let new = TreeHead {
+                    size: p.new_size,
+                    root,
+                };
                 let _ = p.verify(&old, &new);
             }
         }

@@ -234,3 +234,42 @@ fn polka_certificates_are_verified_before_use() {
         assert!(e.step(&from, &bytes[..cut]).is_err());
     }
 }
+
+mod arbitrary_bytes {
+    //! The stable twin of `fuzz/fuzz_targets/consensus_step.rs`: arbitrary
+    //! and mutated messages from validators and strangers, fed to an engine
+    //! one after another, give typed errors or effects and never a panic.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_messages_never_panic(
+            messages in proptest::collection::vec(
+                (0usize..5, proptest::collection::vec(any::<u8>(), 0..400)),
+                1..20,
+            ),
+        ) {
+            let (mut e, k) = engine();
+            let stranger = SecretKey::from_seed(&[99; 32]);
+            for (from, bytes) in messages {
+                let peer = match k.get(from) {
+                    Some(key) => key.public_key(),
+                    None => stranger.public_key(),
+                };
+                let _ = e.step(&peer, &bytes);
+            }
+            let _ = e.tick(Timestamp::new(10_000));
+        }
+
+        #[test]
+        fn mutated_valid_votes_never_panic(index in any::<prop::sample::Index>(), flip in 1u8..=255) {
+            let (mut e, k) = engine();
+            let mut bytes = vote("main", 1, 0, &k[1]);
+            let i = index.index(bytes.len());
+            bytes[i] ^= flip;
+            let _ = e.step(&k[1].public_key(), &bytes);
+        }
+    }
+}
