@@ -224,10 +224,19 @@ impl StorageError {
 }
 
 /// Maps any redb error: detected corruption becomes
-/// [`StorageError::Corruption`], I/O becomes [`StorageError::Io`].
+/// [`StorageError::Corruption`], I/O becomes [`StorageError::Io`]. A read
+/// past the end of the index file is corruption too: redb only reads pages
+/// that its own (checksummed) metadata points to, so such a read means a
+/// damaged page reference or a truncated file, not a failing device.
 pub(crate) fn db_err(e: impl Into<redb::Error>) -> StorageError {
     match e.into() {
         redb::Error::Corrupted(reason) => StorageError::corrupt("index database", reason),
+        redb::Error::Io(source) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+            StorageError::corrupt(
+                "index database",
+                format!("read past the end of index.redb ({source}): a damaged page reference or a truncated file"),
+            )
+        }
         redb::Error::Io(source) => StorageError::io("index database", "index.redb", source),
         other => StorageError::Database { source: other },
     }

@@ -153,6 +153,11 @@ pub(crate) fn check_segment_header(h: &[u8], base: u64) -> Result<(), &'static s
     if u32_at(h, 24) != Some(crc(&[h.get(..24).unwrap_or_default()])) {
         return Err("segment header checksum mismatch");
     }
+    // The trailing reserved word is outside the checksum (format v1), so it
+    // must be checked on its own: a flipped bit there is corruption too.
+    if u32_at(h, 28) != Some(0) {
+        return Err("segment header reserved bytes are not zero");
+    }
     if u32_at(h, 8) != Some(FORMAT_VERSION) {
         return Err("unsupported segment format version");
     }

@@ -39,9 +39,13 @@ pub fn seed(test: &str) -> u64 {
     seed
 }
 
-/// `GOVCHAIN_SIM_SEEDS` (default 1): scales the number of crash iterations.
-pub fn sim_seeds() -> u64 {
-    std::env::var("GOVCHAIN_SIM_SEEDS")
+/// `GOVCHAIN_STORAGE_SCALE` (default 1, CI 2): scales the crash, fault,
+/// bit-flip and kill iterations of the storage suite. It is separate from
+/// the consensus simulator's `GOVCHAIN_SIM_SEEDS` budget because the costs
+/// differ: the fault test grows quadratically with its workload. Long runs:
+/// `GOVCHAIN_STORAGE_SCALE=20 cargo test --release -p govchain-storage`.
+pub fn scale() -> u64 {
+    std::env::var("GOVCHAIN_STORAGE_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)

@@ -42,7 +42,7 @@ fn bit_flips_are_detected_never_served() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let files = disk.files();
     let (mut detected, mut harmless) = (0, 0);
-    for trial in 0..60 * sim_seeds() {
+    for trial in 0..60 * scale() {
         let (path, len) = &files[(rng.next_u64() % files.len() as u64) as usize];
         if path.ends_with("MANIFEST") || *len == 0 {
             continue;

@@ -31,8 +31,8 @@ fn crash_at_every_sync_point_keeps_every_acknowledged_block() {
     let progress = Arc::new(Mutex::new(Progress::default()));
     let checks = Arc::new(AtomicU64::new(0));
     let recovery_crashes = Arc::new(AtomicU64::new(0));
-    let all_modes = sim_seeds() > 1;
-    let recovery_stride = (50 / sim_seeds()).max(1);
+    let all_modes = scale() > 1;
+    let recovery_stride = (50 / scale()).max(1);
     let start = Instant::now();
 
     let disk = SimDisk::new(seed);

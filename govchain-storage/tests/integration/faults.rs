@@ -56,7 +56,7 @@ fn run_workload(
 #[test]
 fn io_error_at_every_operation_poisons_and_recovers() {
     let seed = seed("io_error_at_every_operation_poisons_and_recovers");
-    let blocks = 6 * sim_seeds();
+    let blocks = 6 * scale();
     let mut wl = Workload::new(seed);
     wl.ensure(blocks);
     let clean = SimDisk::new(seed);

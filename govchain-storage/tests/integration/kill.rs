@@ -30,7 +30,7 @@ fn child(dir: &str, seed: u64) -> ! {
     }
 }
 
-/// Up to 20 kills within about 30 s (scaled by `GOVCHAIN_SIM_SEEDS`): spawn
+/// Up to 20 kills within about 30 s (scaled by `GOVCHAIN_STORAGE_SCALE`): spawn
 /// this test binary as a child that appends blocks, SIGKILL it after a
 /// random delay, reopen the directory and check the invariants against the
 /// highest height the child acknowledged on stdout.
@@ -45,11 +45,11 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let dir = tmp.path().join("store");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut wl = Workload::new(seed);
-    let budget = Duration::from_secs(30 * sim_seeds());
+    let budget = Duration::from_secs(30 * scale());
     let start = Instant::now();
     let mut kills = 0;
     let mut acked = 0u64;
-    while kills < 20 * sim_seeds() && start.elapsed() < budget {
+    while kills < 20 * scale() && start.elapsed() < budget {
         let mut c = Command::new(std::env::current_exe().unwrap())
             .args([
                 "kill::sigkill_at_random_moments_loses_nothing_acknowledged",

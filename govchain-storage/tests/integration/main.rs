@@ -10,7 +10,7 @@
 //! - [`lock`]: one handle per store directory.
 //!
 //! Seeds come from `GOVCHAIN_SEED` (printed by every test);
-//! `GOVCHAIN_SIM_SEEDS` scales the number of iterations.
+//! `GOVCHAIN_STORAGE_SCALE` (default 1, CI 2) scales the number of iterations.
 
 mod common;
 mod corruption;
