@@ -40,7 +40,9 @@
 //! 3. **apply** [`Effects::decided`] (store and execute the blocks; a
 //!    restarted engine may re-announce a block it already decided — treat
 //!    decided blocks as idempotent by height), report [`Effects::evidence`],
-//!    and answer [`Effects::propose_request`] with [`Consensus::propose`].
+//!    judge each block of [`Effects::validate`] and answer with
+//!    [`Consensus::block_validated`], and answer
+//!    [`Effects::propose_request`] with [`Consensus::propose`].
 //!
 //! After a crash the host rebuilds the engine from the persisted records
 //! alone ([`tendermint::Tendermint::restore`], [`raft::Raft::restore`]). Because signed
@@ -118,6 +120,23 @@ pub trait Consensus {
 
     /// A decided block held by the engine, if any.
     fn decided_block(&self, height: Height) -> Option<&DecidedBlock>;
+
+    /// Answers a block of [`Effects::validate`]: `valid` is the
+    /// application's verdict (signatures, nonces, `check_tx`, execution
+    /// reproducing the header's state root). The engine votes for the block
+    /// only once it is judged valid, and votes nil otherwise (line 22–27 of
+    /// Algorithm 1, `valid(v)`).
+    ///
+    /// The verdict must be deterministic: every honest node must reach the
+    /// same verdict for the same block on the same committed parent. An
+    /// answer for a block the engine did not ask about, or no longer cares
+    /// about (it moved to another height), is ignored. Engines that do not
+    /// ask (Raft, or Tendermint without
+    /// [`app_validation`](tendermint::TendermintConfig::app_validation)) ignore it.
+    fn block_validated(&mut self, block_hash: Hash, valid: bool) -> Effects {
+        let _ = (block_hash, valid);
+        Effects::default()
+    }
 }
 
 /// Who a message is for.
@@ -256,6 +275,12 @@ pub struct Effects {
     /// Set when the engine needs a block from this node (it is the
     /// proposer); answer with [`Consensus::propose`].
     pub propose_request: Option<ProposeRequest>,
+    /// Proposed blocks, each structurally valid for the current height,
+    /// that the application must judge before the engine votes for them;
+    /// answer each with [`Consensus::block_validated`], after the blocks of
+    /// [`Effects::decided`] of the same batch have been applied (the
+    /// proposal extends the last of them).
+    pub validate: Vec<Block>,
 }
 
 impl Effects {
@@ -266,6 +291,7 @@ impl Effects {
             && self.decided.is_empty()
             && self.evidence.is_empty()
             && self.propose_request.is_none()
+            && self.validate.is_empty()
     }
 
     /// Appends `other` to `self`, keeping order.
@@ -277,5 +303,6 @@ impl Effects {
         if other.propose_request.is_some() {
             self.propose_request = other.propose_request;
         }
+        self.validate.extend(other.validate);
     }
 }

@@ -103,6 +103,11 @@ pub struct TendermintConfig {
     pub max_round_ahead: u32,
     /// Most decided blocks sent in answer to one catch-up request.
     pub sync_batch: usize,
+    /// Whether proposals wait for the application's verdict
+    /// ([`Effects::validate`], [`Consensus::block_validated`]) before the
+    /// engine prevotes for them. Off, the engine judges blocks structurally
+    /// only (chain, height, parent, time, validator sets, proposer, body).
+    pub app_validation: bool,
 }
 
 impl TendermintConfig {
@@ -122,6 +127,7 @@ impl TendermintConfig {
             max_buffered_per_peer: 256,
             max_round_ahead: 64,
             sync_batch: 16,
+            app_validation: false,
         }
     }
 
@@ -193,6 +199,10 @@ pub struct Tendermint {
     /// Verified polka certificates received at the current height, by
     /// (round, block).
     polkas: BTreeMap<(u32, Hash), PolkaCertificate>,
+    /// The application's verdicts on blocks at the current height.
+    verdicts: BTreeMap<Hash, bool>,
+    /// Proposals at the current height waiting for a verdict, by block.
+    awaiting_verdict: BTreeMap<Hash, Vec<SignedProposal>>,
     /// Our own signed votes at the current height (the signing guard).
     own_votes: BTreeMap<(u32, VoteKind), SignedVote>,
     timers: BTreeMap<(u64, u64), mt::Timeout>,
@@ -365,6 +375,8 @@ impl Tendermint {
             proposals: BTreeMap::new(),
             votes: BTreeMap::new(),
             polkas: BTreeMap::new(),
+            verdicts: BTreeMap::new(),
+            awaiting_verdict: BTreeMap::new(),
             own_votes: BTreeMap::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -584,6 +596,8 @@ impl Tendermint {
         self.blocks.clear();
         self.votes.clear();
         self.polkas.clear();
+        self.verdicts.clear();
+        self.awaiting_verdict.clear();
         self.timers.clear();
         self.pending_request = None;
         // Own statements survive only when restoring into this very height.
@@ -1114,12 +1128,40 @@ impl Tendermint {
         } else {
             None
         };
-        let validity = match self.validate_block(&p.block, fresh) {
-            Ok(()) => {
-                self.blocks.insert(p.block.hash(), p.block.clone());
-                mt::Validity::Valid
+        if self.validate_block(&p.block, fresh).is_err() {
+            self.drive(
+                Input::Proposal(to_driver_proposal(&p), mt::Validity::Invalid),
+                out,
+            );
+            return;
+        }
+        let hash = p.block.hash();
+        let verdict = if self.cfg.app_validation {
+            self.verdicts.get(&hash).copied()
+        } else {
+            Some(true)
+        };
+        match verdict {
+            Some(valid) => self.enter_proposal(p, valid, out),
+            // `valid(v)` (lines 22, 28, 36, 49) needs the application: ask
+            // once per block and hold the proposal until the host answers.
+            None => {
+                let waiting = self.awaiting_verdict.entry(hash).or_default();
+                if waiting.is_empty() {
+                    out.validate.push(p.block.clone());
+                }
+                waiting.push(p);
             }
-            Err(_) => mt::Validity::Invalid,
+        }
+    }
+
+    /// Hands a proposal to the driver with its validity.
+    fn enter_proposal(&mut self, p: SignedProposal, valid: bool, out: &mut Effects) {
+        let validity = if valid {
+            self.blocks.insert(p.block.hash(), p.block.clone());
+            mt::Validity::Valid
+        } else {
+            mt::Validity::Invalid
         };
         self.drive(Input::Proposal(to_driver_proposal(&p), validity), out);
     }
@@ -1295,6 +1337,7 @@ impl Consensus for Tendermint {
         }
         let mut out = Effects::default();
         let hash = block.hash();
+        self.verdicts.insert(hash, true);
         self.blocks.insert(hash, block);
         self.drive(
             Input::ProposeValue(mt_round(request.round), BlockId(hash)),
@@ -1306,6 +1349,23 @@ impl Consensus for Tendermint {
 
     fn height(&self) -> Height {
         self.height
+    }
+
+    fn block_validated(&mut self, block_hash: Hash, valid: bool) -> Effects {
+        let mut out = Effects::default();
+        let Some(waiting) = self.awaiting_verdict.remove(&block_hash) else {
+            return out;
+        };
+        self.verdicts.insert(block_hash, valid);
+        let height = self.height;
+        for p in waiting {
+            if self.height != height {
+                break;
+            }
+            self.enter_proposal(p, valid, &mut out);
+        }
+        self.finish(&mut out);
+        out
     }
 
     fn decided_block(&self, height: Height) -> Option<&DecidedBlock> {
