@@ -55,9 +55,11 @@ pub mod memory;
 pub mod sim;
 pub mod traits;
 pub mod vfs;
+pub mod wal;
 
 pub use durable::{DurableConfig, DurableStore};
 pub use error::StorageError;
 pub use memory::MemoryStore;
 pub use traits::{BlockStore, StateStore, StoredBlock};
 pub use vfs::{FileLock, OpenMode, OsVfs, Vfs, VfsFile};
+pub use wal::RecordLog;
