@@ -16,6 +16,7 @@
 
 use std::time::{Duration, Instant};
 
+pub mod consensus;
 pub mod core;
 pub mod storage;
 
