@@ -51,7 +51,7 @@ use raft::eraftpb::{ConfChangeV2, ConfState, Entry, EntryType, HardState};
 use raft::storage::MemStorage;
 use raft::{RawNode, StateRole, Storage as _};
 
-use govchain_core::block::Block;
+use govchain_core::block::{Block, BlockHeader};
 use govchain_core::cert::{
     CertificateError, CommitCertificate, CommitSignature, VoteKind, VoteMessage,
 };
@@ -266,6 +266,18 @@ pub fn verify_raft_certificate(
     block: &Block,
     voters: &RaftVoters,
 ) -> Result<(), RaftCertificateError> {
+    verify_raft_certificate_header(certificate, chain_id, &block.header, voters)
+}
+
+/// [`verify_raft_certificate`] for a block known only by its header (the
+/// certificate commits the header hash, which is the block hash): what a
+/// main chain checks when a Raft side chain anchors a checkpoint.
+pub fn verify_raft_certificate_header(
+    certificate: &CommitCertificate,
+    chain_id: &ChainId,
+    header: &BlockHeader,
+    voters: &RaftVoters,
+) -> Result<(), RaftCertificateError> {
     if &certificate.chain_id != chain_id {
         return Err(CertificateError::WrongChain {
             expected: chain_id.clone(),
@@ -273,8 +285,8 @@ pub fn verify_raft_certificate(
         }
         .into());
     }
-    let hash = block.hash();
-    let height = block.header.height;
+    let hash = header.hash();
+    let height = header.height;
     if certificate.height != height || certificate.block_hash != hash {
         return Err(CertificateError::WrongBlock {
             expected_height: height,
@@ -310,7 +322,7 @@ pub fn verify_raft_certificate(
         .iter()
         .map(|s| &s.validator)
         .collect();
-    check_majorities(&signers, &block.header.proposer, voters)?;
+    check_majorities(&signers, &header.proposer, voters)?;
     let digest = certificate.vote_message().signing_digest();
     let items: Vec<BatchItem<'_>> = certificate
         .signatures

@@ -1,0 +1,692 @@
+//! One chain as one node runs it: its consensus engine, application,
+//! stores, consensus log and mempool, and the rules that tie them together.
+//!
+//! # Write order (DESIGN.md §3, the consensus crate's host duties)
+//! For every batch of engine effects the node, in order:
+//! 1. appends the batch's records to the chain's [`RecordLog`] and syncs it
+//!    (one sync covers every batch of one loop turn);
+//! 2. sends the batch's messages;
+//! 3. executes each decided block (reusing the execution done when the
+//!    block was validated or built), checks the header's state root, and
+//!    appends block, certificate and state to the store in one durable,
+//!    atomic write;
+//! 4. judges proposed blocks for the engine and builds its own proposals.
+//!
+//! A crash anywhere recovers: the engine restarts from its log (which is
+//! never behind the store, because step 1 precedes step 3), and decided
+//! blocks the store lacks are re-applied from the engine at start-up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use govchain_consensus::raft::{Raft, RaftConfig};
+use govchain_consensus::tendermint::{Tendermint, TendermintConfig, TimeoutConfig};
+use govchain_consensus::{Consensus, DecidedBlock, Effects};
+use govchain_core::app::{
+    Application, BlockContext, Receipt, StateOverlay, StateView, TreeStateView,
+};
+use govchain_core::block::Block;
+use govchain_core::crypto::{verify_batch, BatchItem, PublicKey, Signer};
+use govchain_core::hash::Hash;
+use govchain_core::merkle::HistoryTree;
+use govchain_core::smt::{KeyHash, SparseMerkleTree, TreeUpdateBatch};
+use govchain_core::tx::Transaction;
+use govchain_core::types::{ChainId, Height, Timestamp};
+use govchain_core::validator::ValidatorSet;
+use govchain_storage::{
+    BlockStore, DurableConfig, DurableStore, MemoryStore, RecordLog, StateStore,
+};
+
+use crate::error::NodeError;
+pub use crate::governance::EngineKind;
+use crate::governance::{GovernanceApp, GovernanceGenesis, SideChainSpec};
+use crate::mempool::{Mempool, MempoolConfig};
+
+/// Limits on the blocks of a chain; proposals over them are invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// Most transactions per block.
+    pub max_txs: usize,
+    /// Most encoded transaction bytes per block.
+    pub max_bytes: usize,
+}
+
+impl Default for BlockLimits {
+    fn default() -> Self {
+        BlockLimits {
+            max_txs: 2_000,
+            max_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a chain is for, as far as the node is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainRole {
+    /// The main chain, running the governance application: the node reads
+    /// validator-set changes of every chain from its state.
+    Main,
+    /// A side chain that anchors a checkpoint on the main chain every
+    /// `anchor_every` blocks.
+    Side {
+        /// The anchoring interval K.
+        anchor_every: u64,
+    },
+}
+
+/// Everything every node of a chain must agree on, plus this node's local
+/// choices for it.
+#[derive(Clone)]
+pub struct ChainSpec {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// Main or side.
+    pub role: ChainRole,
+    /// Its consensus.
+    pub engine: EngineKind,
+    /// The validators at genesis (Raft: the voters; power is ignored).
+    pub validators: ValidatorSet,
+    /// Time of the genesis state.
+    pub genesis_time: Timestamp,
+    /// The application.
+    pub app: Arc<dyn Application>,
+    /// The application's genesis key-values (state version 0).
+    pub genesis_state: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Every node that runs the chain (validators and followers); consensus
+    /// messages go to all of them.
+    pub peers: Vec<PublicKey>,
+    /// Block limits.
+    pub limits: BlockLimits,
+    /// Mempool limits (local).
+    pub mempool: MempoolConfig,
+    /// Tendermint round timeouts (local, but should match).
+    pub timeouts: TimeoutConfig,
+    /// Raft tick length in milliseconds.
+    pub raft_tick_ms: u64,
+    /// With an empty mempool, how long the proposer waits after a commit
+    /// before proposing an empty block (keep it well below the propose
+    /// timeout).
+    pub empty_block_interval_ms: u64,
+}
+
+impl std::fmt::Debug for ChainSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainSpec")
+            .field("chain_id", &self.chain_id)
+            .field("role", &self.role)
+            .field("engine", &self.engine)
+            .field("app", &self.app.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainSpec {
+    /// A spec with default limits and timeouts tuned for a LAN.
+    pub fn new(
+        chain_id: ChainId,
+        role: ChainRole,
+        engine: EngineKind,
+        validators: ValidatorSet,
+        app: Arc<dyn Application>,
+    ) -> Self {
+        let peers = validators
+            .validators()
+            .iter()
+            .map(|v| v.public_key.clone())
+            .collect();
+        ChainSpec {
+            chain_id,
+            role,
+            engine,
+            validators,
+            genesis_time: Timestamp::new(0),
+            app,
+            genesis_state: Vec::new(),
+            peers,
+            limits: BlockLimits::default(),
+            mempool: MempoolConfig::default(),
+            timeouts: TimeoutConfig {
+                propose_ms: 1_000,
+                prevote_ms: 500,
+                precommit_ms: 500,
+                delta_ms: 250,
+                ..TimeoutConfig::default()
+            },
+            raft_tick_ms: 20,
+            empty_block_interval_ms: 250,
+        }
+    }
+}
+
+impl ChainSpec {
+    /// The main chain of `genesis`: Tendermint among the departments with
+    /// power, running the [governance](crate::governance) application with
+    /// its genesis records as state version 0; every department is a peer.
+    pub fn main_chain(genesis: GovernanceGenesis) -> Result<Self, NodeError> {
+        let config = |e: crate::governance::GenesisError| NodeError::Config {
+            field: "genesis",
+            reason: e.to_string(),
+        };
+        let set = genesis.main_validator_set().map_err(config)?;
+        let peers = genesis
+            .departments
+            .iter()
+            .map(|d| d.node_key.clone())
+            .collect();
+        let chain_id = genesis.main_chain.clone();
+        let app = GovernanceApp::new(genesis).map_err(config)?;
+        let genesis_state = app
+            .genesis_writes()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        let mut spec = ChainSpec::new(
+            chain_id,
+            ChainRole::Main,
+            EngineKind::Bft,
+            set,
+            Arc::new(app),
+        );
+        spec.genesis_state = genesis_state;
+        spec.peers = peers;
+        Ok(spec)
+    }
+
+    /// A side chain registered in governance genesis, running `app`.
+    pub fn side_chain(side: &SideChainSpec, app: Arc<dyn Application>) -> Self {
+        ChainSpec::new(
+            side.chain_id.clone(),
+            ChainRole::Side {
+                anchor_every: side.anchor_interval.max(1),
+            },
+            side.engine,
+            side.validators.clone(),
+            app,
+        )
+    }
+}
+
+/// Where a chain's data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageKind {
+    /// In memory: lost when the node stops.
+    Memory,
+    /// The durable default under this directory (one sub-directory per
+    /// chain).
+    Durable(PathBuf),
+}
+
+/// A store that holds both blocks and state.
+pub trait ChainStore: BlockStore + StateStore {}
+impl<T: BlockStore + StateStore> ChainStore for T {}
+
+/// The result of executing a block on its parent state.
+#[derive(Debug, Clone)]
+pub(crate) struct Executed {
+    pub state_root: Hash,
+    pub batch: TreeUpdateBatch,
+    pub receipts: Vec<Receipt>,
+}
+
+enum Engine {
+    Bft(Box<Tendermint>),
+    Raft(Box<Raft>),
+}
+
+impl Engine {
+    fn consensus(&mut self) -> &mut dyn Consensus {
+        match self {
+            Engine::Bft(e) => e.as_mut(),
+            Engine::Raft(e) => e.as_mut(),
+        }
+    }
+}
+
+/// Counters of one chain on one node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChainCounters {
+    /// Transactions committed.
+    pub committed_txs: u64,
+    /// Proposals this node judged invalid.
+    pub rejected_proposals: u64,
+    /// Evidence of equivocation seen.
+    pub evidence: u64,
+}
+
+/// A block this node committed, as announced to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitEvent {
+    /// The chain.
+    pub chain: ChainId,
+    /// The height.
+    pub height: Height,
+    /// The block hash.
+    pub hash: Hash,
+    /// The block time.
+    pub time: Timestamp,
+    /// Ids of its transactions, in order.
+    pub tx_ids: Arc<Vec<Hash>>,
+    /// How many transactions failed (non-zero receipt code).
+    pub failed_txs: u32,
+}
+
+pub(crate) struct ChainRunner {
+    pub spec: ChainSpec,
+    engine: Engine,
+    pub store: Arc<dyn ChainStore>,
+    wal: Option<RecordLog>,
+    pub mempool: Mempool,
+    history: HistoryTree,
+    /// Executions of blocks at the next height, by block hash.
+    executed: HashMap<Hash, Executed>,
+    pub tx_index: HashMap<Hash, (Height, u32)>,
+    pub counters: ChainCounters,
+    /// A block request waiting for its parent to be applied, or for
+    /// transactions.
+    pub deferred_request: Option<govchain_consensus::ProposeRequest>,
+    /// When the last block was committed here (or the chain opened).
+    pub last_commit: std::time::Instant,
+}
+
+fn storage_err(chain: &ChainId) -> impl Fn(govchain_storage::StorageError) -> NodeError + '_ {
+    move |source| NodeError::Storage {
+        chain: chain.clone(),
+        source: Box::new(source),
+    }
+}
+
+fn consensus_err(chain: &ChainId) -> impl Fn(govchain_consensus::ConsensusError) -> NodeError + '_ {
+    move |source| NodeError::Consensus {
+        chain: chain.clone(),
+        source: Box::new(source),
+    }
+}
+
+impl ChainRunner {
+    /// Opens the chain's stores and log and restores its engine. Returns
+    /// the runner and the engine's start-up effects.
+    pub fn open(
+        spec: ChainSpec,
+        signer: Arc<dyn Signer>,
+        storage: &StorageKind,
+        schedule: BTreeMap<Height, ValidatorSet>,
+        now: Timestamp,
+    ) -> Result<(Self, Effects), NodeError> {
+        let chain = spec.chain_id.clone();
+        let (store, wal, records): (Arc<dyn ChainStore>, _, _) = match storage {
+            StorageKind::Memory => (Arc::new(MemoryStore::new(chain.clone())), None, Vec::new()),
+            StorageKind::Durable(dir) => {
+                let dir = dir.join(chain.as_str());
+                let store = DurableStore::open(&dir, chain.clone(), DurableConfig::default())
+                    .map_err(storage_err(&chain))?;
+                let (wal, records) = RecordLog::open_path(&dir.join("consensus.wal"))
+                    .map_err(storage_err(&chain))?;
+                (Arc::new(store), Some(wal), records)
+            }
+        };
+        // Genesis state, once.
+        if store
+            .latest_version()
+            .map_err(storage_err(&chain))?
+            .is_none()
+        {
+            let updates: Vec<(KeyHash, Option<Vec<u8>>)> = spec
+                .genesis_state
+                .iter()
+                .map(|(k, v)| (KeyHash::of(k), Some(v.clone())))
+                .collect();
+            let (_, batch) = SparseMerkleTree::new(&store.as_ref())
+                .apply_batch(None, 0, &updates)
+                .map_err(|e| NodeError::Proof {
+                    reason: e.to_string(),
+                })?;
+            store.commit_state(batch).map_err(storage_err(&chain))?;
+        }
+        let latest = store.latest_height().map_err(storage_err(&chain))?;
+        let mut history = HistoryTree::new();
+        let mut tx_index = HashMap::new();
+        for h in 1..=latest.get() {
+            let stored = store
+                .block(Height::new(h))
+                .map_err(storage_err(&chain))?
+                .ok_or_else(|| NodeError::NotFound {
+                    what: format!("block {h} of {chain}"),
+                })?;
+            history.append(&stored.block.hash());
+            for (i, tx) in stored.block.transactions.iter().enumerate() {
+                tx_index.insert(tx.id(), (Height::new(h), i as u32));
+            }
+        }
+        let (engine, effects) = match spec.engine {
+            EngineKind::Bft => {
+                let mut cfg = TendermintConfig::new(chain.clone(), spec.validators.clone());
+                cfg.genesis_time = spec.genesis_time;
+                cfg.timeouts = spec.timeouts;
+                cfg.app_validation = true;
+                cfg.rebroadcast_ms = 200;
+                cfg.sync_batch = 64;
+                cfg.max_future_heights = 8;
+                cfg.max_buffered_per_peer = 1024;
+                for (h, set) in schedule {
+                    cfg.validator_schedule.insert(h, set);
+                }
+                let (e, fx) = Tendermint::restore(cfg, signer, &records, now)
+                    .map_err(consensus_err(&chain))?;
+                (Engine::Bft(Box::new(e)), fx)
+            }
+            EngineKind::Raft => {
+                let voters = spec
+                    .validators
+                    .validators()
+                    .iter()
+                    .map(|v| v.public_key.clone())
+                    .collect();
+                let mut cfg = RaftConfig::new(chain.clone(), voters);
+                cfg.genesis_time = spec.genesis_time;
+                cfg.tick_ms = spec.raft_tick_ms;
+                cfg.rebroadcast_ms = 200;
+                cfg.sync_batch = 64;
+                let (e, fx) =
+                    Raft::restore(cfg, signer, &records, now).map_err(consensus_err(&chain))?;
+                (Engine::Raft(Box::new(e)), fx)
+            }
+        };
+        let mempool =
+            Mempool::new(chain.clone(), spec.mempool.clone()).map_err(|e| NodeError::Config {
+                field: "mempool",
+                reason: e.to_string(),
+            })?;
+        let mut runner = ChainRunner {
+            spec,
+            engine,
+            store,
+            wal,
+            mempool,
+            history,
+            executed: HashMap::new(),
+            tx_index,
+            counters: ChainCounters::default(),
+            deferred_request: None,
+            last_commit: std::time::Instant::now(),
+        };
+        // Blocks the engine decided (its log is durable) that the store
+        // lacks: a crash between logging and storing.
+        let mut events = Vec::new();
+        loop {
+            let next = Height::new(runner.latest_height()?.get() + 1);
+            let Some(d) = runner.engine.consensus().decided_block(next).cloned() else {
+                break;
+            };
+            events.push(runner.apply_decided(&d)?);
+        }
+        Ok((runner, effects))
+    }
+
+    pub fn chain_id(&self) -> &ChainId {
+        &self.spec.chain_id
+    }
+
+    pub fn latest_height(&self) -> Result<Height, NodeError> {
+        self.store
+            .latest_height()
+            .map_err(storage_err(&self.spec.chain_id))
+    }
+
+    pub fn engine(&mut self) -> &mut dyn Consensus {
+        self.engine.consensus()
+    }
+
+    pub fn tendermint(&mut self) -> Option<&mut Tendermint> {
+        match &mut self.engine {
+            Engine::Bft(e) => Some(e.as_mut()),
+            Engine::Raft(_) => None,
+        }
+    }
+
+    /// The validator sets by first height this node knows for the chain.
+    pub fn schedule_snapshot(&self) -> BTreeMap<Height, ValidatorSet> {
+        match &self.engine {
+            Engine::Bft(e) => e.config().validator_schedule.clone(),
+            Engine::Raft(_) => BTreeMap::from([(Height::new(1), self.spec.validators.clone())]),
+        }
+    }
+
+    /// Step 1: appends the records (not yet synced).
+    pub fn log(&mut self, records: &[Vec<u8>]) -> Result<(), NodeError> {
+        if let Some(wal) = &mut self.wal {
+            wal.append(records)
+                .map_err(storage_err(&self.spec.chain_id))?;
+        }
+        Ok(())
+    }
+
+    /// Step 1, end: makes every logged record durable.
+    pub fn sync_log(&mut self) -> Result<(), NodeError> {
+        if let Some(wal) = &mut self.wal {
+            wal.sync().map_err(storage_err(&self.spec.chain_id))?;
+        }
+        Ok(())
+    }
+
+    /// The committed state at `version`.
+    fn with_state<R>(&self, version: u64, f: impl FnOnce(&dyn StateView) -> R) -> R {
+        let store: &dyn ChainStore = self.store.as_ref();
+        let view = TreeStateView::new(&store, Some(version));
+        f(&view)
+    }
+
+    /// Runs `f` on the latest committed state.
+    pub fn with_latest_state<R>(
+        &self,
+        f: impl FnOnce(&dyn StateView) -> R,
+    ) -> Result<R, NodeError> {
+        let h = self.latest_height()?;
+        Ok(self.with_state(h.get(), f))
+    }
+
+    /// Executes `txs` as block `height` on the committed state `height - 1`.
+    fn execute(&self, ctx: &BlockContext, txs: &[Transaction]) -> Result<Executed, NodeError> {
+        let chain = &self.spec.chain_id;
+        let base = ctx.height.get() - 1;
+        let store: &dyn ChainStore = self.store.as_ref();
+        let view = TreeStateView::new(&store, Some(base));
+        let mut overlay = StateOverlay::new(&view);
+        let receipts = self
+            .spec
+            .app
+            .execute_block(ctx, &mut overlay, txs)
+            .map_err(|source| NodeError::Execution {
+                chain: chain.clone(),
+                height: ctx.height,
+                source: Box::new(source),
+            })?;
+        let updates: Vec<(KeyHash, Option<Vec<u8>>)> = overlay
+            .into_writes()
+            .into_iter()
+            .map(|(k, v)| (KeyHash::of(&k), v))
+            .collect();
+        let (state_root, batch) = SparseMerkleTree::new(&store)
+            .apply_batch(Some(base), ctx.height.get(), &updates)
+            .map_err(|e| NodeError::Proof {
+                reason: e.to_string(),
+            })?;
+        Ok(Executed {
+            state_root,
+            batch,
+            receipts,
+        })
+    }
+
+    fn context(block: &Block) -> BlockContext {
+        BlockContext {
+            chain_id: block.header.chain_id.clone(),
+            height: block.header.height,
+            time: block.header.time,
+            proposer: block.header.proposer.clone(),
+        }
+    }
+
+    /// Step 3: stores a decided block, executing it unless it was executed
+    /// when validated or built. Idempotent by height.
+    pub fn apply_decided(&mut self, d: &DecidedBlock) -> Result<Option<CommitEvent>, NodeError> {
+        let chain = self.spec.chain_id.clone();
+        let header = &d.block.header;
+        let latest = self.latest_height()?;
+        if header.height <= latest {
+            return Ok(None);
+        }
+        let hash = d.block.hash();
+        let executed = match self.executed.remove(&hash) {
+            Some(e) => e,
+            None => self.execute(&Self::context(&d.block), &d.block.transactions)?,
+        };
+        if executed.state_root != header.state_root {
+            return Err(NodeError::StateRootMismatch {
+                chain,
+                height: header.height,
+                header: header.state_root,
+                computed: executed.state_root,
+            });
+        }
+        let failed = executed.receipts.iter().filter(|r| !r.is_ok()).count() as u32;
+        self.store
+            .append(&d.block, &d.certificate, executed.batch)
+            .map_err(storage_err(&chain))?;
+        self.executed.clear();
+        self.last_commit = std::time::Instant::now();
+        self.history.append(&hash);
+        let tx_ids: Vec<Hash> = d.block.transactions.iter().map(Transaction::id).collect();
+        for (i, id) in tx_ids.iter().enumerate() {
+            self.tx_index.insert(*id, (header.height, i as u32));
+        }
+        self.counters.committed_txs += tx_ids.len() as u64;
+        let store: &dyn ChainStore = self.store.as_ref();
+        let view = TreeStateView::new(&store, Some(header.height.get()));
+        // The mempool forgets what committed and what went stale.
+        let _ = self.mempool.remove_committed(&d.block.transactions, &view);
+        Ok(Some(CommitEvent {
+            chain,
+            height: header.height,
+            hash,
+            time: header.time,
+            tx_ids: Arc::new(tx_ids),
+            failed_txs: failed,
+        }))
+    }
+
+    /// Step 4: the application's half of `valid(v)` for a proposed block
+    /// at the next height: limits, signatures (those not already verified
+    /// by the mempool), nonces and `check_tx` in block order, then
+    /// execution reproducing the header's state and history roots.
+    ///
+    /// An `Err` is a failure of this node (its store), not of the block;
+    /// the caller votes against the block and reports it.
+    pub fn judge(&mut self, block: &Block) -> Result<bool, NodeError> {
+        let header = &block.header;
+        let latest = self.latest_height()?;
+        if header.height.get() != latest.get() + 1 || header.history_root != self.history.root() {
+            return Ok(false);
+        }
+        if block.transactions.len() > self.spec.limits.max_txs {
+            return Ok(false);
+        }
+        let bytes: usize = block.transactions.iter().map(|t| t.encoded_len()).sum();
+        if bytes > self.spec.limits.max_bytes {
+            return Ok(false);
+        }
+        // Signatures: the mempool verified the ones it holds.
+        let unverified: Vec<&Transaction> = block
+            .transactions
+            .iter()
+            .filter(|t| !self.mempool.contains(&t.id()))
+            .collect();
+        let messages: Vec<Hash> = unverified.iter().map(|t| t.signing_message()).collect();
+        let items: Vec<BatchItem<'_>> = unverified
+            .iter()
+            .zip(&messages)
+            .map(|(t, m)| BatchItem::new(t.sender(), m.as_bytes(), t.signature()))
+            .collect();
+        if verify_batch(&items).is_err() {
+            return Ok(false);
+        }
+        let app = self.spec.app.clone();
+        let ok = self.with_state(latest.get(), |state| {
+            let mut next: BTreeMap<&PublicKey, u64> = BTreeMap::new();
+            for tx in &block.transactions {
+                if app.check_tx(state, tx).is_err() {
+                    return false;
+                }
+                let expected = match next.get(tx.sender()) {
+                    Some(n) => *n,
+                    None => match govchain_core::app::NonceTracker::next(state, tx.sender()) {
+                        Ok(n) => n,
+                        Err(_) => return false,
+                    },
+                };
+                if tx.nonce() != expected {
+                    return false;
+                }
+                next.insert(tx.sender(), expected + 1);
+            }
+            true
+        });
+        if !ok {
+            return Ok(false);
+        }
+        let executed = self.execute(&Self::context(block), &block.transactions)?;
+        if executed.state_root != header.state_root {
+            return Ok(false);
+        }
+        self.executed.insert(block.hash(), executed);
+        Ok(true)
+    }
+
+    /// Step 4: builds this node's proposal for `request` from the mempool.
+    pub fn build(
+        &mut self,
+        request: &govchain_consensus::ProposeRequest,
+        now: Timestamp,
+    ) -> Result<Block, NodeError> {
+        let latest = self.latest_height()?;
+        let limits = self.spec.limits;
+        let txs = self.with_state(latest.get(), |state| {
+            self.mempool.reap(state, limits.max_txs, limits.max_bytes)
+        });
+        let txs = txs.unwrap_or_default();
+        let mut block = request.block(now, txs);
+        block.header.history_root = self.history.root();
+        let executed = self.execute(&Self::context(&block), &block.transactions)?;
+        block.header.state_root = executed.state_root;
+        self.executed.insert(block.hash(), executed);
+        Ok(block)
+    }
+
+    /// Admits transactions into the mempool; returns one result per input.
+    pub fn admit(
+        &mut self,
+        txs: Vec<Transaction>,
+    ) -> Result<Vec<Result<Hash, crate::mempool::MempoolError>>, NodeError> {
+        let latest = self.latest_height()?;
+        let store: &dyn ChainStore = self.store.as_ref();
+        let view = TreeStateView::new(&store, Some(latest.get()));
+        Ok(self
+            .mempool
+            .insert_batch(txs, self.spec.app.as_ref(), &view))
+    }
+
+    /// Schedules a validator-set change on a Tendermint chain, if it is new.
+    pub fn schedule(&mut self, from: Height, set: ValidatorSet) -> Result<bool, NodeError> {
+        let chain = self.spec.chain_id.clone();
+        let Some(engine) = self.tendermint() else {
+            return Ok(false);
+        };
+        if engine.config().validator_schedule.get(&from) == Some(&set) {
+            return Ok(false);
+        }
+        engine
+            .schedule_validator_set(from, set)
+            .map_err(consensus_err(&chain))?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,1017 @@
+//! The node: one thread that drives every chain the node runs, and the
+//! [`NodeHandle`] through which the host submits transactions, queries
+//! state with proofs and follows commits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use govchain_consensus::{Effects, Recipient};
+use govchain_core::app::TreeStateView;
+use govchain_core::block::BlockHeader;
+use govchain_core::cert::CommitCertificate;
+use govchain_core::codec::Encode;
+use govchain_core::crypto::{PublicKey, Signer};
+use govchain_core::hash::Hash;
+use govchain_core::light::LightBlock;
+use govchain_core::merkle::InclusionProof;
+use govchain_core::smt::{KeyHash, SparseMerkleProof, SparseMerkleTree};
+use govchain_core::tx::Transaction;
+use govchain_core::types::{ChainId, Height, Timestamp};
+use govchain_core::validator::ValidatorSet;
+use govchain_storage::StoredBlock;
+use parking_lot::{Mutex, RwLock};
+
+use crate::chain::{
+    ChainCounters, ChainRole, ChainRunner, ChainSpec, ChainStore, CommitEvent, StorageKind,
+};
+use crate::crosschain::{CrossChainProof, CrossChainProofBuilder};
+use crate::error::NodeError;
+use crate::mempool::MempoolError;
+use crate::transport::{inbox, Envelope, Inbound, Inbox, Transport};
+
+/// How a node is set up.
+pub struct NodeConfig {
+    /// A name for logs and status.
+    pub name: String,
+    /// The node's (department's) key: it signs votes, proposals and the
+    /// node's own transactions.
+    pub signer: Arc<dyn Signer>,
+    /// Where the chains' data lives.
+    pub storage: StorageKind,
+    /// The chains this node runs; at most one with [`ChainRole::Main`].
+    pub chains: Vec<ChainSpec>,
+    /// How often engines are ticked, in milliseconds.
+    pub tick_ms: u64,
+    /// Capacity of the inbox (network envelopes and submissions).
+    pub inbox_capacity: usize,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("name", &self.name)
+            .field("key", &self.signer.public_key())
+            .field("storage", &self.storage)
+            .field("chains", &self.chains)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeConfig {
+    /// A configuration with default tick and inbox sizes.
+    pub fn new(name: impl Into<String>, signer: Arc<dyn Signer>, storage: StorageKind) -> Self {
+        NodeConfig {
+            name: name.into(),
+            signer,
+            storage,
+            chains: Vec::new(),
+            tick_ms: 5,
+            inbox_capacity: 65_536,
+        }
+    }
+
+    /// Checks the configuration; errors name the field.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        if self.chains.is_empty() {
+            return Err(NodeError::Config {
+                field: "chains",
+                reason: "a node must run at least one chain".into(),
+            });
+        }
+        let mains = self
+            .chains
+            .iter()
+            .filter(|c| c.role == ChainRole::Main)
+            .count();
+        if mains > 1 {
+            return Err(NodeError::Config {
+                field: "chains",
+                reason: "at most one main chain".into(),
+            });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.chains {
+            if !seen.insert(c.chain_id.clone()) {
+                return Err(NodeError::Config {
+                    field: "chains",
+                    reason: format!("chain {} listed twice", c.chain_id),
+                });
+            }
+            if let ChainRole::Side { anchor_every: 0 } = c.role {
+                return Err(NodeError::Config {
+                    field: "chains.role.anchor_every",
+                    reason: format!("chain {}: must be at least 1", c.chain_id),
+                });
+            }
+        }
+        if self.tick_ms == 0 {
+            return Err(NodeError::Config {
+                field: "tick_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.inbox_capacity == 0 {
+            return Err(NodeError::Config {
+                field: "inbox_capacity",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+type SubmitReply = SyncSender<Result<Vec<Result<Hash, MempoolError>>, NodeError>>;
+
+/// What the node thread reads from its inbox.
+pub(crate) enum NodeInput {
+    Net(Inbound),
+    Submit {
+        chain: ChainId,
+        txs: Vec<Transaction>,
+        reply: Option<SubmitReply>,
+    },
+    SubmitOwn {
+        chain: ChainId,
+        payload: Vec<u8>,
+        reply: SyncSender<Result<Hash, NodeError>>,
+    },
+    Stop,
+}
+
+/// One chain's status on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainStatus {
+    /// The chain.
+    pub chain: ChainId,
+    /// Latest committed height.
+    pub height: Height,
+    /// Transactions waiting in the mempool.
+    pub mempool_txs: usize,
+    /// Counters.
+    pub counters: ChainCounters,
+}
+
+/// A node's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Per chain, in configuration order.
+    pub chains: Vec<ChainStatus>,
+    /// Why the node stopped, if it stopped on an error.
+    pub fatal: Option<String>,
+    /// Commit events dropped because a subscriber was not reading.
+    pub dropped_events: u64,
+    /// The latest warnings (at most 64), oldest first.
+    pub warnings: Vec<String>,
+}
+
+/// Where each committed transaction is: height and index, by id.
+type TxIndex = HashMap<Hash, (Height, u32)>;
+
+pub(crate) struct Shared {
+    stores: BTreeMap<ChainId, Arc<dyn ChainStore>>,
+    /// Each chain's validator sets by first height, as this node knows them.
+    pub(crate) schedules: RwLock<BTreeMap<ChainId, BTreeMap<Height, ValidatorSet>>>,
+    /// The main chain, if this node runs one.
+    main: Option<ChainId>,
+    tx_index: RwLock<BTreeMap<ChainId, TxIndex>>,
+    status: Mutex<NodeStatus>,
+    subscribers: Mutex<Vec<SyncSender<CommitEvent>>>,
+}
+
+/// A value read from committed state, with its proof against a committed
+/// header.
+#[derive(Debug, Clone)]
+pub struct StateProof {
+    /// The header whose state root the proof is against.
+    pub header: BlockHeader,
+    /// That header's commit certificate.
+    pub certificate: CommitCertificate,
+    /// The application key.
+    pub key: Vec<u8>,
+    /// The value (`None`: the key is absent, and the proof shows it).
+    pub value: Option<Vec<u8>>,
+    /// The sparse-Merkle proof.
+    pub proof: SparseMerkleProof,
+}
+
+/// A committed transaction with its inclusion proof.
+#[derive(Debug, Clone)]
+pub struct TxProof {
+    /// The header whose transaction root the proof is against.
+    pub header: BlockHeader,
+    /// That header's commit certificate.
+    pub certificate: CommitCertificate,
+    /// The transaction.
+    pub tx: Transaction,
+    /// Its index in the block.
+    pub index: u64,
+    /// The RFC 9162 inclusion proof.
+    pub proof: InclusionProof,
+}
+
+/// The reference node. Start one with [`Node::start`].
+#[derive(Debug)]
+pub struct Node;
+
+impl Node {
+    /// Opens every chain's stores and log (recovering after a crash),
+    /// restores the engines and starts the node's thread. Register
+    /// [`NodeHandle::inbox`] with the transport so that peers reach it.
+    pub fn start(
+        config: NodeConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<NodeHandle, NodeError> {
+        config.validate()?;
+        let key = config.signer.public_key();
+        let now = wall_clock();
+        // The main chain first: its governance state schedules the others.
+        let mut chains: Vec<ChainRunner> = Vec::new();
+        let mut specs = config.chains.clone();
+        specs.sort_by_key(|c| c.role != ChainRole::Main);
+        let mut startup = Vec::new();
+        for spec in specs {
+            let schedule = chains
+                .first()
+                .filter(|c| c.spec.role == ChainRole::Main)
+                .map(|main| crate::hooks::schedule_for(main, &spec.chain_id))
+                .transpose()?
+                .unwrap_or_default();
+            let (runner, fx) =
+                ChainRunner::open(spec, config.signer.clone(), &config.storage, schedule, now)?;
+            startup.push((chains.len(), fx));
+            chains.push(runner);
+        }
+        let (inbox, rx) = inbox(config.inbox_capacity);
+        let schedules = chains
+            .iter()
+            .map(|c| (c.chain_id().clone(), c.schedule_snapshot()))
+            .collect();
+        let main = chains
+            .iter()
+            .find(|c| c.spec.role == ChainRole::Main)
+            .map(|c| c.chain_id().clone());
+        let shared = Arc::new(Shared {
+            schedules: RwLock::new(schedules),
+            main,
+            stores: chains
+                .iter()
+                .map(|c| (c.chain_id().clone(), c.store.clone()))
+                .collect(),
+            tx_index: RwLock::new(
+                chains
+                    .iter_mut()
+                    .map(|c| (c.chain_id().clone(), std::mem::take(&mut c.tx_index)))
+                    .collect(),
+            ),
+            status: Mutex::new(NodeStatus::default()),
+            subscribers: Mutex::new(Vec::new()),
+        });
+        let mut worker = Worker {
+            name: config.name.clone(),
+            me: key.clone(),
+            signer: config.signer.clone(),
+            chains,
+            transport,
+            shared: shared.clone(),
+            tick_ms: config.tick_ms,
+            own_nonces: BTreeMap::new(),
+            started: Instant::now(),
+            carry: Vec::new(),
+        };
+        worker.refresh_status()?;
+        let thread = std::thread::Builder::new()
+            .name(format!("govchain-node-{}", config.name))
+            .spawn(move || {
+                let result = worker.run(rx, startup);
+                if let Err(e) = &result {
+                    worker.shared.status.lock().fatal = Some(e.to_string());
+                }
+                result
+            })
+            .map_err(|e| NodeError::Config {
+                field: "thread",
+                reason: e.to_string(),
+            })?;
+        Ok(NodeHandle {
+            key,
+            name: config.name,
+            inbox,
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// The host's handle on a running node. Dropping it stops the node.
+pub struct NodeHandle {
+    key: PublicKey,
+    name: String,
+    inbox: Inbox,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<Result<(), NodeError>>>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("name", &self.name)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    /// The node's key.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where transports deliver envelopes for this node.
+    pub fn inbox(&self) -> Inbox {
+        self.inbox.clone()
+    }
+
+    /// Submits transactions to `chain`'s mempool and waits for the verdict
+    /// on each (they are then gossiped to the chain's peers).
+    pub fn submit(
+        &self,
+        chain: &ChainId,
+        txs: Vec<Transaction>,
+    ) -> Result<Vec<Result<Hash, MempoolError>>, NodeError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.inbox
+            .tx
+            .send(NodeInput::Submit {
+                chain: chain.clone(),
+                txs,
+                reply: Some(tx),
+            })
+            .map_err(|_| NodeError::Stopped)?;
+        rx.recv().map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Signs `payload` with the node's own key (the department's key) as
+    /// its next transaction on `chain`, and submits it; returns its id. This
+    /// is how a department proposes and votes in governance.
+    pub fn submit_own(&self, chain: &ChainId, payload: Vec<u8>) -> Result<Hash, NodeError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.inbox
+            .tx
+            .send(NodeInput::SubmitOwn {
+                chain: chain.clone(),
+                payload,
+                reply: tx,
+            })
+            .map_err(|_| NodeError::Stopped)?;
+        rx.recv().map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Runs `read` on `chain`'s latest committed state (for an
+    /// application's typed read helpers, such as those of
+    /// [`governance`](crate::governance)).
+    pub fn read_state<R>(
+        &self,
+        chain: &ChainId,
+        read: impl FnOnce(&dyn govchain_core::app::StateView) -> R,
+    ) -> Result<R, NodeError> {
+        let store = self.store(chain)?;
+        let height = self.height(chain)?;
+        let s: &dyn ChainStore = store.as_ref();
+        let view = TreeStateView::new(&s, Some(height.get()));
+        Ok(read(&view))
+    }
+
+    /// Follows commits: every block this node commits from now on, on
+    /// every chain. The queue is bounded; a subscriber that falls more than
+    /// `capacity` events behind loses events (counted in
+    /// [`NodeStatus::dropped_events`]).
+    pub fn subscribe(&self, capacity: usize) -> Receiver<CommitEvent> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(capacity.max(1));
+        self.shared.subscribers.lock().push(tx);
+        rx
+    }
+
+    /// The node's status.
+    pub fn status(&self) -> NodeStatus {
+        self.shared.status.lock().clone()
+    }
+
+    fn store(&self, chain: &ChainId) -> Result<&Arc<dyn ChainStore>, NodeError> {
+        self.shared
+            .stores
+            .get(chain)
+            .ok_or_else(|| NodeError::UnknownChain {
+                chain: chain.clone(),
+            })
+    }
+
+    /// The latest committed height of `chain`.
+    pub fn height(&self, chain: &ChainId) -> Result<Height, NodeError> {
+        let store = self.store(chain)?;
+        store.latest_height().map_err(|source| NodeError::Storage {
+            chain: chain.clone(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The committed block at `height` with its certificate.
+    pub fn block(&self, chain: &ChainId, height: Height) -> Result<StoredBlock, NodeError> {
+        let store = self.store(chain)?;
+        store
+            .block(height)
+            .map_err(|source| NodeError::Storage {
+                chain: chain.clone(),
+                source: Box::new(source),
+            })?
+            .ok_or_else(|| NodeError::NotFound {
+                what: format!("block {height} of {chain}"),
+            })
+    }
+
+    /// Reads application key `key` of `chain` at `height` (the latest
+    /// committed height if `None`), with its proof against that header.
+    pub fn state_proof(
+        &self,
+        chain: &ChainId,
+        key: &[u8],
+        height: Option<Height>,
+    ) -> Result<StateProof, NodeError> {
+        let store = self.store(chain)?;
+        let height = match height {
+            Some(h) => h,
+            None => self.height(chain)?,
+        };
+        let stored = self.block(chain, height)?;
+        let s: &dyn ChainStore = store.as_ref();
+        let (value, proof) = SparseMerkleTree::new(&s)
+            .get_with_proof(&KeyHash::of(key), height.get())
+            .map_err(|e| NodeError::Proof {
+                reason: e.to_string(),
+            })?;
+        Ok(StateProof {
+            header: stored.block.header,
+            certificate: stored.certificate,
+            key: key.to_vec(),
+            value,
+            proof,
+        })
+    }
+
+    /// Reads `key` of `chain`'s latest committed state, without a proof.
+    pub fn state(&self, chain: &ChainId, key: &[u8]) -> Result<Option<Vec<u8>>, NodeError> {
+        let store = self.store(chain)?;
+        let height = self.height(chain)?;
+        let s: &dyn ChainStore = store.as_ref();
+        let view = TreeStateView::new(&s, Some(height.get()));
+        govchain_core::app::StateView::get(&view, key)
+            .map_err(|e| NodeError::Proof { reason: e.reason })
+    }
+
+    /// Where the committed transaction `id` is: its height and index.
+    pub fn find_transaction(&self, chain: &ChainId, id: &Hash) -> Option<(Height, u32)> {
+        self.shared
+            .tx_index
+            .read()
+            .get(chain)
+            .and_then(|m| m.get(id).copied())
+    }
+
+    /// The committed transaction `id` with its inclusion proof.
+    pub fn tx_proof(&self, chain: &ChainId, id: &Hash) -> Result<TxProof, NodeError> {
+        let (height, index) =
+            self.find_transaction(chain, id)
+                .ok_or_else(|| NodeError::NotFound {
+                    what: format!("transaction {id} on {chain}"),
+                })?;
+        let stored = self.block(chain, height)?;
+        let leaves: Vec<Hash> = stored
+            .block
+            .transactions
+            .iter()
+            .map(Transaction::leaf_hash)
+            .collect();
+        let proof = govchain_core::merkle::TxTree::from_leaves(leaves)
+            .inclusion_proof(u64::from(index))
+            .map_err(|e| NodeError::Proof {
+                reason: e.to_string(),
+            })?;
+        let tx = stored
+            .block
+            .transactions
+            .get(index as usize)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound {
+                what: format!("transaction {index} of block {height}"),
+            })?;
+        Ok(TxProof {
+            header: stored.block.header,
+            certificate: stored.certificate,
+            tx,
+            index: u64::from(index),
+            proof,
+        })
+    }
+
+    /// The committed header at `height` with its certificate, as a light
+    /// client wants it: with the signing validator set when it differs from
+    /// the previous header's (and at height 1).
+    pub fn light_block(&self, chain: &ChainId, height: Height) -> Result<LightBlock, NodeError> {
+        let stored = self.block(chain, height)?;
+        let header = stored.block.header;
+        let changed = match height.prev().filter(|p| p.get() > 0) {
+            Some(prev) => {
+                self.block(chain, prev)?.block.header.validator_set_hash
+                    != header.validator_set_hash
+            }
+            None => true,
+        };
+        let validator_set = if changed {
+            let set = self
+                .shared
+                .schedules
+                .read()
+                .get(chain)
+                .and_then(|s| s.range(..=height).next_back().map(|(_, set)| set.clone()))
+                .filter(|set| set.hash() == header.validator_set_hash)
+                .ok_or_else(|| NodeError::NotFound {
+                    what: format!("validator set signing {chain} at {height}"),
+                })?;
+            Some(set)
+        } else {
+            None
+        };
+        Ok(LightBlock {
+            header,
+            certificate: stored.certificate,
+            validator_set,
+        })
+    }
+
+    /// A [`CrossChainProof`] that transaction `tx_id` is in side chain
+    /// `side`, anchored on this node's main chain: the transaction's
+    /// inclusion proof, the side block's place in the history of the
+    /// latest anchored side header, the anchor's membership in main-chain
+    /// state, and the latest main header with its certificate.
+    ///
+    /// Errors: [`NodeError::NotFound`] when the transaction is not
+    /// committed or not yet covered by an anchor.
+    pub fn cross_chain_tx_proof(
+        &self,
+        side: &ChainId,
+        tx_id: &Hash,
+    ) -> Result<CrossChainProof, NodeError> {
+        let main = self
+            .shared
+            .main
+            .clone()
+            .ok_or_else(|| NodeError::NotFound {
+                what: "a main chain on this node".into(),
+            })?;
+        let tx = self.tx_proof(side, tx_id)?;
+        let side_height = tx.header.height;
+        let main_height = self.height(&main)?;
+        let store = self.store(&main)?;
+        let s: &dyn ChainStore = store.as_ref();
+        let view = TreeStateView::new(&s, Some(main_height.get()));
+        let record = crate::governance::latest_anchor(&view, side)
+            .map_err(|e| NodeError::Proof {
+                reason: e.to_string(),
+            })?
+            .filter(|r| r.height >= side_height)
+            .ok_or_else(|| NodeError::NotFound {
+                what: format!("an anchor of {side} covering height {side_height}"),
+            })?;
+        let anchored = self.block(side, record.height)?.block.header;
+        let mut builder = CrossChainProofBuilder::new();
+        builder.transaction(tx.tx, tx.proof).side_header(tx.header);
+        if record.height == side_height {
+            builder.anchored_self();
+        } else {
+            let mut history = govchain_core::merkle::HistoryTree::new();
+            for h in 1..record.height.get() {
+                history.append(&self.block(side, Height::new(h))?.block.hash());
+            }
+            let proof = history
+                .inclusion_proof(side_height.get() - 1, record.height.get() - 1)
+                .map_err(|e| NodeError::Proof {
+                    reason: e.to_string(),
+                })?;
+            builder.anchored_ancestor(anchored, proof);
+        }
+        let key = crate::governance::anchor_key(side, record.height);
+        let (_, anchor_proof) = SparseMerkleTree::new(&s)
+            .get_with_proof(&KeyHash::of(&key), main_height.get())
+            .map_err(|e| NodeError::Proof {
+                reason: e.to_string(),
+            })?;
+        let main_block = self.light_block(&main, main_height)?;
+        builder.anchor(record, anchor_proof).main_block(main_block);
+        builder.build().map_err(|e| NodeError::Proof {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Stops the node and waits for its thread; returns the error it
+    /// stopped on, if any.
+    pub fn stop(mut self) -> Result<(), NodeError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), NodeError> {
+        let _ = self.inbox.tx.send(NodeInput::Stop);
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| NodeError::Stopped)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn wall_clock() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Timestamp::new(ms)
+}
+
+pub(crate) struct Worker {
+    name: String,
+    pub(crate) me: PublicKey,
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) chains: Vec<ChainRunner>,
+    transport: Arc<dyn Transport>,
+    pub(crate) shared: Arc<Shared>,
+    tick_ms: u64,
+    /// The next nonce of this node's own transactions, per chain.
+    pub(crate) own_nonces: BTreeMap<ChainId, u64>,
+    started: Instant,
+    /// Effects left over when a turn's round budget ran out.
+    carry: Vec<(usize, Effects)>,
+}
+
+/// Most effect rounds per loop turn before the inbox is read again.
+const MAX_ROUNDS_PER_TURN: usize = 64;
+
+impl Worker {
+    fn run(
+        &mut self,
+        rx: Receiver<NodeInput>,
+        startup: Vec<(usize, Effects)>,
+    ) -> Result<(), NodeError> {
+        self.process(startup)?;
+        let mut next_tick = Instant::now();
+        loop {
+            let mut pending = std::mem::take(&mut self.carry);
+            let wait = if pending.is_empty() {
+                next_tick.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let first = match rx.recv_timeout(wait) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            let mut inputs: Vec<NodeInput> = first.into_iter().collect();
+            while inputs.len() < 4_096 {
+                match rx.try_recv() {
+                    Ok(input) => inputs.push(input),
+                    Err(_) => break,
+                }
+            }
+            for input in inputs {
+                match input {
+                    NodeInput::Stop => {
+                        // Records of effects not yet carried out are
+                        // persisted before stopping; their messages need
+                        // not be sent.
+                        for (i, fx) in &pending {
+                            self.chains[*i].log(&fx.persist)?;
+                        }
+                        for c in &mut self.chains {
+                            c.sync_log()?;
+                        }
+                        return Ok(());
+                    }
+                    NodeInput::Net(inbound) => self.on_inbound(inbound, &mut pending)?,
+                    NodeInput::SubmitOwn {
+                        chain,
+                        payload,
+                        reply,
+                    } => {
+                        let _ = reply.try_send(self.submit_own(&chain, payload));
+                    }
+                    NodeInput::Submit { chain, txs, reply } => {
+                        let result = self.on_submit(&chain, txs, true);
+                        if let Some(reply) = reply {
+                            let _ = reply.try_send(result);
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= next_tick {
+                let now = wall_clock();
+                for (i, c) in self.chains.iter_mut().enumerate() {
+                    pending.push((i, c.engine().tick(now)));
+                }
+                let mut ready = Vec::new();
+                for i in 0..self.chains.len() {
+                    self.try_propose(i, &mut ready)?;
+                }
+                pending.extend(ready);
+                next_tick = Instant::now() + Duration::from_millis(self.tick_ms);
+            }
+            self.process(pending)?;
+            self.refresh_status()?;
+        }
+    }
+
+    fn chain_index(&self, chain: &ChainId) -> Option<usize> {
+        self.chains.iter().position(|c| c.chain_id() == chain)
+    }
+
+    fn on_inbound(
+        &mut self,
+        inbound: Inbound,
+        pending: &mut Vec<(usize, Effects)>,
+    ) -> Result<(), NodeError> {
+        let Some(i) = self.chain_index(inbound.envelope.chain()) else {
+            return Ok(()); // not a chain of ours: dropped
+        };
+        match inbound.envelope {
+            Envelope::Consensus { bytes, .. } => {
+                // A refused message (typed error) changes nothing.
+                if let Ok(fx) = self.chains[i].engine().step(&inbound.from, &bytes) {
+                    pending.push((i, fx));
+                }
+            }
+            Envelope::Transactions { txs, .. } => {
+                let decoded: Vec<Transaction> = txs
+                    .iter()
+                    .filter_map(|b| Transaction::decode(b).ok())
+                    .collect();
+                let chain = self.chains[i].chain_id().clone();
+                let _ = self.on_submit(&chain, decoded, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Admits transactions; gossips the accepted ones if `gossip`.
+    pub(crate) fn on_submit(
+        &mut self,
+        chain: &ChainId,
+        txs: Vec<Transaction>,
+        gossip: bool,
+    ) -> Result<Vec<Result<Hash, MempoolError>>, NodeError> {
+        let i = self
+            .chain_index(chain)
+            .ok_or_else(|| NodeError::UnknownChain {
+                chain: chain.clone(),
+            })?;
+        let encoded: Vec<Vec<u8>> = if gossip {
+            txs.iter().map(Encode::to_bytes).collect()
+        } else {
+            Vec::new()
+        };
+        let results = self.chains[i].admit(txs)?;
+        if gossip {
+            let accepted: Vec<Vec<u8>> = encoded
+                .into_iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_ok())
+                .map(|(b, _)| b)
+                .collect();
+            if !accepted.is_empty() {
+                let peers = self.chains[i].spec.peers.clone();
+                for peer in peers.iter().filter(|p| **p != self.me) {
+                    let _ = self.transport.send(
+                        peer,
+                        Envelope::Transactions {
+                            chain: chain.clone(),
+                            txs: accepted.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Carries out effect batches in the host's order until none remain.
+    fn process(&mut self, mut pending: Vec<(usize, Effects)>) -> Result<(), NodeError> {
+        let mut rounds = 0usize;
+        while !pending.is_empty() {
+            // 1. Persist every batch's records, then one sync per chain.
+            let mut dirty = vec![false; self.chains.len()];
+            for (i, fx) in &pending {
+                if !fx.persist.is_empty() {
+                    self.chains[*i].log(&fx.persist)?;
+                    dirty[*i] = true;
+                }
+            }
+            for (i, d) in dirty.iter().enumerate() {
+                if *d {
+                    self.chains[i].sync_log()?;
+                }
+            }
+            let mut next = Vec::new();
+            for (i, fx) in pending {
+                // 2. Send.
+                let chain = self.chains[i].chain_id().clone();
+                for out in fx.send {
+                    let envelope = Envelope::Consensus {
+                        chain: chain.clone(),
+                        bytes: out.bytes,
+                    };
+                    match out.to {
+                        Recipient::One(peer) => {
+                            let _ = self.transport.send(&peer, envelope);
+                        }
+                        Recipient::All => {
+                            for peer in self.chains[i].spec.peers.iter().filter(|p| **p != self.me)
+                            {
+                                let _ = self.transport.send(peer, envelope.clone());
+                            }
+                        }
+                    }
+                }
+                // 3. Apply.
+                for d in &fx.decided {
+                    if let Some(event) = self.chains[i].apply_decided(d)? {
+                        self.after_commit(i, d, &event)?;
+                        self.publish(event);
+                    }
+                }
+                self.chains[i].counters.evidence += fx.evidence.len() as u64;
+                // 4. Judge proposals and build our own.
+                for block in &fx.validate {
+                    let valid = match self.chains[i].judge(block) {
+                        Ok(valid) => valid,
+                        Err(e) => {
+                            self.note(format!("judging a proposal on {chain}: {e}"));
+                            false
+                        }
+                    };
+                    if !valid {
+                        self.chains[i].counters.rejected_proposals += 1;
+                    }
+                    next.push((
+                        i,
+                        self.chains[i].engine().block_validated(block.hash(), valid),
+                    ));
+                }
+                if let Some(request) = fx.propose_request {
+                    self.chains[i].deferred_request = Some(request);
+                }
+                self.try_propose(i, &mut next)?;
+            }
+            pending = next;
+            rounds += 1;
+            if rounds >= MAX_ROUNDS_PER_TURN && !pending.is_empty() {
+                // Yield to the inbox (submissions, stop) and carry on next turn.
+                self.carry = pending;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a deferred block request once it can and should be: the
+    /// parent is applied here (a pipelining engine such as Raft may ask
+    /// before), and there are transactions to propose or the chain's
+    /// empty-block interval has passed since the last commit.
+    fn try_propose(&mut self, i: usize, next: &mut Vec<(usize, Effects)>) -> Result<(), NodeError> {
+        let c = &self.chains[i];
+        let Some(r) = &c.deferred_request else {
+            return Ok(());
+        };
+        if r.height.get() != c.latest_height()?.get() + 1 {
+            return Ok(());
+        }
+        let idle = c.last_commit.elapsed() >= Duration::from_millis(c.spec.empty_block_interval_ms);
+        if c.mempool.is_empty() && !idle {
+            return Ok(());
+        }
+        if let Some(request) = self.chains[i].deferred_request.take() {
+            let block = self.chains[i].build(&request, wall_clock())?;
+            // A request made stale by a later event is refused; the engine
+            // asks again.
+            if let Ok(fx) = self.chains[i].engine().propose(block) {
+                next.push((i, fx));
+            }
+        }
+        Ok(())
+    }
+
+    fn after_commit(
+        &mut self,
+        i: usize,
+        decided: &govchain_consensus::DecidedBlock,
+        event: &CommitEvent,
+    ) -> Result<(), NodeError> {
+        {
+            let mut index = self.shared.tx_index.write();
+            let map = index.entry(event.chain.clone()).or_default();
+            for (n, id) in event.tx_ids.iter().enumerate() {
+                map.insert(*id, (event.height, n as u32));
+            }
+        }
+        crate::hooks::after_commit(self, i, decided, event)
+    }
+
+    fn publish(&self, event: CommitEvent) {
+        let mut dropped = 0u64;
+        self.shared
+            .subscribers
+            .lock()
+            .retain(|s| match s.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    dropped += 1;
+                    true
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+        if dropped > 0 {
+            self.shared.status.lock().dropped_events += dropped;
+        }
+    }
+
+    fn refresh_status(&mut self) -> Result<(), NodeError> {
+        let mut chains = Vec::with_capacity(self.chains.len());
+        for c in &self.chains {
+            chains.push(ChainStatus {
+                chain: c.chain_id().clone(),
+                height: c.latest_height()?,
+                mempool_txs: c.mempool.len(),
+                counters: c.counters,
+            });
+        }
+        let mut s = self.shared.status.lock();
+        s.chains = chains;
+        let _ = (&self.name, self.started);
+        Ok(())
+    }
+
+    /// Records a warning in the node's status.
+    pub(crate) fn note(&self, warning: String) {
+        let mut s = self.shared.status.lock();
+        if s.warnings.len() >= 64 {
+            s.warnings.remove(0);
+        }
+        s.warnings.push(warning);
+    }
+
+    /// Signs and submits one of this node's own transactions to `chain`.
+    pub(crate) fn submit_own(
+        &mut self,
+        chain: &ChainId,
+        payload: Vec<u8>,
+    ) -> Result<Hash, NodeError> {
+        let Some(i) = self.chain_index(chain) else {
+            return Err(NodeError::UnknownChain {
+                chain: chain.clone(),
+            });
+        };
+        let committed = self.chains[i]
+            .with_latest_state(|s| govchain_core::app::NonceTracker::next(s, &self.me))?
+            .map_err(|e| NodeError::Proof {
+                reason: e.to_string(),
+            })?;
+        let nonce = self
+            .own_nonces
+            .get(chain)
+            .copied()
+            .unwrap_or(0)
+            .max(committed);
+        let tx = Transaction::new_signed(chain.clone(), self.signer.as_ref(), nonce, payload)
+            .map_err(|e| NodeError::Proof {
+                reason: e.to_string(),
+            })?;
+        let result = self.on_submit(chain, vec![tx], true)?.into_iter().next();
+        match result {
+            Some(Ok(id)) => {
+                self.own_nonces.insert(chain.clone(), nonce + 1);
+                Ok(id)
+            }
+            Some(Err(e)) => Err(NodeError::Rejected {
+                source: Box::new(e),
+            }),
+            None => Err(NodeError::Stopped),
+        }
+    }
+}

@@ -1,0 +1,904 @@
+//! The governance application on a certified main chain built with the
+//! core testkit: proposals, votes, validator changes at their effective
+//! heights, and side-chain anchors (BFT and Raft).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use govchain_core::app::{
+    Application, BlockContext, Receipt, StateOverlay, StateView, TxRejection,
+};
+use govchain_core::cert::{certify, CommitCertificate};
+use govchain_core::codec::Encode;
+use govchain_core::crypto::{PublicKey, SecretKey, Signer};
+use govchain_core::light::LightClient;
+use govchain_core::testkit::{ChainBuilder, KvApp, TestkitError};
+use govchain_core::tx::Transaction;
+use govchain_core::types::{ChainId, Height, Round, Timestamp};
+use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_node::governance::*;
+
+fn sk(i: u8) -> SecretKey {
+    SecretKey::from_seed(&[i; 32])
+}
+
+fn pk(i: u8) -> PublicKey {
+    sk(i).public_key()
+}
+
+fn chain(s: &str) -> ChainId {
+    ChainId::new(s).unwrap()
+}
+
+fn dept(i: u8) -> DepartmentId {
+    DepartmentId::new(format!("dept-{i}")).unwrap()
+}
+
+fn equal_set(members: &[u8]) -> ValidatorSet {
+    ValidatorSet::new(
+        members
+            .iter()
+            .map(|&i| Validator {
+                public_key: pk(i),
+                power: 1,
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+const T0: Timestamp = Timestamp::new(1_000);
+
+/// Departments `1..=powers.len()` with those main-chain powers; a BFT side
+/// chain `side-bft` and a Raft side chain `side-raft`, both validated by
+/// departments 1, 2 and 3, anchoring every 2 blocks.
+fn genesis(powers: &[u64]) -> GovernanceGenesis {
+    GovernanceGenesis {
+        main_chain: chain("main"),
+        departments: powers
+            .iter()
+            .enumerate()
+            .map(|(i, &power)| {
+                let i = i as u8 + 1;
+                GenesisDepartment {
+                    id: dept(i),
+                    name: format!("Department {i}"),
+                    node_key: pk(i),
+                    power,
+                }
+            })
+            .collect(),
+        side_chains: vec![
+            SideChainSpec {
+                chain_id: chain("side-bft"),
+                engine: EngineKind::Bft,
+                validators: equal_set(&[1, 2, 3]),
+                anchor_interval: 2,
+            },
+            SideChainSpec {
+                chain_id: chain("side-raft"),
+                engine: EngineKind::Raft,
+                validators: equal_set(&[1, 2, 3]),
+                anchor_interval: 2,
+            },
+        ],
+    }
+}
+
+/// The main chain, signed by the departments with power.
+struct Main {
+    chain: ChainBuilder<GovernanceApp>,
+    nonces: BTreeMap<u8, u64>,
+    time: u64,
+}
+
+/// A `StateView` of the main chain after its latest block.
+struct View<'a>(&'a ChainBuilder<GovernanceApp>);
+
+impl StateView for View<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, govchain_core::app::StateError> {
+        let h = self.0.height();
+        if h.get() == 0 {
+            return Ok(None);
+        }
+        Ok(self.0.state_proof(h, key).unwrap().0)
+    }
+}
+
+impl Main {
+    fn new(powers: &[u64]) -> Self {
+        let app = GovernanceApp::new(genesis(powers)).unwrap();
+        let signers = (1..=powers.len() as u8)
+            .filter(|i| powers[*i as usize - 1] > 0)
+            .map(sk)
+            .collect();
+        let mut chain = ChainBuilder::new(chain("main"), app, signers, T0).unwrap();
+        chain.produce_block(vec![], T0).unwrap();
+        Main {
+            chain,
+            nonces: BTreeMap::new(),
+            time: T0.get(),
+        }
+    }
+
+    fn tx(&mut self, from: u8, op: &GovernanceOp) -> Transaction {
+        let nonce = self.nonces.entry(from).or_insert(0);
+        let tx =
+            Transaction::new_signed(chain("main"), &sk(from), *nonce, op.to_payload()).unwrap();
+        *nonce += 1;
+        tx
+    }
+
+    fn block(&mut self, txs: Vec<Transaction>) -> Vec<Receipt> {
+        self.time += 1;
+        self.chain
+            .produce_block(txs, Timestamp::new(self.time))
+            .unwrap()
+            .receipts
+            .clone()
+    }
+
+    fn run(&mut self, from: u8, op: GovernanceOp) -> Receipt {
+        let tx = self.tx(from, &op);
+        self.block(vec![tx]).remove(0)
+    }
+
+    fn height(&self) -> Height {
+        self.chain.height()
+    }
+
+    fn view(&self) -> View<'_> {
+        View(&self.chain)
+    }
+}
+
+fn event(r: &Receipt) -> GovernanceEvent {
+    assert_eq!(r.code, CODE_OK, "{}", String::from_utf8_lossy(&r.data));
+    GovernanceEvent::decode(&r.data).unwrap()
+}
+
+fn status(r: &Receipt) -> ProposalStatus {
+    match event(r) {
+        GovernanceEvent::Proposed { status, .. } | GovernanceEvent::Voted { status, .. } => status,
+        other => panic!("unexpected event {other:?}"),
+    }
+}
+
+fn vote(id: u64, approve: bool) -> GovernanceOp {
+    GovernanceOp::Vote {
+        proposal_id: ProposalId::new(id),
+        approve,
+    }
+}
+
+fn set_param(effective: Height) -> GovernanceOp {
+    GovernanceOp::Propose {
+        action: Action::SetParameter {
+            chain: chain("side-bft"),
+            name: "block-interval-ms".into(),
+            value: b"500".to_vec(),
+        },
+        effective_height: effective,
+    }
+}
+
+#[test]
+fn proposal_passes_above_two_thirds_and_not_at_exactly_two_thirds() {
+    // Three validating departments of equal power and one without power.
+    let mut main = Main::new(&[1, 1, 1, 0]);
+    assert_eq!(
+        status(&main.run(1, set_param(Height::new(5)))),
+        ProposalStatus::Open
+    );
+    // The powerless department may vote, but adds nothing.
+    assert_eq!(status(&main.run(4, vote(1, true))), ProposalStatus::Open);
+    // 2 of 3 is exactly 2/3: not enough.
+    assert_eq!(status(&main.run(2, vote(1, true))), ProposalStatus::Open);
+    assert_eq!(
+        parameter_at(
+            &main.view(),
+            &chain("side-bft"),
+            "block-interval-ms",
+            Height::new(5)
+        )
+        .unwrap(),
+        None
+    );
+    // 3 of 3 passes.
+    assert_eq!(status(&main.run(3, vote(1, true))), ProposalStatus::Passed);
+    let view = main.view();
+    assert_eq!(
+        parameter_at(
+            &view,
+            &chain("side-bft"),
+            "block-interval-ms",
+            Height::new(5)
+        )
+        .unwrap(),
+        Some(b"500".to_vec())
+    );
+    let p = proposal(&view, ProposalId::new(1)).unwrap().unwrap();
+    assert_eq!(p.status, ProposalStatus::Passed);
+    assert_eq!(p.approvals.len(), 4);
+    assert_eq!(p.submitted_at, Height::new(2));
+}
+
+#[test]
+fn non_department_sender_is_rejected() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let stranger = sk(77);
+    let tx = Transaction::new_signed(
+        chain("main"),
+        &stranger,
+        0,
+        set_param(Height::new(9)).to_payload(),
+    )
+    .unwrap();
+    assert!(matches!(
+        main.chain.app().check_tx(&main.view(), &tx),
+        Err(TxRejection::Unauthorized { .. })
+    ));
+    assert!(matches!(
+        main.chain
+            .produce_block(vec![tx.clone()], Timestamp::new(5_000)),
+        Err(TestkitError::Rejected { .. })
+    ));
+    // A proposer that includes it anyway gets a failed receipt.
+    let view = main.view();
+    let ctx = BlockContext {
+        chain_id: chain("main"),
+        height: Height::new(2),
+        time: Timestamp::new(5_000),
+        proposer: pk(1),
+    };
+    let mut overlay = StateOverlay::new(&view);
+    let receipts = main
+        .chain
+        .app()
+        .execute_block(&ctx, &mut overlay, &[tx])
+        .unwrap();
+    assert_eq!(receipts[0].code, CODE_UNAUTHORIZED);
+    // Nothing but the nonce was written.
+    let writes = overlay.into_writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(
+        writes[0].0,
+        govchain_core::app::NonceTracker::key(&stranger.public_key())
+    );
+    // Replayed nonces are refused by check_tx, future ones admitted.
+    let r = main.run(1, set_param(Height::new(9)));
+    assert_eq!(r.code, CODE_OK);
+    let view = main.view();
+    let replay =
+        Transaction::new_signed(chain("main"), &sk(1), 0, vote(1, true).to_payload()).unwrap();
+    assert!(matches!(
+        main.chain.app().check_tx(&view, &replay),
+        Err(TxRejection::BadNonce { .. })
+    ));
+    let future =
+        Transaction::new_signed(chain("main"), &sk(1), 5, vote(1, true).to_payload()).unwrap();
+    assert!(main.chain.app().check_tx(&view, &future).is_ok());
+}
+
+#[test]
+fn double_vote_is_counted_once() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    assert_eq!(
+        status(&main.run(1, set_param(Height::new(9)))),
+        ProposalStatus::Open
+    );
+    assert_eq!(status(&main.run(2, vote(1, true))), ProposalStatus::Open);
+    // The same department again, either way: refused.
+    assert_eq!(main.run(2, vote(1, true)).code, CODE_ALREADY_VOTED);
+    assert_eq!(main.run(2, vote(1, false)).code, CODE_ALREADY_VOTED);
+    // The proposer's own vote is already counted.
+    assert_eq!(main.run(1, vote(1, true)).code, CODE_ALREADY_VOTED);
+    // Two votes of one department in one block: the second fails.
+    let a = main.tx(2, &vote(1, true));
+    let b = main.tx(2, &vote(1, true));
+    let receipts = main.block(vec![a, b]);
+    assert_eq!(receipts[0].code, CODE_ALREADY_VOTED);
+    assert_eq!(receipts[1].code, CODE_ALREADY_VOTED);
+    let p = proposal(&main.view(), ProposalId::new(1)).unwrap().unwrap();
+    assert_eq!(p.approvals.len(), 2);
+    assert_eq!(p.status, ProposalStatus::Open);
+    // Unknown proposals.
+    assert_eq!(main.run(3, vote(42, true)).code, CODE_UNKNOWN_PROPOSAL);
+    // The third distinct department passes it (3 of 4).
+    assert_eq!(status(&main.run(3, vote(1, true))), ProposalStatus::Passed);
+}
+
+/// Runs a proposal by department 1 through approvals of 2 and 3 (all in one
+/// block after the proposal), returning the final status.
+fn pass(main: &mut Main, action: Action, effective: Height) -> (ProposalId, ProposalStatus) {
+    let r = main.run(
+        1,
+        GovernanceOp::Propose {
+            action,
+            effective_height: effective,
+        },
+    );
+    let GovernanceEvent::Proposed { id, .. } = event(&r) else {
+        panic!("not a proposal")
+    };
+    let votes = vec![
+        main.tx(2, &vote(id.get(), true)),
+        main.tx(3, &vote(id.get(), true)),
+    ];
+    let receipts = main.block(votes);
+    (id, status(&receipts[1]))
+}
+
+#[test]
+fn fifth_department_becomes_a_validator_at_the_effective_height() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let fifth = Department {
+        id: dept(5),
+        name: "Department 5".into(),
+        node_key: pk(5),
+    };
+    // Department 5 can not act before it is registered.
+    let early = Transaction::new_signed(
+        chain("main"),
+        &sk(5),
+        0,
+        set_param(Height::new(99)).to_payload(),
+    )
+    .unwrap();
+    assert!(main.chain.app().check_tx(&main.view(), &early).is_err());
+
+    // Proposed in block m + 1 and passed in m + 2, so effective at m + 5 at
+    // the earliest.
+    let m = main.height().get();
+    let (_, st) = pass(
+        &mut main,
+        Action::RegisterDepartment {
+            department: fifth.clone(),
+        },
+        Height::new(m + 5),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    assert_eq!(
+        department_of_key(&main.view(), &pk(5)).unwrap(),
+        Some(fifth)
+    );
+    assert_eq!(departments(&main.view()).unwrap().len(), 5);
+
+    // A main-chain change decided at height m can take effect at m + 3 at
+    // the earliest: m + 2 is refused.
+    let m = main.height().get() + 1; // the block that will execute it
+    let too_early = main.run(
+        1,
+        GovernanceOp::Propose {
+            action: Action::AddValidator {
+                chain: chain("main"),
+                key: pk(5),
+                power: 1,
+                department: dept(5),
+            },
+            effective_height: Height::new(m + 2),
+        },
+    );
+    assert_eq!(too_early.code, CODE_BAD_EFFECTIVE_HEIGHT);
+    // The key must be the named department's node key.
+    let m = main.height().get();
+    let (_, st) = pass(
+        &mut main,
+        Action::AddValidator {
+            chain: chain("main"),
+            key: pk(4),
+            power: 1,
+            department: dept(5),
+        },
+        Height::new(m + 20),
+    );
+    assert_eq!(
+        st,
+        ProposalStatus::Failed {
+            code: CODE_INVALID_ACTION
+        }
+    );
+
+    // Propose at m, pass at m + 1, effective at m + 4 (the earliest).
+    let m = main.height().get() + 1;
+    let effective = Height::new(m + 4);
+    let (_, st) = pass(
+        &mut main,
+        Action::AddValidator {
+            chain: chain("main"),
+            key: pk(5),
+            power: 1,
+            department: dept(5),
+        },
+        effective,
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    assert_eq!(main.height().get(), m + 1);
+    let view = main.view();
+    let schedule = validator_schedule(&view, &chain("main")).unwrap();
+    let new_set = equal_set(&[1, 2, 3, 4, 5]);
+    assert_eq!(schedule.get(&effective), Some(&new_set));
+    assert_eq!(
+        validator_set_at(&view, &chain("main"), Height::new(effective.get() - 1)).unwrap(),
+        Some(equal_set(&[1, 2, 3, 4]))
+    );
+    assert_eq!(
+        validator_set_at(&view, &chain("main"), effective).unwrap(),
+        Some(new_set.clone())
+    );
+
+    // The host follows the schedule: block effective - 1 announces the new
+    // set and block `effective` is the first it signs. A light client
+    // follows the change.
+    while main.height().get() + 1 < effective.get() - 1 {
+        main.block(vec![]);
+    }
+    main.chain
+        .change_validators((1..=5).map(sk).collect())
+        .unwrap();
+    main.block(vec![]);
+    main.block(vec![]);
+    let at_effective = main.chain.block(effective).unwrap();
+    assert_eq!(at_effective.block.header.validator_set_hash, new_set.hash());
+    let (set, time) = main.chain.genesis();
+    let mut client = LightClient::from_genesis(chain("main"), set.clone(), time);
+    for b in main.chain.blocks() {
+        client.verify(&b.light).unwrap();
+    }
+
+    // Now department 5's power counts: 4 of 5 approvals pass, 3 of 5 do not.
+    let r = main.run(1, set_param(Height::new(50)));
+    let GovernanceEvent::Proposed { id, .. } = event(&r) else {
+        panic!()
+    };
+    assert_eq!(
+        status(&main.run(2, vote(id.get(), true))),
+        ProposalStatus::Open
+    );
+    assert_eq!(
+        status(&main.run(3, vote(id.get(), true))),
+        ProposalStatus::Open
+    );
+    assert_eq!(
+        status(&main.run(5, vote(id.get(), true))),
+        ProposalStatus::Passed
+    );
+}
+
+#[test]
+fn a_proposal_that_passes_too_late_fails() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let m = main.height().get() + 1;
+    let r = main.run(
+        1,
+        GovernanceOp::Propose {
+            action: Action::RemoveValidator {
+                chain: chain("main"),
+                key: pk(4),
+            },
+            effective_height: Height::new(m + 3),
+        },
+    );
+    assert_eq!(status(&r), ProposalStatus::Open);
+    main.block(vec![]);
+    main.block(vec![]);
+    // Passing at m + 4, the change could take effect at m + 7 at the
+    // earliest.
+    assert_eq!(status(&main.run(2, vote(1, true))), ProposalStatus::Open);
+    assert_eq!(
+        status(&main.run(3, vote(1, true))),
+        ProposalStatus::Failed {
+            code: CODE_BAD_EFFECTIVE_HEIGHT
+        }
+    );
+    assert_eq!(
+        validator_schedule(&main.view(), &chain("main"))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn invalid_actions_are_refused_when_proposed() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let far = Height::new(100);
+    let propose = |action| GovernanceOp::Propose {
+        action,
+        effective_height: far,
+    };
+    let cases = [
+        (
+            Action::RemoveValidator {
+                chain: chain("nowhere"),
+                key: pk(1),
+            },
+            CODE_UNKNOWN_CHAIN,
+        ),
+        (
+            Action::RemoveValidator {
+                chain: chain("side-bft"),
+                key: pk(4),
+            },
+            CODE_INVALID_ACTION,
+        ),
+        (
+            Action::AddValidator {
+                chain: chain("side-bft"),
+                key: pk(4),
+                power: 0,
+                department: dept(4),
+            },
+            CODE_INVALID_ACTION,
+        ),
+        (
+            Action::RegisterSideChain {
+                chain: chain("side-raft"),
+                engine: EngineKind::Raft,
+                validators: equal_set(&[1]),
+                anchor_interval: 1,
+            },
+            CODE_INVALID_ACTION,
+        ),
+        (
+            Action::RegisterSideChain {
+                chain: chain("main"),
+                engine: EngineKind::Bft,
+                validators: equal_set(&[1]),
+                anchor_interval: 1,
+            },
+            CODE_INVALID_ACTION,
+        ),
+        (
+            Action::RegisterSideChain {
+                chain: chain("side-new"),
+                engine: EngineKind::Bft,
+                validators: equal_set(&[1]),
+                anchor_interval: 0,
+            },
+            CODE_INVALID_ACTION,
+        ),
+        (
+            Action::RegisterDepartment {
+                department: Department {
+                    id: dept(9),
+                    name: "dup key".into(),
+                    node_key: pk(2),
+                },
+            },
+            CODE_INVALID_ACTION,
+        ),
+    ];
+    for (action, code) in cases {
+        let r = main.run(1, propose(action.clone()));
+        assert_eq!(
+            r.code,
+            code,
+            "{action:?}: {}",
+            String::from_utf8_lossy(&r.data)
+        );
+    }
+    // Nothing was opened.
+    assert_eq!(proposal(&main.view(), ProposalId::new(1)).unwrap(), None);
+}
+
+#[test]
+fn register_a_side_chain_then_anchor_it() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let (_, st) = pass(
+        &mut main,
+        Action::RegisterSideChain {
+            chain: chain("side-new"),
+            engine: EngineKind::Bft,
+            validators: equal_set(&[2, 3, 4]),
+            anchor_interval: 5,
+        },
+        Height::new(1),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    let view = main.view();
+    let info = chain_info(&view, &chain("side-new")).unwrap().unwrap();
+    assert_eq!(info.anchor_interval, 5);
+    assert_eq!(info.role, ChainRole::Side);
+    assert_eq!(side_chains(&view).unwrap().len(), 3);
+
+    let mut side =
+        ChainBuilder::new(chain("side-new"), KvApp, vec![sk(2), sk(3), sk(4)], T0).unwrap();
+    for i in 1..=5u64 {
+        side.produce_block(vec![], Timestamp::new(T0.get() + i))
+            .unwrap();
+    }
+    let b = side.block(Height::new(5)).unwrap();
+    let r = main.run(
+        1,
+        GovernanceOp::Anchor {
+            header: b.block.header.clone(),
+            certificate: b.light.certificate.clone(),
+        },
+    );
+    assert_eq!(
+        event(&r),
+        GovernanceEvent::Anchored {
+            record: AnchorRecord::of_header(&b.block.header)
+        }
+    );
+    // A side-chain change must take effect above the anchored height.
+    let r = main.run(
+        1,
+        GovernanceOp::Propose {
+            action: Action::RemoveValidator {
+                chain: chain("side-new"),
+                key: pk(4),
+            },
+            effective_height: Height::new(5),
+        },
+    );
+    assert_eq!(r.code, CODE_BAD_EFFECTIVE_HEIGHT);
+}
+
+struct Side {
+    chain: ChainBuilder<KvApp>,
+}
+
+impl Side {
+    fn new(id: &str, signers: &[u8], blocks: u64) -> Self {
+        let mut chain = ChainBuilder::new(
+            chain(id),
+            KvApp,
+            signers.iter().map(|i| sk(*i)).collect(),
+            T0,
+        )
+        .unwrap();
+        let user = sk(100);
+        for h in 1..=blocks {
+            let tx = Transaction::new_signed(
+                chain.chain_id().clone(),
+                &user,
+                h - 1,
+                KvApp::payload(format!("k{h}").as_bytes(), b"v"),
+            )
+            .unwrap();
+            chain
+                .produce_block(vec![tx], Timestamp::new(T0.get() + h))
+                .unwrap();
+        }
+        Side { chain }
+    }
+
+    fn anchor_op(&self, height: u64) -> GovernanceOp {
+        let b = self.chain.block(Height::new(height)).unwrap();
+        GovernanceOp::Anchor {
+            header: b.block.header.clone(),
+            certificate: b.light.certificate.clone(),
+        }
+    }
+
+    fn cert_by(&self, height: u64, signers: &[u8]) -> CommitCertificate {
+        let b = self.chain.block(Height::new(height)).unwrap();
+        let keys: Vec<SecretKey> = signers.iter().map(|i| sk(*i)).collect();
+        let signers: Vec<&dyn Signer> = keys.iter().map(|k| k as &dyn Signer).collect();
+        certify(
+            self.chain.chain_id(),
+            b.block.header.height,
+            Round::new(0),
+            b.block.hash(),
+            &signers,
+        )
+    }
+}
+
+#[test]
+fn bft_anchors_are_verified_and_strictly_increasing() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let side = Side::new("side-bft", &[1, 2, 3], 6);
+    let chain_id = chain("side-bft");
+
+    // Certificate of another block.
+    let mut op = side.anchor_op(4);
+    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
+        *certificate = side
+            .chain
+            .block(Height::new(3))
+            .unwrap()
+            .light
+            .certificate
+            .clone();
+    }
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    // Exactly 2/3 of the registered set is not a BFT quorum.
+    let mut op = side.anchor_op(4);
+    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
+        *certificate = side.cert_by(4, &[1, 2]);
+    }
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    // Signed by strangers to the registered set.
+    let mut op = side.anchor_op(4);
+    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
+        *certificate = side.cert_by(4, &[1, 2, 3, 60]);
+    }
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    // A tampered header.
+    let mut op = side.anchor_op(4);
+    if let GovernanceOp::Anchor { header, .. } = &mut op {
+        header.state_root = govchain_core::hash::Hash::ZERO;
+    }
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    // A certificate naming another chain.
+    let mut op = side.anchor_op(4);
+    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
+        certificate.chain_id = chain("side-raft");
+    }
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_WRONG_CHAIN);
+    // An unregistered chain.
+    let stranger = Side::new("side-x", &[1, 2, 3], 2);
+    assert_eq!(main.run(1, stranger.anchor_op(2)).code, CODE_UNKNOWN_CHAIN);
+    // The main chain itself.
+    let main_block = main.chain.block(Height::new(1)).unwrap().clone();
+    let op = GovernanceOp::Anchor {
+        header: main_block.block.header.clone(),
+        certificate: main_block.light.certificate.clone(),
+    };
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_WRONG_CHAIN);
+    assert_eq!(latest_anchor(&main.view(), &chain_id).unwrap(), None);
+
+    // A good anchor is recorded, with the latest pointer.
+    let r = main.run(2, side.anchor_op(4));
+    let header4 = side
+        .chain
+        .block(Height::new(4))
+        .unwrap()
+        .block
+        .header
+        .clone();
+    let record = AnchorRecord::of_header(&header4);
+    assert_eq!(
+        event(&r),
+        GovernanceEvent::Anchored {
+            record: record.clone()
+        }
+    );
+    assert_eq!(record.history_root, header4.history_root);
+    let view = main.view();
+    assert_eq!(
+        anchor(&view, &chain_id, Height::new(4)).unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        latest_anchor(&view, &chain_id).unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        main.chain
+            .app()
+            .query_key(
+                &GovernanceQuery::Anchor {
+                    chain: chain_id.clone(),
+                    height: Height::new(4)
+                }
+                .to_bytes()
+            )
+            .unwrap(),
+        anchor_key(&chain_id, Height::new(4))
+    );
+
+    // Heights must strictly increase.
+    assert_eq!(
+        main.run(1, side.anchor_op(4)).code,
+        CODE_ANCHOR_NOT_INCREASING
+    );
+    assert_eq!(
+        main.run(1, side.anchor_op(2)).code,
+        CODE_ANCHOR_NOT_INCREASING
+    );
+    let r = main.run(3, side.anchor_op(6));
+    assert_eq!(r.code, CODE_OK);
+    let view = main.view();
+    assert_eq!(
+        latest_anchor(&view, &chain_id).unwrap().unwrap().height,
+        Height::new(6)
+    );
+    // The earlier anchor stays.
+    assert_eq!(
+        anchor(&view, &chain_id, Height::new(4)).unwrap(),
+        Some(record)
+    );
+}
+
+#[test]
+fn raft_anchors_need_the_leader_and_a_majority() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let side = Side::new("side-raft", &[1, 2, 3], 4);
+    let header = side
+        .chain
+        .block(Height::new(3))
+        .unwrap()
+        .block
+        .header
+        .clone();
+    let leader = [1u8, 2, 3]
+        .into_iter()
+        .find(|i| pk(*i) == header.proposer)
+        .unwrap();
+    let other = [1u8, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    let third = [1u8, 2, 3]
+        .into_iter()
+        .find(|i| *i != leader && *i != other)
+        .unwrap();
+
+    // Without the leader: refused.
+    let op = GovernanceOp::Anchor {
+        header: header.clone(),
+        certificate: side.cert_by(3, &[other, third]),
+    };
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    // The leader alone is no majority.
+    let op = GovernanceOp::Anchor {
+        header: header.clone(),
+        certificate: side.cert_by(3, &[leader]),
+    };
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    // Leader plus one of three is a strict majority (though not a BFT
+    // quorum): accepted for a Raft chain.
+    let op = GovernanceOp::Anchor {
+        header: header.clone(),
+        certificate: side.cert_by(3, &[leader, other]),
+    };
+    assert_eq!(main.run(1, op).code, CODE_OK);
+    assert_eq!(
+        latest_anchor(&main.view(), &chain("side-raft"))
+            .unwrap()
+            .unwrap(),
+        AnchorRecord::of_header(&header)
+    );
+    // The testkit's full certificate for a later block also passes.
+    assert_eq!(main.run(1, side.anchor_op(4)).code, CODE_OK);
+}
+
+#[test]
+fn anchors_use_the_side_set_scheduled_at_their_height() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    // From side height 4, the BFT side chain is validated by 2, 3, 4.
+    let (_, st) = pass(
+        &mut main,
+        Action::AddValidator {
+            chain: chain("side-bft"),
+            key: pk(4),
+            power: 1,
+            department: dept(4),
+        },
+        Height::new(4),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    let (_, st) = pass(
+        &mut main,
+        Action::RemoveValidator {
+            chain: chain("side-bft"),
+            key: pk(1),
+        },
+        Height::new(4),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    let schedule = validator_schedule(&main.view(), &chain("side-bft")).unwrap();
+    assert_eq!(schedule.len(), 2);
+    assert_eq!(schedule[&Height::new(4)], equal_set(&[2, 3, 4]));
+
+    let mut side = Side::new("side-bft", &[1, 2, 3], 2);
+    side.chain
+        .change_validators(vec![sk(2), sk(3), sk(4)])
+        .unwrap();
+    for h in 3..=5u64 {
+        side.chain
+            .produce_block(vec![], Timestamp::new(T0.get() + h))
+            .unwrap();
+    }
+    // Height 3 is signed by the old set, 4 and 5 by the new one.
+    assert_eq!(main.run(1, side.anchor_op(3)).code, CODE_OK);
+    // A certificate of the old set at height 5 is refused.
+    let mut op = side.anchor_op(5);
+    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
+        *certificate = side.cert_by(5, &[1, 2, 3]);
+    }
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    assert_eq!(main.run(1, side.anchor_op(5)).code, CODE_OK);
+}
