@@ -1,58 +1,73 @@
 //! The government service chain demo.
 //!
-//! Four department nodes (the Data Resources Bureau, Public Security, Civil
-//! Affairs, and Human Resources & Social Security) validate a main chain.
-//! Service accounts submit signed transactions that record service events
-//! (digests only: no personal data goes on a ledger). Halfway through, a fifth
-//! department joins the validator set. At the end a fresh light client, which
-//! trusts nothing but the genesis validator set, verifies every header and
-//! then checks a transaction proof, a state proof, a non-membership proof and
-//! an ancestor proof.
+//! Four department nodes — the Data Resources Bureau, Public Security,
+//! Civil Affairs, and Human Resources & Social Security — run in this
+//! process on the embedded durable storage, connected by the in-process
+//! transport. Together they run:
+//! - the **main chain** (Tendermint), holding governance and side-chain
+//!   checkpoint anchors;
+//! - the **identity** side chain (Tendermint, all four departments);
+//! - the **social-security** side chain (Raft, three departments).
 //!
-//! Every block is persisted, with its certificate and state batch, in the
-//! embedded default store (`govchain-storage`'s durable block log + redb) in
-//! `--data-dir` or a fresh temporary directory; the demo then reopens the
-//! store as a restarted node would (recovery and the state-root check) and
-//! reads blocks back byte for byte.
+//! Service halls submit signed records (digests only — no personal data on
+//! any ledger) to both side chains at `--tps`. Every second a progress line
+//! shows each chain's height, committed tx/s and commit latency. While
+//! under load, a fifth department (the Market Supervision Bureau) is voted
+//! in as a main-chain validator by the four founders. Side chains anchor a
+//! checkpoint on the main chain every few blocks; at the end the demo
+//! builds a cross-chain proof for a record on each side chain and verifies
+//! it with a fresh light client that trusts only the main chain's genesis
+//! validators, and prints a summary. Any failure exits non-zero.
 //!
-//! Blocks are certified by all validators in one process (the core testkit);
-//! the consensus engines and the networked node land with their own issues,
-//! and the demo grows with them.
-//!
-//! Run: `cargo run --release --example service_chain -- [--blocks N] [--txs-per-block M] [--data-dir DIR]`
+//! Run: `cargo run --release --example service_chain -- [--duration SECS] [--tps N] [--data-dir DIR]`
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use govchain_core::codec::Encode;
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::hash::{Domain, Hash};
 use govchain_core::light::LightClient;
-use govchain_core::testkit::{ChainBuilder, KvApp};
 use govchain_core::tx::Transaction;
-use govchain_core::types::{ChainId, Height, Timestamp};
-use govchain_storage::{BlockStore, DurableConfig, DurableStore, StateStore};
+use govchain_core::types::{ChainId, Height};
+use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_examples::service_records::ServiceRecords;
+use govchain_node::crosschain::CrossChainProof;
+use govchain_node::governance::{
+    self, Action, Department, DepartmentId, GenesisDepartment, GovernanceGenesis, GovernanceOp,
+    ProposalId, ProposalStatus, SideChainSpec,
+};
+use govchain_node::{
+    ChainSpec, CommitEvent, EngineKind, InProcessNetwork, Node, NodeConfig, NodeHandle, StorageKind,
+};
+use parking_lot::Mutex;
 
-const DEPARTMENTS: [&str; 5] = [
-    "Data Resources Bureau",
-    "Public Security Bureau",
-    "Civil Affairs Bureau",
-    "Human Resources & Social Security Bureau",
-    "Market Supervision Bureau",
+type DemoResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const DEPARTMENTS: [(&str, &str); 5] = [
+    ("drb", "Data Resources Bureau"),
+    ("psb", "Public Security Bureau"),
+    ("cab", "Civil Affairs Bureau"),
+    ("hrss", "Human Resources & Social Security Bureau"),
+    ("msb", "Market Supervision Bureau"),
 ];
 
 struct Options {
-    blocks: u64,
-    txs_per_block: usize,
+    duration: u64,
+    tps: u64,
     accounts: usize,
-    data_dir: Option<std::path::PathBuf>,
+    data_dir: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Options>, String> {
     let mut opts = Options {
-        blocks: 200,
-        txs_per_block: 500,
-        accounts: 64,
+        duration: 40,
+        tps: 1_500,
+        accounts: 400,
         data_dir: None,
     };
     let mut args = std::env::args().skip(1);
@@ -64,25 +79,23 @@ fn parse_args() -> Result<Option<Options>, String> {
                 .map_err(|e| format!("{name}: {e}"))
         };
         match arg.as_str() {
-            "--blocks" => opts.blocks = value("--blocks")?.max(4),
-            "--txs-per-block" => opts.txs_per_block = value("--txs-per-block")? as usize,
+            "--duration" => opts.duration = value("--duration")?.max(15),
+            "--tps" => opts.tps = value("--tps")?.max(10),
             "--accounts" => opts.accounts = (value("--accounts")? as usize).max(1),
             "--data-dir" => {
                 opts.data_dir = Some(args.next().ok_or("--data-dir needs a value")?.into())
             }
             "-h" | "--help" => {
-                println!("usage: service_chain [--blocks N (default 200)] [--txs-per-block M (default 500)] [--accounts K (default 64)] [--data-dir DIR (default: a fresh temporary directory)]");
+                println!(
+                    "usage: service_chain [--duration SECS (default 40, min 15)] [--tps N (default 1500)] \
+                     [--accounts K per side chain (default 400)] [--data-dir DIR (default: a fresh temporary directory)]"
+                );
                 return Ok(None);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
     Ok(Some(opts))
-}
-
-/// A department's consensus key, derived from its name so runs are repeatable.
-fn department_key(name: &str) -> SecretKey {
-    SecretKey::from_seed(Hash::of(Domain::Test, name.as_bytes()).as_bytes())
 }
 
 fn main() -> ExitCode {
@@ -102,260 +115,540 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(opts: &Options) -> Result<(), Box<dyn std::error::Error>> {
-    let chain = ChainId::new("hz-gov-main")?;
-    let founders: Vec<SecretKey> = DEPARTMENTS[..4].iter().map(|d| department_key(d)).collect();
-    println!("govchain service chain demo — chain {chain}");
-    for d in &DEPARTMENTS[..4] {
-        println!("  validator: {d:<42} {}", department_key(d).public_key());
+/// A department's node key, derived from its id so runs are repeatable.
+fn department_key(id: &str) -> Arc<SecretKey> {
+    Arc::new(SecretKey::from_seed(
+        Hash::of(Domain::Test, format!("department {id}").as_bytes()).as_bytes(),
+    ))
+}
+
+fn set_of(keys: &[Arc<SecretKey>]) -> DemoResult<ValidatorSet> {
+    Ok(ValidatorSet::new(
+        keys.iter()
+            .map(|k| Validator {
+                public_key: k.public_key(),
+                power: 1,
+            })
+            .collect(),
+    )?)
+}
+
+/// Commit statistics of one chain, fed by a subscriber.
+#[derive(Default)]
+struct ChainStats {
+    committed: u64,
+    latencies_ms: Vec<u32>,
+    window_committed: u64,
+    window_latencies: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Stats {
+    submitted: HashMap<Hash, Instant>,
+    chains: HashMap<ChainId, ChainStats>,
+    refused: u64,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
     }
-    let mut builder = ChainBuilder::new(
-        chain.clone(),
-        KvApp,
-        founders,
-        Timestamp::new(1_700_000_000_000),
-    )?;
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn start_node(
+    net: &InProcessNetwork,
+    index: usize,
+    key: &Arc<SecretKey>,
+    dir: &std::path::Path,
+    chains: Vec<ChainSpec>,
+) -> DemoResult<NodeHandle> {
+    let mut cfg = NodeConfig::new(
+        DEPARTMENTS[index].0,
+        key.clone(),
+        StorageKind::Durable(dir.join(DEPARTMENTS[index].0)),
+    );
+    cfg.chains = chains;
+    let node = Node::start(cfg, net.transport(key.public_key()))?;
+    net.register(key.public_key(), node.inbox());
+    Ok(node)
+}
+
+/// The governance steps taken while under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Waiting,
+    RegisterProposed,
+    ValidatorProposed { effective: Height },
+    Done { effective: Height },
+}
+
+fn proposal_status(
+    node: &NodeHandle,
+    main: &ChainId,
+    id: u64,
+) -> DemoResult<Option<ProposalStatus>> {
+    Ok(node
+        .read_state(main, |s| governance::proposal(s, ProposalId::new(id)))??
+        .map(|p| p.status))
+}
+
+fn run(opts: &Options) -> DemoResult<()> {
     let temp;
     let data_dir = match &opts.data_dir {
         Some(dir) => dir.clone(),
         None => {
             temp = tempfile::tempdir()?;
-            temp.path().join("hz-gov-main")
+            temp.path().to_owned()
         }
     };
-    let store = DurableStore::open(&data_dir, chain.clone(), DurableConfig::default())?;
-    if store.latest_height()?.get() != 0 {
-        return Err(format!(
-            "{} already holds a chain; pass an empty --data-dir",
-            data_dir.display()
-        )
-        .into());
-    }
+    let keys: Vec<Arc<SecretKey>> = DEPARTMENTS
+        .iter()
+        .map(|(id, _)| department_key(id))
+        .collect();
+    let main = ChainId::new("hz-main")?;
+    let identity = ChainId::new("hz-identity")?;
+    let social = ChainId::new("hz-social-security")?;
+    let genesis = GovernanceGenesis {
+        main_chain: main.clone(),
+        departments: DEPARTMENTS[..4]
+            .iter()
+            .zip(&keys)
+            .map(|((id, name), key)| {
+                Ok(GenesisDepartment {
+                    id: DepartmentId::new(*id)?,
+                    name: (*name).to_owned(),
+                    node_key: key.public_key(),
+                    power: 1,
+                })
+            })
+            .collect::<DemoResult<Vec<_>>>()?,
+        side_chains: vec![
+            SideChainSpec {
+                chain_id: identity.clone(),
+                engine: EngineKind::Bft,
+                validators: set_of(&keys[..4])?,
+                anchor_interval: 8,
+            },
+            SideChainSpec {
+                chain_id: social.clone(),
+                engine: EngineKind::Raft,
+                validators: set_of(&keys[..3])?,
+                anchor_interval: 8,
+            },
+        ],
+    };
+    let main_spec = ChainSpec::main_chain(genesis.clone())?;
+    let app = Arc::new(ServiceRecords);
+    let side_spec = |n: usize| ChainSpec::side_chain(&genesis.side_chains[n], app.clone());
     println!(
-        "  storage:   durable block log + redb in {}",
+        "govchain service chain demo — data in {}",
         data_dir.display()
     );
-    let accounts: Vec<SecretKey> = (0..opts.accounts)
-        .map(|i| {
-            SecretKey::from_seed(
-                Hash::of(Domain::Test, format!("service account {i}").as_bytes()).as_bytes(),
-            )
+    println!("  main chain {main} (Tendermint): governance and anchors");
+    println!("  side chain {identity} (Tendermint, 4 departments), {social} (Raft, 3 departments)");
+    for (i, (_, name)) in DEPARTMENTS[..4].iter().enumerate() {
+        println!("  department node: {name:<42} {}", keys[i].public_key());
+    }
+
+    let net = InProcessNetwork::new();
+    let mut nodes = Vec::new();
+    for (i, key) in keys[..4].iter().enumerate() {
+        let mut chains = vec![main_spec.clone(), side_spec(0)];
+        if i < 3 {
+            chains.push(side_spec(1));
+        }
+        nodes.push(start_node(&net, i, key, &data_dir, chains)?);
+    }
+    let nodes = Arc::new(Mutex::new(nodes));
+
+    // Commit statistics from the Data Resources Bureau's node (it runs all
+    // three chains).
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let events = nodes.lock()[0].subscribe(1 << 16);
+    let stop = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let stats = stats.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(event): Result<CommitEvent, _> =
+                    events.recv_timeout(Duration::from_millis(100))
+                else {
+                    continue;
+                };
+                let now = Instant::now();
+                let mut s = stats.lock();
+                let mut lat = Vec::with_capacity(event.tx_ids.len());
+                for id in event.tx_ids.iter() {
+                    if let Some(t) = s.submitted.remove(id) {
+                        lat.push(now.duration_since(t).as_millis() as u32);
+                    }
+                }
+                let c = s.chains.entry(event.chain.clone()).or_default();
+                c.committed += event.tx_ids.len() as u64;
+                c.window_committed += event.tx_ids.len() as u64;
+                c.latencies_ms.extend(&lat);
+                c.window_latencies.extend(lat);
+            }
         })
-        .collect();
-    let mut nonces = vec![0u64; accounts.len()];
-    let join_at = opts.blocks / 2;
+    };
 
-    println!(
-        "\nproducing {} blocks of {} signed transactions ({} service accounts)…",
-        opts.blocks, opts.txs_per_block, opts.accounts
-    );
+    // Load: signed service records to both side chains, spread over the
+    // nodes that run each chain.
+    let load = {
+        let nodes = nodes.clone();
+        let stats = stats.clone();
+        let stop = stop.clone();
+        let (identity, social) = (identity.clone(), social.clone());
+        let tps = opts.tps;
+        let accounts = opts.accounts;
+        std::thread::spawn(move || -> DemoResult<u64> {
+            let halls: Vec<SecretKey> = (0..accounts * 2)
+                .map(|i| {
+                    SecretKey::from_seed(
+                        Hash::of(Domain::Test, format!("hall {i}").as_bytes()).as_bytes(),
+                    )
+                })
+                .collect();
+            let mut nonces = vec![0u64; halls.len()];
+            let mut cursor = 0usize;
+            let mut sent = 0u64;
+            let started = Instant::now();
+            let tick = Duration::from_millis(20);
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                round += 1;
+                let due = (tps * started.elapsed().as_millis() as u64 / 1000).saturating_sub(sent);
+                // One transaction per hall per batch, so a refused one never
+                // leaves a nonce gap behind a later one.
+                let n = (due as usize).min(accounts);
+                for (c, chain) in [(0usize, &identity), (1usize, &social)] {
+                    let count = n / 2 + usize::from(c == 0) * (n % 2);
+                    let mut txs = Vec::with_capacity(count);
+                    let mut who = Vec::with_capacity(count);
+                    for k in 0..count {
+                        let hall = c * accounts + (cursor + k) % accounts;
+                        let digest = Hash::of(
+                            Domain::Test,
+                            format!("case {hall}/{}", nonces[hall]).as_bytes(),
+                        );
+                        let service = if c == 0 {
+                            "identity-check"
+                        } else {
+                            "pension-claim"
+                        };
+                        let payload = ServiceRecords::payload(service, &digest)?;
+                        txs.push(Transaction::new_signed(
+                            chain.clone(),
+                            &halls[hall],
+                            nonces[hall],
+                            payload,
+                        )?);
+                        who.push(hall);
+                        nonces[hall] += 1;
+                    }
+                    if txs.is_empty() {
+                        continue;
+                    }
+                    let ids: Vec<Hash> = txs.iter().map(Transaction::id).collect();
+                    {
+                        let now = Instant::now();
+                        let mut s = stats.lock();
+                        for id in &ids {
+                            s.submitted.insert(*id, now);
+                        }
+                    }
+                    let members = if c == 0 { 4 } else { 3 };
+                    let target = (round as usize) % members;
+                    let results = nodes.lock()[target].submit(chain, txs)?;
+                    let mut s = stats.lock();
+                    for ((r, id), hall) in results.iter().zip(&ids).zip(&who) {
+                        if r.is_err() {
+                            s.refused += 1;
+                            s.submitted.remove(id);
+                            nonces[*hall] -= 1;
+                        }
+                    }
+                    sent += count as u64;
+                }
+                cursor = (cursor + n) % accounts;
+                std::thread::sleep(tick);
+            }
+            Ok(sent)
+        })
+    };
+
+    // Progress, and governance under load.
     let started = Instant::now();
-    let mut last_report = Instant::now();
-    let mut total_txs = 0usize;
-    let mut sign_time = Duration::ZERO;
-    let mut persist_time = Duration::ZERO;
-    for h in 1..=opts.blocks {
-        if h == join_at {
-            let mut next: Vec<SecretKey> = DEPARTMENTS.iter().map(|d| department_key(d)).collect();
-            next.truncate(5);
-            builder.change_validators(next)?;
-            println!(
-                "  height {h:>5}: governance adds '{}' as the fifth validator (signs from height {})",
-                DEPARTMENTS[4],
-                h + 1
-            );
+    let mut step = Step::Waiting;
+    println!("\n  time | {main:>8} | {identity:>24} | {social:>24} | governance");
+    for second in 1..=opts.duration {
+        let wake = started + Duration::from_secs(second);
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+        let guard = nodes.lock();
+        let node = &guard[0];
+        let mut cols = Vec::new();
+        for chain in [&identity, &social] {
+            let h = node.height(chain)?;
+            let mut s = stats.lock();
+            let c = s.chains.entry(chain.clone()).or_default();
+            let mut w = std::mem::take(&mut c.window_latencies);
+            w.sort_unstable();
+            let rate = std::mem::take(&mut c.window_committed);
+            cols.push(format!(
+                "h{:>5} {:>6} tx/s p50 {:>4} ms",
+                h.get(),
+                rate,
+                percentile(&w, 0.5)
+            ));
         }
-        let t = Instant::now();
-        let txs: Vec<Transaction> = (0..opts.txs_per_block)
-            .map(|i| {
-                let a = (h as usize * 7919 + i) % accounts.len();
-                let nonce = nonces[a];
-                nonces[a] += 1;
-                // A service event: the record key and a digest of the case
-                // file, never the case file itself.
-                let record = format!("case/{h}/{i}");
-                let digest = Hash::of(Domain::Test, record.as_bytes());
-                Transaction::new_signed(
-                    chain.clone(),
-                    &accounts[a],
-                    nonce,
-                    KvApp::payload(record.as_bytes(), digest.as_bytes()),
-                )
-            })
-            .collect::<Result<_, _>>()?;
-        sign_time += t.elapsed();
-        total_txs += txs.len();
-        let committed =
-            builder.produce_block(txs, Timestamp::new(1_700_000_000_000 + h * 1_000))?;
-        let t = Instant::now();
-        store.append(
-            &committed.block,
-            &committed.light.certificate,
-            committed.state_batch.clone(),
-        )?;
-        persist_time += t.elapsed();
-        if last_report.elapsed() >= Duration::from_secs(1) || h == opts.blocks {
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "  height {h:>5}/{:<5} txs {total_txs:>8}  {:>9.0} tx/s (incl. signing)  validators {}",
-                opts.blocks,
-                total_txs as f64 / secs,
-                builder.validator_set().len()
-            );
-            last_report = Instant::now();
+        let mh = node.height(&main)?;
+        // Governance: at a quarter of the run the founders vote in the
+        // Market Supervision Bureau.
+        let note = match step {
+            Step::Waiting if second >= opts.duration / 4 => {
+                let dept = Department {
+                    id: DepartmentId::new(DEPARTMENTS[4].0)?,
+                    name: DEPARTMENTS[4].1.to_owned(),
+                    node_key: keys[4].public_key(),
+                };
+                guard[0].submit_own(
+                    &main,
+                    GovernanceOp::Propose {
+                        action: Action::RegisterDepartment { department: dept },
+                        effective_height: Height::new(mh.get() + 10),
+                    }
+                    .to_payload(),
+                )?;
+                for n in &guard[1..3] {
+                    n.submit_own(
+                        &main,
+                        GovernanceOp::Vote {
+                            proposal_id: ProposalId::new(1),
+                            approve: true,
+                        }
+                        .to_payload(),
+                    )?;
+                }
+                step = Step::RegisterProposed;
+                "register MSB: proposed, 2 votes sent".to_owned()
+            }
+            Step::RegisterProposed => match proposal_status(&guard[0], &main, 1)? {
+                Some(ProposalStatus::Passed) => {
+                    let effective = Height::new(mh.get() + 16);
+                    guard[1].submit_own(
+                        &main,
+                        GovernanceOp::Propose {
+                            action: Action::AddValidator {
+                                chain: main.clone(),
+                                key: keys[4].public_key(),
+                                power: 1,
+                                department: DepartmentId::new(DEPARTMENTS[4].0)?,
+                            },
+                            effective_height: effective,
+                        }
+                        .to_payload(),
+                    )?;
+                    for n in [&guard[0], &guard[3]] {
+                        n.submit_own(
+                            &main,
+                            GovernanceOp::Vote {
+                                proposal_id: ProposalId::new(2),
+                                approve: true,
+                            }
+                            .to_payload(),
+                        )?;
+                    }
+                    step = Step::ValidatorProposed { effective };
+                    format!("MSB registered; validator from main h{effective}: proposed")
+                }
+                Some(ProposalStatus::Open) | None => "register MSB: voting".to_owned(),
+                Some(other) => return Err(format!("registering MSB ended {other:?}").into()),
+            },
+            Step::ValidatorProposed { effective } => match proposal_status(&guard[0], &main, 2)? {
+                Some(ProposalStatus::Passed) => {
+                    step = Step::Done { effective };
+                    format!("MSB validator change passed, effective at h{effective}")
+                }
+                Some(ProposalStatus::Open) | None => "add MSB validator: voting".to_owned(),
+                Some(other) => return Err(format!("adding MSB ended {other:?}").into()),
+            },
+            Step::Done { effective } if mh >= effective => {
+                format!("5 validators since h{effective}")
+            }
+            Step::Done { effective } => format!("MSB joins at h{effective}"),
+            Step::Waiting => String::new(),
+        };
+        drop(guard);
+        if step == Step::RegisterProposed && note.starts_with("register MSB: proposed") {
+            // The fifth department's node starts now, as a main-chain
+            // follower; it becomes a validator at the effective height.
+            let node = start_node(&net, 4, &keys[4], &data_dir, vec![main_spec.clone()])?;
+            nodes.lock().push(node);
         }
-    }
-    let build_secs = started.elapsed().as_secs_f64();
-
-    println!("\nrestarting from disk: the store recovers, checks the state root at its height, and serves blocks back…");
-    drop(store);
-    let t = Instant::now();
-    let store = DurableStore::open(&data_dir, chain.clone(), DurableConfig::default())?;
-    let reopen_ms = t.elapsed().as_secs_f64() * 1e3;
-    let stored_height = store.latest_height()?;
-    if stored_height != builder.height() {
-        return Err(format!(
-            "store recovered height {stored_height}, expected {}",
-            builder.height()
-        )
-        .into());
-    }
-    for committed in builder
-        .blocks()
-        .iter()
-        .step_by(17)
-        .chain(builder.blocks().last())
-    {
-        let h = committed.block.header.height;
-        let stored = store
-            .block(h)?
-            .ok_or_else(|| format!("block {h} missing from the store"))?;
-        if stored.block.to_bytes() != committed.block.to_bytes()
-            || stored.certificate.to_bytes() != committed.light.certificate.to_bytes()
-        {
-            return Err(format!("block {h} read back differently").into());
-        }
-        if store.height_of(&committed.block.hash())? != Some(h) {
-            return Err(format!("block {h} not found by hash").into());
-        }
-    }
-    let state_root = store
-        .state_root(stored_height.get())?
-        .ok_or("no state root at the tip")?;
-    if state_root != builder.block(stored_height)?.block.header.state_root {
-        return Err("stored state root differs from the header".into());
-    }
-    println!(
-        "  reopened in {reopen_ms:.1} ms at height {stored_height}; blocks read back byte for byte; state root {}…",
-        &state_root.to_string()[..16]
-    );
-
-    println!(
-        "\na fresh light client, trusting only the genesis validator set, verifies the chain…"
-    );
-    let (genesis_set, genesis_time) = builder.genesis();
-    let mut client = LightClient::from_genesis(chain.clone(), genesis_set.clone(), genesis_time);
-    let t = Instant::now();
-    for committed in builder.blocks() {
-        client.verify(&committed.light)?;
-    }
-    let verify_secs = t.elapsed().as_secs_f64();
-    let tip = client.height();
-    println!(
-        "  verified {} headers and certificates in {:.1} ms ({:.1} µs/header), followed the validator-set change",
-        tip,
-        verify_secs * 1e3,
-        verify_secs * 1e6 / tip.get() as f64
-    );
-
-    // Proofs against verified headers.
-    let h = Height::new(join_at.max(1));
-    let block = builder.block(h)?;
-    let index = (block.block.transactions.len() / 2) as u64;
-    if let Some(tx) = block.block.transactions.get(index as usize) {
-        let proof = builder.tx_proof(h, index)?;
-        client.verify_transaction(h, &tx.to_bytes(), &proof)?;
         println!(
-            "  transaction {index} of block {h} is included (proof: {} hashes)",
-            proof.path.len()
+            "{second:>5}s | h{:>7} | {} | {} | {note}",
+            mh.get(),
+            cols[0],
+            cols[1]
+        );
+        for n in nodes.lock().iter() {
+            if let Some(fatal) = n.status().fatal {
+                return Err(format!("node {} stopped: {fatal}", n.name()).into());
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.join().map_err(|_| "load thread panicked")??;
+    let _ = collector.join();
+    let nodes = std::mem::take(&mut *nodes.lock());
+
+    // Checks.
+    let Step::Done { effective } = step else {
+        return Err(format!("the fifth department was not voted in (governance stopped at {step:?}); try a longer --duration").into());
+    };
+    let five = set_of(&keys)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nodes
+        .iter()
+        .any(|n| n.height(&main).map_or(true, |h| h <= effective))
+    {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "main chain did not reach the effective height {effective} on every node"
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for n in &nodes {
+        let header = n.block(&main, effective)?.block.header;
+        if header.validator_set_hash != five.hash() {
+            return Err(format!(
+                "{}: main block {effective} is not signed by the five-department set",
+                n.name()
+            )
+            .into());
+        }
+    }
+    for chain in [&main, &identity, &social] {
+        let holders: Vec<&NodeHandle> = nodes.iter().filter(|n| n.height(chain).is_ok()).collect();
+        let common = holders
+            .iter()
+            .map(|n| n.height(chain))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .min()
+            .unwrap_or(Height::new(0));
+        for h in [1, common.get() / 2, common.get()]
+            .into_iter()
+            .filter(|h| *h > 0)
+        {
+            let reference = holders[0].block(chain, Height::new(h))?.block.hash();
+            for n in &holders[1..] {
+                if n.block(chain, Height::new(h))?.block.hash() != reference {
+                    return Err(format!(
+                        "{chain} forked at height {h} between {} and {}",
+                        holders[0].name(),
+                        n.name()
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+
+    // Cross-chain proofs, verified by a light client that trusts only the
+    // main chain's genesis validators and follows main headers from the
+    // newest department's node.
+    println!("\ncross-chain proofs (side-chain record → anchored side header → main-chain state → main header):");
+    let mut proof_rows = Vec::new();
+    for (chain, prover) in [(&identity, 1usize), (&social, 2usize)] {
+        let anchored = nodes[0]
+            .read_state(&main, |s| governance::latest_anchor(s, chain))??
+            .ok_or_else(|| format!("{chain} never anchored a checkpoint"))?;
+        let height = Height::new(anchored.height.get().saturating_sub(3).max(1));
+        let block = nodes[prover].block(chain, height)?.block;
+        let tx = block
+            .transactions
+            .first()
+            .ok_or_else(|| format!("{chain} block {height} is empty"))?;
+        let proof = nodes[prover].cross_chain_tx_proof(chain, &tx.id())?;
+        let bytes = proof.to_bytes();
+        let main_height = proof.main.header.height;
+        let mut client =
+            LightClient::from_genesis(main.clone(), set_of(&keys[..4])?, main_spec.genesis_time);
+        for h in 1..main_height.get() {
+            client.verify(&nodes[4].light_block(&main, Height::new(h))?)?;
+        }
+        let decoded = CrossChainProof::decode(&bytes)?;
+        let t = Instant::now();
+        let fact = decoded.verify(&mut client.clone())?;
+        let took = t.elapsed();
+        let mut tampered = decoded.clone();
+        tampered.side_header.time =
+            govchain_core::types::Timestamp::new(tampered.side_header.time.get() ^ 1);
+        let caught = match tampered.verify(&mut client.clone()) {
+            Err(e) => e.to_string(),
+            Ok(_) => return Err("a tampered cross-chain proof verified".into()),
+        };
+        println!(
+            "  {chain}: record at side h{} anchored at h{} → main h{}: verified in {:.2} ms, {} bytes; tampered side header refused: {caught}",
+            fact.side_height,
+            fact.anchored_height,
+            fact.main_height,
+            took.as_secs_f64() * 1e3,
+            bytes.len()
+        );
+        proof_rows.push((chain.clone(), bytes.len(), took));
+    }
+
+    // Summary.
+    let elapsed = started.elapsed().as_secs_f64();
+    let s = stats.lock();
+    println!(
+        "\nsummary after {elapsed:.0} s ({sent} transactions submitted, {} refused by mempools):",
+        s.refused
+    );
+    println!(
+        "  {:<22} {:<10} {:>10} {:>8} {:>10} {:>8} {:>8} {:>8}",
+        "chain", "engine", "validators", "height", "committed", "tx/s", "p50 ms", "p99 ms"
+    );
+    for (chain, engine, validators) in [
+        (&main, "Tendermint", 5),
+        (&identity, "Tendermint", 4),
+        (&social, "Raft", 3),
+    ] {
+        let empty = ChainStats::default();
+        let c = s.chains.get(chain).unwrap_or(&empty);
+        let mut l = c.latencies_ms.clone();
+        l.sort_unstable();
+        let ms = |p: f64| {
+            if l.is_empty() {
+                "-".to_owned()
+            } else {
+                percentile(&l, p).to_string()
+            }
+        };
+        println!(
+            "  {:<22} {:<10} {:>10} {:>8} {:>10} {:>8.0} {:>8} {:>8}",
+            chain.as_str(),
+            engine,
+            validators,
+            nodes[0].height(chain)?.get(),
+            c.committed,
+            c.committed as f64 / elapsed,
+            ms(0.5),
+            ms(0.99)
         );
     }
-    let record = format!("case/{}/0", h);
-    let key = KvApp::state_key(record.as_bytes());
-    let (value, proof) = builder.state_proof(tip, &key)?;
-    let value = value.ok_or("record missing from state")?;
-    client.verify_state(tip, &key, Some(&value), &proof)?;
-    println!(
-        "  state at height {tip}: '{record}' holds its digest (proof: {} siblings)",
-        proof.siblings.len()
-    );
-    let absent = KvApp::state_key(b"case/never-filed");
-    let (none, proof) = builder.state_proof(tip, &absent)?;
-    if none.is_some() {
-        return Err("an unfiled case is present".into());
+    drop(s);
+    for n in nodes {
+        let name = n.name().to_owned();
+        n.stop().map_err(|e| format!("stopping {name}: {e}"))?;
     }
-    client.verify_state(tip, &absent, None, &proof)?;
-    println!("  state at height {tip}: 'case/never-filed' is provably absent");
-    let ancestor = Height::new(1);
-    let proof = builder.ancestor_proof(tip, ancestor)?;
-    client.verify_ancestor(
-        tip,
-        ancestor,
-        &builder.block(ancestor)?.block.hash(),
-        &proof,
-    )?;
-    println!(
-        "  block 1 is in the history committed by header {tip} ({} hashes)",
-        proof.path.len()
-    );
-    if client
-        .verify_state(
-            tip,
-            &key,
-            Some(b"tampered"),
-            &builder.state_proof(tip, &key)?.1,
-        )
-        .is_ok()
-    {
-        return Err("a tampered value verified".into());
-    }
-    println!("  a tampered state value is rejected");
-
-    println!("\nsummary");
-    println!("  {:<34} {:>12}", "chain", chain.to_string());
-    println!("  {:<34} {:>12}", "blocks", tip.get());
-    println!("  {:<34} {:>12}", "transactions", total_txs);
-    println!(
-        "  {:<34} {:>12}",
-        "validators at tip",
-        builder.validator_set().len()
-    );
-    println!(
-        "  {:<34} {:>12.0}",
-        "build rate (tx/s, 1 process)",
-        total_txs as f64 / build_secs
-    );
-    println!(
-        "  {:<34} {:>12.2}",
-        "of which signing (s)",
-        sign_time.as_secs_f64()
-    );
-    println!(
-        "  {:<34} {:>12.2}",
-        "of which durable appends (s)",
-        persist_time.as_secs_f64()
-    );
-    println!(
-        "  {:<34} {:>12.1}",
-        "durable append ms per block",
-        persist_time.as_secs_f64() * 1e3 / tip.get() as f64
-    );
-    println!("  {:<34} {:>12.1}", "reopen after restart (ms)", reopen_ms);
-    println!(
-        "  {:<34} {:>12.1}",
-        "light-client µs per header",
-        verify_secs * 1e6 / tip.get() as f64
-    );
-    println!("\nall checks passed");
+    println!("\nall checks passed: agreement on every chain, fifth department signing from main h{effective}, cross-chain proofs verified");
     Ok(())
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 pub mod consensus;
 pub mod core;
+pub mod node;
 pub mod storage;
 
 /// One line of the perf report.

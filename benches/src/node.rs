@@ -1,0 +1,425 @@
+//! The `node` area: the reference node end to end, and cross-chain proofs.
+//!
+//! - **End to end.** Four validator nodes in this process
+//!   (`govchain_node::InProcessNetwork`), each on the durable default store
+//!   in its own temporary directory, run one Tendermint chain. Pre-signed
+//!   250-byte transactions from 1,000 senders are submitted in batches,
+//!   round-robin over the nodes, as fast as the mempools admit them; every
+//!   node verifies every signature once (on admission or when judging a
+//!   proposal). Committed tx/s is reported against the signature bound
+//!   *B/4* (`B` = the machine's parallel batch-verify rate, measured in the
+//!   same run): four nodes sharing this machine each verify every
+//!   transaction. Commit latency (submission to commit at the first node)
+//!   is reported at p50 and p99 against the time the four nodes need to
+//!   verify one average block's signatures, and peak RSS against the RSS
+//!   before the nodes started.
+//! - **Cross-chain proof.** A side-chain transaction proven through an
+//!   anchored checkpoint to a main-chain header: verification time against
+//!   one light-client header verification, and encoded size against the
+//!   encoded main header plus certificate it carries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use govchain_core::codec::Encode;
+use govchain_core::crypto::{SecretKey, Signer};
+use govchain_core::light::LightClient;
+use govchain_core::testkit::{ChainBuilder, KvApp};
+use govchain_core::tx::Transaction;
+use govchain_core::types::{ChainId, Height, Timestamp};
+use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_node::crosschain::CrossChainProofBuilder;
+use govchain_node::governance::{
+    AnchorRecord, DepartmentId, EngineKind, GenesisDepartment, GovernanceApp, GovernanceGenesis,
+    GovernanceOp, SideChainSpec,
+};
+use govchain_node::{ChainRole, ChainSpec, InProcessNetwork, Node, NodeConfig, StorageKind};
+
+use crate::{progress, Row};
+
+const AREA: &str = "node";
+
+fn set_of(keys: &[Arc<SecretKey>]) -> anyhow::Result<ValidatorSet> {
+    Ok(ValidatorSet::new(
+        keys.iter()
+            .map(|k| Validator {
+                public_key: k.public_key(),
+                power: 1,
+            })
+            .collect(),
+    )?)
+}
+
+/// Peak and current resident set size of this process, in bytes.
+fn rss() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb * 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// 250-byte signed KvApp transactions: `per_sender` from each of `senders`.
+fn workload(chain: &ChainId, senders: usize, per_sender: u64) -> anyhow::Result<Vec<Transaction>> {
+    let keys: Vec<SecretKey> = (0..senders)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            SecretKey::from_seed(&seed)
+        })
+        .collect();
+    let probe = Transaction::new_signed(chain.clone(), &keys[0], 0, KvApp::payload(b"k", b""))?;
+    let pad = 250usize.saturating_sub(probe.encoded_len() + 8);
+    let mut txs = Vec::with_capacity(senders * per_sender as usize);
+    for nonce in 0..per_sender {
+        for (i, key) in keys.iter().enumerate() {
+            let k = format!("{i:04}-{nonce:04}");
+            let payload = KvApp::payload(&k.as_bytes()[..8], &vec![7u8; pad]);
+            txs.push(Transaction::new_signed(chain.clone(), key, nonce, payload)?);
+        }
+    }
+    Ok(txs)
+}
+
+struct EndToEnd {
+    tx_per_s: f64,
+    latencies_ms: Vec<f64>,
+    avg_block_txs: f64,
+    peak_rss: f64,
+    rss_before: f64,
+}
+
+fn end_to_end(total: usize) -> anyhow::Result<EndToEnd> {
+    let chain = ChainId::new("bench")?;
+    let keys: Vec<Arc<SecretKey>> = (1..=4u8)
+        .map(|i| Arc::new(SecretKey::from_seed(&[i; 32])))
+        .collect();
+    let senders = 1_000;
+    let per_sender = (total / senders).max(1) as u64;
+    progress(&format!(
+        "node: signing {} transactions of 250 bytes",
+        senders as u64 * per_sender
+    ));
+    let txs = workload(&chain, senders, per_sender)?;
+    let (_, rss_before) = rss();
+    let dirs: Vec<tempfile::TempDir> = (0..4)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let net = InProcessNetwork::new();
+    let mut nodes = Vec::new();
+    for (key, dir) in keys.iter().zip(&dirs) {
+        let mut spec = ChainSpec::new(
+            chain.clone(),
+            ChainRole::Side {
+                anchor_every: u64::MAX,
+            },
+            EngineKind::Bft,
+            set_of(&keys)?,
+            Arc::new(KvApp),
+        );
+        spec.mempool.max_txs = 40_000;
+        let mut cfg = NodeConfig::new(
+            "bench",
+            key.clone(),
+            StorageKind::Durable(dir.path().to_owned()),
+        );
+        cfg.chains = vec![spec];
+        let node = Node::start(cfg, net.transport(key.public_key()))?;
+        net.register(key.public_key(), node.inbox());
+        nodes.push(node);
+    }
+    let events = nodes[0].subscribe(1 << 16);
+    let mut submitted: HashMap<govchain_core::hash::Hash, Instant> =
+        HashMap::with_capacity(txs.len());
+    let start = Instant::now();
+    let mut latencies = Vec::with_capacity(txs.len());
+    let mut committed = 0usize;
+    let mut blocks = 0usize;
+    let mut last_commit = start;
+    let mut pending = txs.chunks(500).enumerate().peekable();
+    progress("node: 4 validators, durable storage: submitting and committing");
+    while committed < txs.len() {
+        // Submit while the pool has room (a refused batch is retried).
+        if let Some((i, batch)) = pending.peek() {
+            let now = Instant::now();
+            let results = nodes[i % 4].submit(&chain, batch.to_vec())?;
+            if results.iter().all(Result::is_ok) {
+                for tx in batch.iter() {
+                    submitted.insert(tx.id(), now);
+                }
+                pending.next();
+            } else if results.iter().any(Result::is_ok) {
+                return Err(anyhow!(
+                    "a batch was admitted in part: {:?}",
+                    results.iter().find(|r| r.is_err())
+                ));
+            }
+        }
+        let wait = if pending.peek().is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(200)
+        };
+        while let Ok(event) = events.recv_timeout(wait) {
+            let now = Instant::now();
+            blocks += usize::from(!event.tx_ids.is_empty());
+            for id in event.tx_ids.iter() {
+                if let Some(t) = submitted.remove(id) {
+                    latencies.push(now.duration_since(t).as_secs_f64() * 1e3);
+                    committed += 1;
+                }
+            }
+            last_commit = now;
+            if wait.is_zero() {
+                break;
+            }
+        }
+        if last_commit.elapsed() > Duration::from_secs(60) {
+            return Err(anyhow!(
+                "no commit for 60 s ({committed} of {} committed)",
+                txs.len()
+            ));
+        }
+        if pending.peek().is_some() && nodes[0].status().chains[0].mempool_txs > 20_000 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let elapsed = last_commit.duration_since(start).as_secs_f64();
+    let (peak_rss, _) = rss();
+    for n in nodes {
+        n.stop().context("stopping a node")?;
+    }
+    Ok(EndToEnd {
+        tx_per_s: committed as f64 / elapsed,
+        latencies_ms: latencies,
+        avg_block_txs: committed as f64 / blocks.max(1) as f64,
+        peak_rss,
+        rss_before,
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A cross-chain proof over testkit chains: (verify seconds, header verify
+/// seconds, proof bytes, main header + certificate bytes).
+fn cross_chain() -> anyhow::Result<(f64, f64, f64, f64)> {
+    let t0 = Timestamp::new(1_700_000_000_000);
+    let main_id = ChainId::new("main")?;
+    let side_id = ChainId::new("side")?;
+    let secrets = |base: u8| -> Vec<SecretKey> {
+        (0..4)
+            .map(|i| SecretKey::from_seed(&[base + i; 32]))
+            .collect()
+    };
+    let main_keys = secrets(1);
+    let side_set = ValidatorSet::new(
+        main_keys
+            .iter()
+            .map(|k| Validator {
+                public_key: k.public_key(),
+                power: 1,
+            })
+            .collect(),
+    )?;
+    let genesis = GovernanceGenesis {
+        main_chain: main_id.clone(),
+        departments: main_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Ok(GenesisDepartment {
+                    id: DepartmentId::new(format!("d{i}"))?,
+                    name: format!("Department {i}"),
+                    node_key: k.public_key(),
+                    power: 1,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        side_chains: vec![SideChainSpec {
+            chain_id: side_id.clone(),
+            engine: EngineKind::Bft,
+            validators: side_set,
+            anchor_interval: 8,
+        }],
+    };
+    let mut side = ChainBuilder::new(side_id.clone(), KvApp, secrets(1), t0)?;
+    let citizen = SecretKey::from_seed(&[99; 32]);
+    let mut nonce = 0;
+    for h in 1..=8u64 {
+        let txs = (0..100)
+            .map(|i| {
+                nonce += 1;
+                Transaction::new_signed(
+                    side_id.clone(),
+                    &citizen,
+                    nonce - 1,
+                    KvApp::payload(format!("{h}/{i}").as_bytes(), b"v"),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        side.produce_block(txs, Timestamp::new(t0.get() + h))?;
+    }
+    let anchored = side.block(Height::new(8))?.clone();
+    let mut main = ChainBuilder::new(
+        main_id.clone(),
+        GovernanceApp::new(genesis)?,
+        secrets(1),
+        t0,
+    )?;
+    let anchor = GovernanceOp::Anchor {
+        header: anchored.block.header.clone(),
+        certificate: anchored.light.certificate.clone(),
+    };
+    let tx = Transaction::new_signed(main_id.clone(), &main_keys[0], 0, anchor.to_payload())?;
+    let receipts = main
+        .produce_block(vec![tx], Timestamp::new(t0.get() + 10))?
+        .receipts
+        .clone();
+    if !receipts.iter().all(|r| r.is_ok()) {
+        return Err(anyhow!("the anchor was refused: {receipts:?}"));
+    }
+    let record = AnchorRecord::of_header(&anchored.block.header);
+    let key = govchain_node::governance::anchor_key(&side_id, Height::new(8));
+    let (_, anchor_proof) = main.state_proof(Height::new(1), &key)?;
+    let fact_block = side.block(Height::new(5))?.block.clone();
+    let mut builder = CrossChainProofBuilder::new();
+    builder
+        .transaction(
+            fact_block.transactions[42].clone(),
+            side.tx_proof(Height::new(5), 42)?,
+        )
+        .side_header(fact_block.header.clone())
+        .anchored_ancestor(
+            anchored.block.header.clone(),
+            side.ancestor_proof(Height::new(8), Height::new(5))?,
+        )
+        .anchor(record, anchor_proof)
+        .main_block(main.block(Height::new(1))?.light.clone());
+    let proof = builder.build()?;
+    let main_set = main.validator_set().clone();
+    let verify = crate::median_time(9, || {
+        for _ in 0..100 {
+            let _ = std::hint::black_box(proof.verify_with_validator_set(&main_id, &main_set));
+        }
+    })
+    .as_secs_f64()
+        / 100.0;
+    if let Err(e) = proof.verify_with_validator_set(&main_id, &main_set) {
+        return Err(anyhow!("the proof does not verify: {e}"));
+    }
+    let light = main.block(Height::new(1))?.light.clone();
+    let header = crate::median_time(9, || {
+        for _ in 0..100 {
+            let mut client = LightClient::from_genesis(main_id.clone(), main_set.clone(), t0);
+            let _ = std::hint::black_box(client.verify(&light));
+        }
+    })
+    .as_secs_f64()
+        / 100.0;
+    let main_bytes = (light.header.to_bytes().len() + light.certificate.to_bytes().len()) as f64;
+    Ok((verify, header, proof.to_bytes().len() as f64, main_bytes))
+}
+
+/// Measures and prints this area's rows.
+pub fn report() {
+    if let Err(e) = try_report() {
+        progress(&format!("node: FAILED: {e:#}"));
+        std::process::exit(1);
+    }
+}
+
+fn only(section: &str) -> bool {
+    std::env::var("GOVCHAIN_PERF_ONLY").map_or(true, |v| v.split(',').any(|s| s.trim() == section))
+}
+
+fn try_report() -> anyhow::Result<()> {
+    if only("end_to_end") {
+        progress("node: measuring B (parallel batch verify)");
+        let b_before = crate::core::signatures::batch_verify_rate();
+        let total: usize = std::env::var("GOVCHAIN_NODE_TXS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30_000);
+        let e = end_to_end(total)?;
+        let b_after = crate::core::signatures::batch_verify_rate();
+        let b = (b_before + b_after) / 2.0;
+        progress(&format!(
+            "node: B before {b_before:.0}/s, after {b_after:.0}/s; {:.0} tx per block",
+            e.avg_block_txs
+        ));
+        Row::new(
+            AREA,
+            "e2e_n4_durable_250B_tx",
+            e.tx_per_s,
+            "tx/s",
+            "sig_bound_B/4",
+            b / 4.0,
+        )
+        .emit();
+        let mut l = e.latencies_ms;
+        l.sort_by(f64::total_cmp);
+        let block_verify_ms = 4.0 * e.avg_block_txs / b * 1e3;
+        Row::new(
+            AREA,
+            "e2e_n4_commit_latency_p50",
+            percentile(&l, 0.5),
+            "ms",
+            "sig_verify_one_block_x4",
+            block_verify_ms,
+        )
+        .emit();
+        Row::new(
+            AREA,
+            "e2e_n4_commit_latency_p99",
+            percentile(&l, 0.99),
+            "ms",
+            "sig_verify_one_block_x4",
+            block_verify_ms,
+        )
+        .emit();
+        Row::new(
+            AREA,
+            "e2e_n4_peak_rss",
+            e.peak_rss / 1048576.0,
+            "MiB",
+            "rss_before_nodes",
+            e.rss_before / 1048576.0,
+        )
+        .emit();
+    }
+    if only("cross_chain") {
+        progress("node: cross-chain proof");
+        let (verify, header, size, main_bytes) = cross_chain()?;
+        Row::new(
+            AREA,
+            "cross_chain_proof_verify",
+            verify * 1e6,
+            "us",
+            "light_header_verify",
+            header * 1e6,
+        )
+        .emit();
+        Row::new(
+            AREA,
+            "cross_chain_proof_size",
+            size,
+            "bytes",
+            "main_header_and_certificate",
+            main_bytes,
+        )
+        .emit();
+    }
+    Ok(())
+}
