@@ -325,27 +325,31 @@ impl NonceTracker {
 /// keys are hashed with [`KeyHash::of`](crate::smt::KeyHash::of). `version`
 /// `None` is the empty genesis state.
 pub struct TreeStateView<'a, S: crate::smt::NodeStore> {
-    tree: crate::smt::SparseMerkleTree<'a, S>,
+    store: &'a S,
     version: Option<crate::smt::Version>,
 }
 
 impl<'a, S: crate::smt::NodeStore> TreeStateView<'a, S> {
     /// A view of `store` at `version`.
     pub fn new(store: &'a S, version: Option<crate::smt::Version>) -> Self {
-        TreeStateView {
-            tree: crate::smt::SparseMerkleTree::new(store),
-            version,
-        }
+        TreeStateView { store, version }
     }
 }
 
 impl<S: crate::smt::NodeStore> StateView for TreeStateView<'_, S> {
+    /// Reads the value index directly ([`NodeStore::get_value`]: the value
+    /// written at the greatest version `<=` the view's), one lookup instead
+    /// of a walk from the root; the tree and the index are written in the
+    /// same batch, so both give the same answer (the SMT model test checks
+    /// it against the tree walk).
+    ///
+    /// [`NodeStore::get_value`]: crate::smt::NodeStore::get_value
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         match self.version {
             None => Ok(None),
             Some(version) => self
-                .tree
-                .get(&crate::smt::KeyHash::of(key), version)
+                .store
+                .get_value(&crate::smt::KeyHash::of(key), version)
                 .map_err(|e| StateError {
                     reason: e.to_string(),
                 }),

@@ -123,6 +123,7 @@ fn reachable(store: &MemoryNodeStore, versions: &[Version]) -> HashSet<NodeKey> 
 
 fn check_version(
     tree: &SparseMerkleTree<'_, MemoryNodeStore>,
+    store: &MemoryNodeStore,
     keys: &[KeyHash],
     version: Version,
     model: &Model,
@@ -132,6 +133,8 @@ fn check_version(
     for key in keys {
         let expected = model.get(key);
         assert_eq!(tree.get(key, version).unwrap().as_ref(), expected);
+        // The value index (what `TreeStateView` reads) agrees with the walk.
+        assert_eq!(store.get_value(key, version).unwrap().as_ref(), expected);
         let (value, proof) = tree.get_with_proof(key, version).unwrap();
         assert_eq!(value.as_ref(), expected);
         proof
@@ -187,7 +190,7 @@ proptest! {
             base = Some(version);
         }
         for (version, m) in &history {
-            check_version(&tree, &keys, *version, m);
+            check_version(&tree, &store, &keys, *version, m);
         }
         // Versions never written are reported as such.
         let not_found = matches!(tree.root_hash(2), Err(SmtError::VersionNotFound { version: 2 }));
@@ -211,7 +214,7 @@ proptest! {
                 let pruned = matches!(tree.get_with_proof(&keys[1], *version), Err(SmtError::VersionPruned { .. }));
                 prop_assert!(pruned);
             } else {
-                check_version(&tree, &keys, *version, m);
+                check_version(&tree, &store, &keys, *version, m);
             }
         }
         // Values: only entries readable from retained versions remain
@@ -227,7 +230,7 @@ proptest! {
         let (root, b) = tree.apply_batch(Some(last), last + 1, &batch).unwrap();
         store.write_batch(b).unwrap();
         prop_assert_eq!(root, model_root(&next));
-        check_version(&tree, &keys, last + 1, &next);
+        check_version(&tree, &store, &keys, last + 1, &next);
     }
 
     /// Every single-byte change and every truncation of an encoded proof is
