@@ -153,7 +153,7 @@ impl ChainSpec {
                 delta_ms: 250,
                 ..TimeoutConfig::default()
             },
-            raft_tick_ms: 20,
+            raft_tick_ms: 50,
             empty_block_interval_ms: 250,
         }
     }
