@@ -4,4 +4,5 @@
 //! This library holds what the examples share, written as another team
 //! would write it: [`service_records::ServiceRecords`], a small DApp.
 
+pub mod identity_scenario;
 pub mod service_records;

@@ -6,20 +6,29 @@
 //! transport. Together they run:
 //! - the **main chain** (Tendermint), holding governance and side-chain
 //!   checkpoint anchors;
-//! - the **identity** side chain (Tendermint, all four departments);
-//! - the **social-security** side chain (Raft, three departments).
+//! - the **identity** side chain (Tendermint, all four departments), running
+//!   the identity application of `govchain-identity`;
+//! - the **services** side chain (Tendermint, all four departments) and the
+//!   **social-security** side chain (Raft, three departments), running the
+//!   `service_records` DApp.
 //!
 //! Service halls submit signed records (digests only — no personal data on
-//! any ledger) to both side chains at `--tps`. Every second a progress line
+//! any ledger) to the services and social-security chains at `--tps`. Every second a progress line
 //! shows each chain's height, committed tx/s and commit latency. While
 //! under load, a fifth department (the Market Supervision Bureau) is voted
 //! in as a main-chain validator by the four founders. Side chains anchor a
-//! checkpoint on the main chain every few blocks; at the end the demo
+//! checkpoint on the main chain every few blocks. After the load, the
+//! identity scenario runs on the identity chain: a provincial root
+//! accredits the city bureau, which publishes a resident-identity schema and
+//! issues credentials to `--citizens` synthetic citizens; a Civil Affairs
+//! service hall verifies their presentations from proofs against headers
+//! its light client verified; a revoked credential is refused and a key
+//! rotation keeps earlier credentials valid. At the end the demo
 //! builds a cross-chain proof for a record on each side chain and verifies
 //! it with a fresh light client that trusts only the main chain's genesis
 //! validators, and prints a summary. Any failure exits non-zero.
 //!
-//! Run: `cargo run --release --example service_chain -- [--duration SECS] [--tps N] [--data-dir DIR]`
+//! Run: `cargo run --release --example service_chain -- [--duration SECS] [--tps N] [--citizens N] [--data-dir DIR]`
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,6 +44,7 @@ use govchain_core::light::LightClient;
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height};
 use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_examples::identity_scenario::{self, IdentitySetup};
 use govchain_examples::service_records::ServiceRecords;
 use govchain_node::crosschain::CrossChainProof;
 use govchain_node::governance::{
@@ -60,6 +70,7 @@ struct Options {
     duration: u64,
     tps: u64,
     accounts: usize,
+    citizens: usize,
     data_dir: Option<PathBuf>,
 }
 
@@ -68,6 +79,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         duration: 40,
         tps: 1_500,
         accounts: 400,
+        citizens: 2_000,
         data_dir: None,
     };
     let mut args = std::env::args().skip(1);
@@ -82,13 +94,15 @@ fn parse_args() -> Result<Option<Options>, String> {
             "--duration" => opts.duration = value("--duration")?.max(15),
             "--tps" => opts.tps = value("--tps")?.max(10),
             "--accounts" => opts.accounts = (value("--accounts")? as usize).max(1),
+            "--citizens" => opts.citizens = (value("--citizens")? as usize).max(20),
             "--data-dir" => {
                 opts.data_dir = Some(args.next().ok_or("--data-dir needs a value")?.into())
             }
             "-h" | "--help" => {
                 println!(
                     "usage: service_chain [--duration SECS (default 40, min 15)] [--tps N (default 1500)] \
-                     [--accounts K per side chain (default 400)] [--data-dir DIR (default: a fresh temporary directory)]"
+                     [--accounts K per side chain (default 400)] [--citizens N (default 2000, min 20)] \
+                     [--data-dir DIR (default: a fresh temporary directory)]"
                 );
                 return Ok(None);
             }
@@ -209,6 +223,7 @@ fn run(opts: &Options) -> DemoResult<()> {
         .collect();
     let main = ChainId::new("hz-main")?;
     let identity = ChainId::new("hz-identity")?;
+    let services = ChainId::new("hz-services")?;
     let social = ChainId::new("hz-social-security")?;
     let genesis = GovernanceGenesis {
         main_chain: main.clone(),
@@ -232,6 +247,12 @@ fn run(opts: &Options) -> DemoResult<()> {
                 anchor_interval: 8,
             },
             SideChainSpec {
+                chain_id: services.clone(),
+                engine: EngineKind::Bft,
+                validators: set_of(&keys[..4])?,
+                anchor_interval: 8,
+            },
+            SideChainSpec {
                 chain_id: social.clone(),
                 engine: EngineKind::Raft,
                 validators: set_of(&keys[..3])?,
@@ -240,14 +261,22 @@ fn run(opts: &Options) -> DemoResult<()> {
         ],
     };
     let main_spec = ChainSpec::main_chain(genesis.clone())?;
+    let identity_setup = IdentitySetup::new(keys[..4].iter().map(|k| k.public_key()).collect())?;
     let app = Arc::new(ServiceRecords);
-    let side_spec = |n: usize| ChainSpec::side_chain(&genesis.side_chains[n], app.clone());
+    let side_spec = |n: usize| {
+        let app = if n == 0 {
+            identity_setup.app()
+        } else {
+            app.clone()
+        };
+        ChainSpec::side_chain(&genesis.side_chains[n], app)
+    };
     println!(
         "govchain service chain demo — data in {}",
         data_dir.display()
     );
     println!("  main chain {main} (Tendermint): governance and anchors");
-    println!("  side chain {identity} (Tendermint, 4 departments), {social} (Raft, 3 departments)");
+    println!("  side chains {identity} (Tendermint, identity application), {services} (Tendermint), {social} (Raft, 3 departments)");
     for (i, (_, name)) in DEPARTMENTS[..4].iter().enumerate() {
         println!("  department node: {name:<42} {}", keys[i].public_key());
     }
@@ -255,9 +284,9 @@ fn run(opts: &Options) -> DemoResult<()> {
     let net = InProcessNetwork::new();
     let mut nodes = Vec::new();
     for (i, key) in keys[..4].iter().enumerate() {
-        let mut chains = vec![main_spec.clone(), side_spec(0)];
+        let mut chains = vec![main_spec.clone(), side_spec(0), side_spec(1)];
         if i < 3 {
-            chains.push(side_spec(1));
+            chains.push(side_spec(2));
         }
         nodes.push(start_node(&net, i, key, &data_dir, chains)?);
     }
@@ -295,13 +324,13 @@ fn run(opts: &Options) -> DemoResult<()> {
         })
     };
 
-    // Load: signed service records to both side chains, spread over the
-    // nodes that run each chain.
+    // Load: signed service records to the services and social-security
+    // chains, spread over the nodes that run each chain.
     let load = {
         let nodes = nodes.clone();
         let stats = stats.clone();
         let stop = stop.clone();
-        let (identity, social) = (identity.clone(), social.clone());
+        let (services, social) = (services.clone(), social.clone());
         let tps = opts.tps;
         let accounts = opts.accounts;
         std::thread::spawn(move || -> DemoResult<u64> {
@@ -324,7 +353,7 @@ fn run(opts: &Options) -> DemoResult<()> {
                 // One transaction per hall per batch, so a refused one never
                 // leaves a nonce gap behind a later one.
                 let n = (due as usize).min(accounts);
-                for (c, chain) in [(0usize, &identity), (1usize, &social)] {
+                for (c, chain) in [(0usize, &services), (1usize, &social)] {
                     let count = n / 2 + usize::from(c == 0) * (n % 2);
                     let mut txs = Vec::with_capacity(count);
                     let mut who = Vec::with_capacity(count);
@@ -383,14 +412,14 @@ fn run(opts: &Options) -> DemoResult<()> {
     // Progress, and governance under load.
     let started = Instant::now();
     let mut step = Step::Waiting;
-    println!("\n  time | {main:>8} | {identity:>24} | {social:>24} | governance");
+    println!("\n  time | {main:>8} | {identity:>11} | {services:>34} | {social:>34} | governance");
     for second in 1..=opts.duration {
         let wake = started + Duration::from_secs(second);
         std::thread::sleep(wake.saturating_duration_since(Instant::now()));
         let guard = nodes.lock();
         let node = &guard[0];
         let mut cols = Vec::new();
-        for chain in [&identity, &social] {
+        for chain in [&services, &social] {
             let h = node.height(chain)?;
             let mut s = stats.lock();
             let c = s.chains.entry(chain.clone()).or_default();
@@ -405,6 +434,7 @@ fn run(opts: &Options) -> DemoResult<()> {
             ));
         }
         let mh = node.height(&main)?;
+        let ih = node.height(&identity)?;
         // Governance: at a quarter of the run the founders vote in the
         // Market Supervision Bureau.
         let note = match step {
@@ -489,8 +519,9 @@ fn run(opts: &Options) -> DemoResult<()> {
             nodes.lock().push(node);
         }
         println!(
-            "{second:>5}s | h{:>7} | {} | {} | {note}",
+            "{second:>5}s | h{:>7} | h{:>10} | {:>34} | {:>34} | {note}",
             mh.get(),
+            ih.get(),
             cols[0],
             cols[1]
         );
@@ -533,7 +564,7 @@ fn run(opts: &Options) -> DemoResult<()> {
             .into());
         }
     }
-    for chain in [&main, &identity, &social] {
+    for chain in [&main, &identity, &services, &social] {
         let holders: Vec<&NodeHandle> = nodes.iter().filter(|n| n.height(chain).is_ok()).collect();
         let common = holders
             .iter()
@@ -560,21 +591,56 @@ fn run(opts: &Options) -> DemoResult<()> {
         }
     }
 
+    // Identity: accreditation, schema, credentials, a service hall.
+    println!(
+        "\nidentity side chain {identity}: the identity scenario with {} citizens",
+        opts.citizens
+    );
+    let identity_report = identity_scenario::run(
+        &identity_setup,
+        &nodes[0],
+        &nodes[2],
+        &identity,
+        &genesis.side_chains[0].validators,
+        main_spec.genesis_time,
+        opts.citizens,
+        &mut |line| println!("  {line}"),
+    )?;
+    println!("{identity_report}");
+    identity_report.check()?;
+
     // Cross-chain proofs, verified by a light client that trusts only the
     // main chain's genesis validators and follows main headers from the
     // newest department's node.
     println!("\ncross-chain proofs (side-chain record → anchored side header → main-chain state → main header):");
     let mut proof_rows = Vec::new();
-    for (chain, prover) in [(&identity, 1usize), (&social, 2usize)] {
-        let anchored = nodes[0]
-            .read_state(&main, |s| governance::latest_anchor(s, chain))??
-            .ok_or_else(|| format!("{chain} never anchored a checkpoint"))?;
-        let height = Height::new(anchored.height.get().saturating_sub(3).max(1));
-        let block = nodes[prover].block(chain, height)?.block;
-        let tx = block
-            .transactions
-            .first()
-            .ok_or_else(|| format!("{chain} block {height} is empty"))?;
+    for (chain, prover) in [(&identity, 1usize), (&services, 3usize), (&social, 2usize)] {
+        // The newest anchored block that holds a transaction (the identity
+        // chain's scenario may need a few more blocks to be anchored).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let tx = loop {
+            let anchored =
+                nodes[0].read_state(&main, |s| governance::latest_anchor(s, chain))??;
+            let mut found = None;
+            if let Some(a) = anchored {
+                for h in (1..=a.height.get()).rev().take(64) {
+                    if let Some(tx) = nodes[prover]
+                        .block(chain, Height::new(h))?
+                        .block
+                        .transactions
+                        .first()
+                    {
+                        found = Some(tx.clone());
+                        break;
+                    }
+                }
+            }
+            match found {
+                Some(tx) => break tx,
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                None => return Err(format!("{chain}: no anchored block with a transaction").into()),
+            }
+        };
         let proof = nodes[prover].cross_chain_tx_proof(chain, &tx.id())?;
         let bytes = proof.to_bytes();
         let main_height = proof.main.header.height;
@@ -619,6 +685,7 @@ fn run(opts: &Options) -> DemoResult<()> {
     for (chain, engine, validators) in [
         (&main, "Tendermint", 5),
         (&identity, "Tendermint", 4),
+        (&services, "Tendermint", 4),
         (&social, "Raft", 3),
     ] {
         let empty = ChainStats::default();
@@ -649,6 +716,10 @@ fn run(opts: &Options) -> DemoResult<()> {
         let name = n.name().to_owned();
         n.stop().map_err(|e| format!("stopping {name}: {e}"))?;
     }
-    println!("\nall checks passed: agreement on every chain, fifth department signing from main h{effective}, cross-chain proofs verified");
+    println!(
+        "\nall checks passed: agreement on every chain, fifth department signing from main h{effective}, \
+         identity verification ({:.0} presentations/s), cross-chain proofs verified",
+        identity_report.verify_per_s
+    );
     Ok(())
 }
