@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 pub mod consensus;
 pub mod core;
+pub mod identity;
 pub mod node;
 pub mod storage;
 
