@@ -78,6 +78,13 @@ impl BatchVerifyError {
 /// result depends only on `items` (see [Batch verification](super#batch-verification)). An empty
 /// slice verifies.
 pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), BatchVerifyError> {
+    // One chunk: check it on the calling thread. Handing a single job to the
+    // pool costs a cross-thread round trip (measured 3.5 µs idle, ~28 µs
+    // under load, against ~55 µs per signature); only a failing chunk's
+    // per-item search goes parallel.
+    if items.len() <= BATCH_CHUNK_LEN {
+        return into_result(bad_in_chunk(items, 0, true));
+    }
     let bad: Vec<usize> = chunk_ranges(items.len())
         .into_par_iter()
         .flat_map_iter(|(start, end)| bad_in_chunk(&items[start..end], start, true))
@@ -104,6 +111,14 @@ pub fn verify_batch_sequential(items: &[BatchItem<'_>]) -> Result<(), BatchVerif
 /// the whole (a block, a commit certificate): there is no per-signature
 /// fallback. In parallel on the rayon pool; stops early on a failing chunk.
 pub fn verify_batch_all(items: &[BatchItem<'_>]) -> Result<(), SignatureError> {
+    if items.len() <= BATCH_CHUNK_LEN {
+        // One chunk: on the calling thread (see `verify_batch`).
+        return if chunk_holds(items) {
+            Ok(())
+        } else {
+            Err(SignatureError::Invalid)
+        };
+    }
     if chunk_ranges(items.len())
         .into_par_iter()
         .all(|(start, end)| chunk_holds(&items[start..end]))
@@ -259,6 +274,7 @@ mod tests {
         assert_eq!(verify_batch(&good), Ok(()));
         assert_eq!(verify_batch_all(&good), Ok(()));
         assert_eq!(verify_batch(&[]), Ok(()));
+        assert_eq!(verify_batch_all(&[]), Ok(()));
     }
 
     #[test]
