@@ -37,7 +37,7 @@
 //!   signature checks; and `verify_presentation_1core` — the single-core
 //!   rate (1 / the first row's value), so the ratio is the scaling (2 is
 //!   ideal).
-//! - `issue_credentials_100k` (`credential/s`): [`CredentialIssuer::issue`]
+//! - `issue_credentials_100k` (`credential/s`): [`CredentialIssuer::issue`](govchain_identity::credential::CredentialIssuer::issue)
 //!   of 100,000 resident credentials on one thread, each with a fresh status
 //!   index from a [`StatusAllocator`] (a list of 1,048,576 entries, so the
 //!   batch fits in one list), fresh salts and decoys, a holder key (1,000
