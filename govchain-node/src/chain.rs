@@ -344,6 +344,19 @@ impl ChainRunner {
             store.commit_state(batch).map_err(storage_err(&chain))?;
         }
         let latest = store.latest_height().map_err(storage_err(&chain))?;
+        // The main chain's own validator changes are in its own governance
+        // state: a restarted node must know them before its engine does.
+        let mut schedule = schedule;
+        if spec.role == ChainRole::Main {
+            let s: &dyn ChainStore = store.as_ref();
+            let view = TreeStateView::new(&s, Some(latest.get()));
+            let own = crate::governance::validator_schedule(&view, &chain).map_err(|e| {
+                NodeError::Proof {
+                    reason: format!("governance state of {chain}: {e}"),
+                }
+            })?;
+            schedule.extend(own);
+        }
         let mut history = HistoryTree::new();
         let mut tx_index = HashMap::new();
         for h in 1..=latest.get() {

@@ -69,7 +69,7 @@ pub(crate) fn after_commit(
 
 /// Feeds every validator-set change governance scheduled to the engines of
 /// this node's Tendermint chains, and adds new validators as peers.
-fn follow_governance(worker: &mut Worker, main: usize) -> Result<(), NodeError> {
+pub(crate) fn follow_governance(worker: &mut Worker, main: usize) -> Result<(), NodeError> {
     let ids: Vec<ChainId> = worker.chains.iter().map(|c| c.chain_id().clone()).collect();
     for (j, chain) in ids.iter().enumerate() {
         let schedule = schedule_for(&worker.chains[main], chain)?;

@@ -281,6 +281,15 @@ impl Node {
             started: Instant::now(),
             carry: Vec::new(),
         };
+        // Validator changes governance recorded that the engines may have
+        // missed (blocks re-applied from an engine's log at open).
+        if let Some(main) = worker
+            .chains
+            .iter()
+            .position(|c| c.spec.role == ChainRole::Main)
+        {
+            crate::hooks::follow_governance(&mut worker, main)?;
+        }
         worker.refresh_status()?;
         let thread = std::thread::Builder::new()
             .name(format!("govchain-node-{}", config.name))

@@ -283,6 +283,32 @@ fn governance_anchoring_and_cross_chain_proofs() {
                 .is_some()
         },
     );
+    // A founder restarted after the change knows the new set: it catches up
+    // past the effective height and the chain keeps deciding.
+    let restarted = nodes.remove(2);
+    net.unregister(restarted.key());
+    restarted.stop().unwrap();
+    let before = nodes[0].height(&main).unwrap();
+    wait_for(
+        "the main chain to go on without the stopped node",
+        Duration::from_secs(60),
+        || nodes[0].height(&main).unwrap().get() >= before.get() + 3,
+    );
+    let specs = vec![main_spec.clone(), side(0), side(1)];
+    nodes.push(start(&net, &keys[2], dirs[2].path(), specs));
+    let target = nodes[0].height(&main).unwrap();
+    wait_for(
+        "the restarted node to catch up",
+        Duration::from_secs(60),
+        || nodes[4].height(&main).unwrap() >= target,
+    );
+    for h in [effective.get(), target.get()] {
+        let expected = nodes[0].block(&main, Height::new(h)).unwrap().block.hash();
+        assert_eq!(
+            nodes[4].block(&main, Height::new(h)).unwrap().block.hash(),
+            expected
+        );
+    }
     for n in nodes {
         assert_eq!(n.status().fatal, None, "{}", n.name());
         n.stop().unwrap();
