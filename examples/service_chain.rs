@@ -680,7 +680,7 @@ fn run(opts: &Options) -> DemoResult<()> {
     );
     println!(
         "  {:<22} {:<10} {:>10} {:>8} {:>10} {:>8} {:>8} {:>8}",
-        "chain", "engine", "validators", "height", "committed", "tx/s", "p50 ms", "p99 ms"
+        "chain", "engine", "validators", "height", "load tx", "tx/s", "p50 ms", "p99 ms"
     );
     for (chain, engine, validators) in [
         (&main, "Tendermint", 5),
@@ -712,6 +712,10 @@ fn run(opts: &Options) -> DemoResult<()> {
         );
     }
     drop(s);
+    println!(
+        "  (the load goes to {services} and {social}; {main} carries governance and anchors, \
+         {identity} the identity records above)"
+    );
     for n in nodes {
         let name = n.name().to_owned();
         n.stop().map_err(|e| format!("stopping {name}: {e}"))?;
