@@ -425,13 +425,15 @@ impl ChainRunner {
         };
         // Blocks the engine decided (its log is durable) that the store
         // lacks: a crash between logging and storing.
-        let mut events = Vec::new();
+        // (Subscribers are not connected yet, so the commit events of these
+        // blocks are not announced; the node's start-up reads governance
+        // state afterwards.)
         loop {
             let next = Height::new(runner.latest_height()?.get() + 1);
             let Some(d) = runner.engine.consensus().decided_block(next).cloned() else {
                 break;
             };
-            events.push(runner.apply_decided(&d)?);
+            runner.apply_decided(&d)?;
         }
         Ok((runner, effects))
     }
