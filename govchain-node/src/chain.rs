@@ -208,13 +208,41 @@ impl ChainSpec {
 }
 
 /// Where a chain's data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StorageKind {
     /// In memory: lost when the node stops.
     Memory,
     /// The durable default under this directory (one sub-directory per
     /// chain).
     Durable(PathBuf),
+    /// The durable default on another byte-level backend, such as the
+    /// storage crate's fault-injecting `SimDisk` (crash tests).
+    DurableOn(Arc<dyn govchain_storage::Vfs>, PathBuf),
+}
+
+type OpenedStorage = (Arc<dyn ChainStore>, Option<RecordLog>, Vec<Vec<u8>>);
+
+/// Opens (recovering) a chain's durable store and consensus log under
+/// `dir/<chain>` on `vfs`.
+fn open_durable(
+    vfs: Arc<dyn govchain_storage::Vfs>,
+    dir: &std::path::Path,
+    chain: &ChainId,
+) -> Result<OpenedStorage, NodeError> {
+    let dir = dir.join(chain.as_str());
+    vfs.create_dir_all(&dir).map_err(|e| NodeError::Storage {
+        chain: chain.clone(),
+        source: Box::new(govchain_storage::StorageError::Io {
+            op: "create_dir_all",
+            path: dir.clone(),
+            source: e,
+        }),
+    })?;
+    let store = DurableStore::open_with(vfs.clone(), &dir, chain.clone(), DurableConfig::default())
+        .map_err(storage_err(chain))?;
+    let (wal, records) =
+        RecordLog::open(vfs, &dir.join("consensus.wal")).map_err(storage_err(chain))?;
+    Ok((Arc::new(store), Some(wal), records))
 }
 
 /// A store that holds both blocks and state.
@@ -317,13 +345,9 @@ impl ChainRunner {
         let (store, wal, records): (Arc<dyn ChainStore>, _, _) = match storage {
             StorageKind::Memory => (Arc::new(MemoryStore::new(chain.clone())), None, Vec::new()),
             StorageKind::Durable(dir) => {
-                let dir = dir.join(chain.as_str());
-                let store = DurableStore::open(&dir, chain.clone(), DurableConfig::default())
-                    .map_err(storage_err(&chain))?;
-                let (wal, records) = RecordLog::open_path(&dir.join("consensus.wal"))
-                    .map_err(storage_err(&chain))?;
-                (Arc::new(store), Some(wal), records)
+                open_durable(Arc::new(govchain_storage::OsVfs), dir, &chain)?
             }
+            StorageKind::DurableOn(vfs, dir) => open_durable(vfs.clone(), dir, &chain)?,
         };
         // Genesis state, once.
         if store
