@@ -1,14 +1,19 @@
-//! Power loss at an arbitrary moment: a node whose disk (the storage
-//! crate's `SimDisk`) loses everything it had not synced — whole, as a
-//! prefix, as a random subset, or with torn sectors — restarts from what
-//! survived, agrees with the others on every block, and catches up.
+//! Power loss at a sync point: a node whose disk (the storage crate's
+//! `SimDisk`) loses everything it had not synced — whole, as a prefix, as a
+//! random subset, or with torn sectors — restarts from what survived,
+//! agrees with the others on every block, and catches up.
+//!
+//! `GOVCHAIN_SEED` picks the crash points and the disks' choices (the
+//! interleaving of the node threads is not replayed);
+//! `GOVCHAIN_NODE_CRASH_ROUNDS` sets the number of crashes (default 8, two
+//! per crash mode).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{keys, side_spec, wait_for};
@@ -54,6 +59,7 @@ fn run(engine: EngineKind) {
         .collect();
     let client = SecretKey::from_seed(&[9; 32]);
     let mut nonce = 0u64;
+    let mut rng = seed;
     let mut submit = |node: &NodeHandle, n: usize| {
         let txs: Vec<Transaction> = (0..n)
             .map(|_| {
@@ -69,7 +75,11 @@ fn run(engine: EngineKind) {
             .collect();
         assert!(node.submit(&chain, txs).unwrap().iter().all(Result::is_ok));
     };
-    for (round, mode) in CrashMode::ALL.into_iter().enumerate() {
+    let rounds: usize = std::env::var("GOVCHAIN_NODE_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    for (round, mode) in CrashMode::ALL.into_iter().cycle().take(rounds).enumerate() {
         let victim = round % 4;
         let other = (victim + 1) % 4;
         submit(&nodes[other], 50);
@@ -77,13 +87,40 @@ fn run(engine: EngineKind) {
         wait_for("progress before the crash", Duration::from_secs(60), || {
             nodes[other].height(&chain).unwrap().get() >= start_height.get() + 2
         });
-        // The process dies now, mid-flight: first nothing more of it
-        // reaches the network, then power is cut — what survives is the
-        // durable image plus what the mode keeps of the unsynced writes.
-        for k in &keys {
-            net.set_link(&keys[victim].public_key(), &k.public_key(), false);
+        // The process dies at a sync point chosen by the seed (1 to 40
+        // syncs from now): on the node's own thread, just before that sync
+        // takes effect, it is cut off from the network, so nothing it does
+        // afterwards is seen, and the disk as it stands is captured. Power
+        // loss then keeps the durable image plus what the mode keeps of
+        // the unsynced writes.
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let crash_at = disks[victim].counts().syncs + 1 + (rng >> 33) % 40;
+        let captured: Arc<Mutex<Option<SimDisk>>> = Arc::new(Mutex::new(None));
+        {
+            let captured = captured.clone();
+            let net = net.clone();
+            let me = keys[victim].public_key();
+            let all: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+            disks[victim].set_sync_hook(Some(Arc::new(move |index, frozen: &SimDisk| {
+                if index == crash_at {
+                    for k in &all {
+                        net.set_link(&me, k, false);
+                    }
+                    *captured.lock().unwrap() = Some(frozen.clone());
+                }
+            })));
         }
-        let survived = disks[victim].power_loss(mode);
+        submit(&nodes[other], 20);
+        wait_for(
+            &format!("sync {crash_at} of node {victim}"),
+            Duration::from_secs(60),
+            || captured.lock().unwrap().is_some(),
+        );
+        disks[victim].set_sync_hook(None);
+        let frozen = captured.lock().unwrap().take().unwrap();
+        let survived = frozen.power_loss(mode);
         disks[victim] = survived.clone();
         // The dead process goes away (what it does now reaches neither the
         // network nor the surviving disk), and a new one boots from what
