@@ -308,6 +308,8 @@ pub(crate) struct ChainRunner {
     history: HistoryTree,
     /// Executions of blocks at the next height, by block hash.
     executed: HashMap<Hash, Executed>,
+    /// Where the transactions committed before the node started are; the
+    /// node moves it into its shared index at start and keeps that one.
     pub tx_index: HashMap<Hash, (Height, u32)>,
     pub counters: ChainCounters,
     /// A block request waiting for its parent to be applied, or for
@@ -457,7 +459,11 @@ impl ChainRunner {
             let Some(d) = runner.engine.consensus().decided_block(next).cloned() else {
                 break;
             };
-            runner.apply_decided(&d)?;
+            if let Some(event) = runner.apply_decided(&d)? {
+                for (i, id) in event.tx_ids.iter().enumerate() {
+                    runner.tx_index.insert(*id, (event.height, i as u32));
+                }
+            }
         }
         Ok((runner, effects))
     }
@@ -596,9 +602,6 @@ impl ChainRunner {
         self.last_commit = std::time::Instant::now();
         self.history.append(&hash);
         let tx_ids: Vec<Hash> = d.block.transactions.iter().map(Transaction::id).collect();
-        for (i, id) in tx_ids.iter().enumerate() {
-            self.tx_index.insert(*id, (header.height, i as u32));
-        }
         self.counters.committed_txs += tx_ids.len() as u64;
         let store: &dyn ChainStore = self.store.as_ref();
         let view = TreeStateView::new(&store, Some(header.height.get()));

@@ -270,7 +270,6 @@ impl Node {
             subscribers: Mutex::new(Vec::new()),
         });
         let mut worker = Worker {
-            name: config.name.clone(),
             me: key.clone(),
             signer: config.signer.clone(),
             chains,
@@ -278,7 +277,6 @@ impl Node {
             shared: shared.clone(),
             tick_ms: config.tick_ms,
             own_nonces: BTreeMap::new(),
-            started: Instant::now(),
             carry: Vec::new(),
         };
         // Validator changes governance recorded that the engines may have
@@ -657,7 +655,6 @@ fn wall_clock() -> Timestamp {
 }
 
 pub(crate) struct Worker {
-    name: String,
     pub(crate) me: PublicKey,
     pub(crate) signer: Arc<dyn Signer>,
     pub(crate) chains: Vec<ChainRunner>,
@@ -666,7 +663,6 @@ pub(crate) struct Worker {
     tick_ms: u64,
     /// The next nonce of this node's own transactions, per chain.
     pub(crate) own_nonces: BTreeMap<ChainId, u64>,
-    started: Instant,
     /// Effects left over when a turn's round budget ran out.
     carry: Vec<(usize, Effects)>,
 }
@@ -972,7 +968,6 @@ impl Worker {
         }
         let mut s = self.shared.status.lock();
         s.chains = chains;
-        let _ = (&self.name, self.started);
         Ok(())
     }
 
@@ -1014,7 +1009,8 @@ impl Worker {
         let result = self.on_submit(chain, vec![tx], true)?.into_iter().next();
         match result {
             Some(Ok(id)) => {
-                self.own_nonces.insert(chain.clone(), nonce + 1);
+                self.own_nonces
+                    .insert(chain.clone(), nonce.saturating_add(1));
                 Ok(id)
             }
             Some(Err(e)) => Err(NodeError::Rejected {
