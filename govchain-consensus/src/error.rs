@@ -136,6 +136,18 @@ pub enum ConsensusError {
         /// The leader this node knows of, if any.
         leader: Option<PublicKey>,
     },
+    /// The engine does not take decided blocks from block sync (Raft catches
+    /// up by log replication).
+    #[error("this engine does not accept synced blocks")]
+    SyncUnsupported,
+    /// A synced block is not for the height being decided.
+    #[error("synced block for height {got}, the engine is deciding height {expected}")]
+    UnexpectedSyncHeight {
+        /// The height being decided.
+        expected: Height,
+        /// The block's height.
+        got: Height,
+    },
     /// The authenticated sender is not a known peer of the chain.
     #[error("unknown peer {peer}")]
     UnknownPeer {

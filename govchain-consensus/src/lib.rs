@@ -137,6 +137,33 @@ pub trait Consensus {
         let _ = (block_hash, valid);
         Effects::default()
     }
+
+    /// Hands the engine a decided block for its current height that the
+    /// host fetched by block sync from a peer's store. The engine trusts it
+    /// only if its certificate verifies against the validator set scheduled
+    /// for that height and the block is structurally valid; it then commits
+    /// it exactly as a decision of its own (a `Decided` record to persist,
+    /// [`Effects::decided`] to apply) and moves to the next height.
+    ///
+    /// Errors: [`ConsensusError::SyncUnsupported`] for engines that catch up
+    /// by other means (Raft replicates its log),
+    /// [`ConsensusError::UnexpectedSyncHeight`] for a block that is not for
+    /// the current height, and the certificate and block errors of
+    /// [`Consensus::step`]. An error changes nothing.
+    fn sync_decided(&mut self, decided: DecidedBlock) -> Result<Effects, ConsensusError> {
+        let _ = decided;
+        Err(ConsensusError::SyncUnsupported)
+    }
+
+    /// The records from which [`restore`](tendermint::Tendermint::restore)
+    /// rebuilds the engine's current state, if the engine can compact its
+    /// log: a host that has applied every decided block may atomically
+    /// replace its whole persisted log with exactly these records (after
+    /// persisting every record of effects it has received). `None` means the
+    /// log cannot be compacted.
+    fn compacted_log(&self) -> Option<&[Vec<u8>]> {
+        None
+    }
 }
 
 /// Who a message is for.

@@ -42,6 +42,7 @@ use crate::error::NodeError;
 pub use crate::governance::EngineKind;
 use crate::governance::{GovernanceApp, GovernanceGenesis, SideChainSpec};
 use crate::mempool::{Mempool, MempoolConfig};
+use crate::sync::{SyncConfig, SyncState};
 
 /// Limits on the blocks of a chain; proposals over them are invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +109,15 @@ pub struct ChainSpec {
     /// before proposing an empty block (keep it well below the propose
     /// timeout).
     pub empty_block_interval_ms: u64,
+    /// Block sync (Tendermint chains).
+    pub sync: SyncConfig,
+    /// How many of the latest decided blocks the Tendermint engine keeps in
+    /// memory for its own catch-up; older ones are served by block sync
+    /// from the store.
+    pub retain_decided_blocks: u64,
+    /// The consensus log is compacted when it grows beyond this many bytes
+    /// (Tendermint chains; Raft's log is not compacted yet).
+    pub log_compaction_bytes: u64,
 }
 
 impl std::fmt::Debug for ChainSpec {
@@ -155,6 +165,9 @@ impl ChainSpec {
             },
             raft_tick_ms: 50,
             empty_block_interval_ms: 250,
+            sync: SyncConfig::default(),
+            retain_decided_blocks: 256,
+            log_compaction_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -280,6 +293,8 @@ pub struct ChainCounters {
     pub rejected_proposals: u64,
     /// Evidence of equivocation seen.
     pub evidence: u64,
+    /// Times the consensus log was compacted.
+    pub log_compactions: u64,
 }
 
 /// A block this node committed, as announced to subscribers.
@@ -317,6 +332,8 @@ pub(crate) struct ChainRunner {
     pub deferred_request: Option<govchain_consensus::ProposeRequest>,
     /// When the last block was committed here (or the chain opened).
     pub last_commit: std::time::Instant,
+    /// Block sync.
+    pub sync: SyncState,
 }
 
 fn storage_err(chain: &ChainId) -> impl Fn(govchain_storage::StorageError) -> NodeError + '_ {
@@ -407,6 +424,7 @@ impl ChainRunner {
                 cfg.sync_batch = 64;
                 cfg.max_future_heights = 8;
                 cfg.max_buffered_per_peer = 1024;
+                cfg.retain_decided = Some(spec.retain_decided_blocks.max(1));
                 for (h, set) in schedule {
                     cfg.validator_schedule.insert(h, set);
                 }
@@ -431,6 +449,7 @@ impl ChainRunner {
                 (Engine::Raft(Box::new(e)), fx)
             }
         };
+        let spec_sync = spec.sync;
         let mempool =
             Mempool::new(chain.clone(), spec.mempool.clone()).map_err(|e| NodeError::Config {
                 field: "mempool",
@@ -448,6 +467,7 @@ impl ChainRunner {
             counters: ChainCounters::default(),
             deferred_request: None,
             last_commit: std::time::Instant::now(),
+            sync: SyncState::new(spec_sync),
         };
         // Blocks the engine decided (its log is durable) that the store
         // lacks: a crash between logging and storing.
@@ -504,6 +524,44 @@ impl ChainRunner {
                 .map_err(storage_err(&self.spec.chain_id))?;
         }
         Ok(())
+    }
+
+    /// Replaces the consensus log by the engine's compacted log once it
+    /// has grown beyond [`ChainSpec::log_compaction_bytes`]. Call only when
+    /// every record the engine emitted is logged and synced (no effects
+    /// carried over). Returns whether it compacted.
+    pub fn maybe_compact_log(&mut self) -> Result<bool, NodeError> {
+        let Some(wal) = &mut self.wal else {
+            return Ok(false);
+        };
+        if wal.len_bytes() <= self.spec.log_compaction_bytes || wal.is_dirty() {
+            return Ok(false);
+        }
+        let Some(records) = self.engine.consensus().compacted_log() else {
+            return Ok(false);
+        };
+        wal.replace(records)
+            .map_err(storage_err(&self.spec.chain_id))?;
+        self.counters.log_compactions += 1;
+        Ok(true)
+    }
+
+    /// A committed block and its certificate from the store.
+    pub fn stored_block(
+        &self,
+        height: Height,
+    ) -> Result<Option<govchain_storage::StoredBlock>, NodeError> {
+        self.store
+            .block(height)
+            .map_err(storage_err(&self.spec.chain_id))
+    }
+
+    /// The largest consensus message (and synced block) accepted.
+    pub fn max_message_len(&self) -> usize {
+        match &self.engine {
+            Engine::Bft(e) => e.config().max_message_len,
+            Engine::Raft(_) => 8 * 1024 * 1024,
+        }
     }
 
     /// Step 1, end: makes every logged record durable.

@@ -70,9 +70,11 @@ pub mod governance;
 mod hooks;
 pub mod mempool;
 pub mod node;
+pub mod sync;
 pub mod transport;
 
 pub use chain::{BlockLimits, ChainRole, ChainSpec, CommitEvent, EngineKind, StorageKind};
 pub use error::NodeError;
 pub use node::{Node, NodeConfig, NodeHandle, NodeStatus};
+pub use sync::{SyncConfig, SyncCounters, SyncProgress};
 pub use transport::{Envelope, InProcessNetwork, Transport};

@@ -152,6 +152,10 @@ pub struct ChainStatus {
     pub mempool_txs: usize,
     /// Counters.
     pub counters: ChainCounters,
+    /// Progress of a block sync in course.
+    pub sync: Option<crate::sync::SyncProgress>,
+    /// Block-sync counters.
+    pub sync_counters: crate::sync::SyncCounters,
 }
 
 /// A node's status.
@@ -658,7 +662,7 @@ pub(crate) struct Worker {
     pub(crate) me: PublicKey,
     pub(crate) signer: Arc<dyn Signer>,
     pub(crate) chains: Vec<ChainRunner>,
-    transport: Arc<dyn Transport>,
+    pub(crate) transport: Arc<dyn Transport>,
     pub(crate) shared: Arc<Shared>,
     tick_ms: u64,
     /// The next nonce of this node's own transactions, per chain.
@@ -735,11 +739,17 @@ impl Worker {
                 let mut ready = Vec::new();
                 for i in 0..self.chains.len() {
                     self.try_propose(i, &mut ready)?;
+                    self.sync_tick(i)?;
                 }
                 pending.extend(ready);
                 next_tick = Instant::now() + Duration::from_millis(self.tick_ms);
             }
             self.process(pending)?;
+            if self.carry.is_empty() {
+                for c in &mut self.chains {
+                    c.maybe_compact_log()?;
+                }
+            }
             self.refresh_status()?;
         }
     }
@@ -770,6 +780,16 @@ impl Worker {
                     .collect();
                 let chain = self.chains[i].chain_id().clone();
                 let _ = self.on_submit(&chain, decoded, false);
+            }
+            Envelope::Status { height, .. } => self.on_sync_status(i, inbound.from, height),
+            Envelope::SyncRequest {
+                from, max_blocks, ..
+            } => self.serve_sync(i, inbound.from, from, max_blocks)?,
+            Envelope::SyncBlocks { tip, blocks, .. } => {
+                // Effects gathered so far go first: sync applies blocks
+                // through the same write order, one block at a time.
+                self.process_all(std::mem::take(pending))?;
+                self.on_sync_blocks(i, inbound.from, tip, blocks)?;
             }
         }
         Ok(())
@@ -814,6 +834,19 @@ impl Worker {
             }
         }
         Ok(results)
+    }
+
+    /// [`process`](Self::process) without a round budget: on return every
+    /// effect, including any carried over from earlier turns, is carried out.
+    pub(crate) fn process_all(&mut self, pending: Vec<(usize, Effects)>) -> Result<(), NodeError> {
+        let mut pending = pending;
+        pending.splice(0..0, std::mem::take(&mut self.carry));
+        self.process(pending)?;
+        while !self.carry.is_empty() {
+            let carried = std::mem::take(&mut self.carry);
+            self.process(carried)?;
+        }
+        Ok(())
     }
 
     /// Carries out effect batches in the host's order until none remain.
@@ -888,7 +921,7 @@ impl Worker {
             rounds += 1;
             if rounds >= MAX_ROUNDS_PER_TURN && !pending.is_empty() {
                 // Yield to the inbox (submissions, stop) and carry on next turn.
-                self.carry = pending;
+                self.carry.extend(pending);
                 return Ok(());
             }
         }
@@ -956,14 +989,17 @@ impl Worker {
         }
     }
 
-    fn refresh_status(&mut self) -> Result<(), NodeError> {
+    pub(crate) fn refresh_status(&mut self) -> Result<(), NodeError> {
         let mut chains = Vec::with_capacity(self.chains.len());
         for c in &self.chains {
+            let height = c.latest_height()?;
             chains.push(ChainStatus {
                 chain: c.chain_id().clone(),
-                height: c.latest_height()?,
+                height,
                 mempool_txs: c.mempool.len(),
                 counters: c.counters,
+                sync: c.sync.progress(height),
+                sync_counters: c.sync.counters,
             });
         }
         let mut s = self.shared.status.lock();

@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use govchain_core::crypto::PublicKey;
-use govchain_core::types::ChainId;
+use govchain_core::types::{ChainId, Height};
 use parking_lot::RwLock;
 
 /// What travels between two nodes.
@@ -40,13 +40,46 @@ pub enum Envelope {
         /// Encoded transactions.
         txs: Vec<Vec<u8>>,
     },
+    /// The sender's committed height on `chain`, sent periodically so that
+    /// a lagging peer knows whom to sync from.
+    Status {
+        /// The chain.
+        chain: ChainId,
+        /// The sender's latest committed height.
+        height: Height,
+    },
+    /// Asks a peer for committed blocks of `chain`, starting at `from`.
+    SyncRequest {
+        /// The chain.
+        chain: ChainId,
+        /// The first height wanted.
+        from: Height,
+        /// At most this many blocks.
+        max_blocks: u32,
+    },
+    /// Committed blocks with their commit certificates, in height order,
+    /// each the canonical encoding of a
+    /// [`DecidedBlock`](govchain_consensus::DecidedBlock); the answer to a
+    /// [`Envelope::SyncRequest`].
+    SyncBlocks {
+        /// The chain.
+        chain: ChainId,
+        /// The sender's latest committed height when it answered.
+        tip: Height,
+        /// Encoded stored blocks.
+        blocks: Vec<Vec<u8>>,
+    },
 }
 
 impl Envelope {
     /// The chain the envelope is for.
     pub fn chain(&self) -> &ChainId {
         match self {
-            Envelope::Consensus { chain, .. } | Envelope::Transactions { chain, .. } => chain,
+            Envelope::Consensus { chain, .. }
+            | Envelope::Transactions { chain, .. }
+            | Envelope::Status { chain, .. }
+            | Envelope::SyncRequest { chain, .. }
+            | Envelope::SyncBlocks { chain, .. } => chain,
         }
     }
 }

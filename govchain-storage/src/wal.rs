@@ -46,6 +46,7 @@ pub const MAX_BATCH_LEN: usize = 64 * 1024 * 1024;
 /// An append-only record log. See the [module docs](self).
 #[derive(Debug)]
 pub struct RecordLog {
+    vfs: Arc<dyn Vfs>,
     path: PathBuf,
     file: Arc<dyn VfsFile>,
     end: u64,
@@ -96,6 +97,25 @@ fn frame_at(bytes: &[u8], offset: usize) -> Option<(Vec<Vec<u8>>, usize)> {
     }
     let records = decode_payload(payload)?;
     Some((records, FRAME_HEADER_LEN as usize + len))
+}
+
+/// One frame holding `records`, whose encoded length (length words and
+/// bytes) is `records_len`.
+fn encode_frame(records: &[Vec<u8>], records_len: usize) -> Vec<u8> {
+    let payload_len = 4 + records_len;
+    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN as usize + payload_len);
+    frame.extend_from_slice(&MAGIC);
+    let len_bytes = (payload_len as u32).to_le_bytes();
+    frame.extend_from_slice(&len_bytes);
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    for r in records {
+        frame.extend_from_slice(&(r.len() as u32).to_le_bytes());
+        frame.extend_from_slice(r);
+    }
+    let sum = crc(&len_bytes, &frame[FRAME_HEADER_LEN as usize..]);
+    frame[8..12].copy_from_slice(&sum.to_le_bytes());
+    frame
 }
 
 impl RecordLog {
@@ -155,6 +175,7 @@ impl RecordLog {
         }
         let end = offset as u64;
         let log = RecordLog {
+            vfs,
             path: path.to_owned(),
             file,
             end,
@@ -204,19 +225,7 @@ impl RecordLog {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let payload_len = 4 + self.pending_len;
-        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN as usize + payload_len);
-        frame.extend_from_slice(&MAGIC);
-        let len_bytes = (payload_len as u32).to_le_bytes();
-        frame.extend_from_slice(&len_bytes);
-        frame.extend_from_slice(&[0; 4]);
-        frame.extend_from_slice(&(self.pending.len() as u32).to_le_bytes());
-        for r in &self.pending {
-            frame.extend_from_slice(&(r.len() as u32).to_le_bytes());
-            frame.extend_from_slice(r);
-        }
-        let sum = crc(&len_bytes, &frame[FRAME_HEADER_LEN as usize..]);
-        frame[8..12].copy_from_slice(&sum.to_le_bytes());
+        let frame = encode_frame(&self.pending, self.pending_len);
         if let Err(e) = self.file.write_at(self.end, &frame) {
             return Err(self.poison("write", e));
         }
@@ -227,6 +236,79 @@ impl RecordLog {
         self.pending.clear();
         self.pending_len = 0;
         Ok(())
+    }
+
+    /// Atomically replaces the whole log with `records` (log compaction):
+    /// they are written to a temporary file beside the log, which is
+    /// synced, renamed over the log, and made durable by a sync of the
+    /// directory. A crash at any point leaves either the old log or the new
+    /// one, never a mix. Records appended but not yet synced are refused
+    /// rather than silently dropped: sync first.
+    ///
+    /// Errors: [`StorageError::Poisoned`], [`StorageError::InvalidBatch`]
+    /// (unsynced records are pending, or one record is larger than
+    /// [`MAX_BATCH_LEN`]), [`StorageError::Io`] (which poisons the handle).
+    pub fn replace(&mut self, records: &[Vec<u8>]) -> Result<(), StorageError> {
+        self.check_usable()?;
+        if !self.pending.is_empty() {
+            return Err(StorageError::InvalidBatch {
+                reason: "records appended since the last sync would be lost by a replace",
+            });
+        }
+        // Frames of at most MAX_BATCH_LEN each.
+        let mut frames: Vec<u8> = Vec::new();
+        let mut start = 0usize;
+        while start < records.len() {
+            let mut len = 0usize;
+            let mut end = start;
+            while let Some(r) = records.get(end) {
+                if 4 + len + 4 + r.len() > MAX_BATCH_LEN {
+                    break;
+                }
+                len += 4 + r.len();
+                end += 1;
+            }
+            if end == start {
+                return Err(StorageError::InvalidBatch {
+                    reason: "a record is larger than MAX_BATCH_LEN",
+                });
+            }
+            frames.extend(encode_frame(&records[start..end], len));
+            start = end;
+        }
+        let mut tmp_name = self.path.clone().into_os_string();
+        tmp_name.push(".compact");
+        let tmp = PathBuf::from(tmp_name);
+        let written = self
+            .vfs
+            .open(&tmp, OpenMode::Truncate)
+            .and_then(|f| {
+                f.write_at(0, &frames)?;
+                f.sync_data()
+            })
+            .map_err(|e| ("write compacted log", e))
+            .and_then(|()| {
+                self.vfs
+                    .rename(&tmp, &self.path)
+                    .map_err(|e| ("rename compacted log", e))
+            })
+            .and_then(|()| match self.path.parent() {
+                Some(dir) => self.vfs.sync_dir(dir).map_err(|e| ("sync_dir", e)),
+                None => Ok(()),
+            })
+            .and_then(|()| {
+                self.vfs
+                    .open(&self.path, OpenMode::Existing)
+                    .map_err(|e| ("reopen compacted log", e))
+            });
+        match written {
+            Ok(file) => {
+                self.file = file;
+                self.end = frames.len() as u64;
+                Ok(())
+            }
+            Err((op, e)) => Err(self.poison(op, e)),
+        }
     }
 
     /// [`append`](Self::append) then [`sync`](Self::sync).
@@ -333,6 +415,72 @@ mod tests {
                 assert!(ok, "seed {seed} mode {mode:?}: partial batch survived");
             }
         }
+    }
+
+    #[test]
+    fn a_crash_during_replace_leaves_the_old_log_or_the_new_one() {
+        for mode in CrashMode::ALL {
+            for crash_at in 0..4u64 {
+                let seed = crash_at * 17 + mode as u64;
+                let disk = SimDisk::new(seed);
+                disk.create_dir_all(Path::new("/d")).unwrap();
+                let path = Path::new("/d/wal");
+                let (mut log, _) = RecordLog::open(Arc::new(disk.clone()), path).unwrap();
+                let mut old = Vec::new();
+                for i in 0..10 {
+                    log.append_durable(&batch(i)).unwrap();
+                    old.extend(batch(i));
+                }
+                let new: Vec<Vec<u8>> = old[old.len() - 3..].to_vec();
+                disk.crash_at_sync(disk.counts().syncs + crash_at);
+                let replaced = log.replace(&new).is_ok();
+                // Appends after a successful replace land in the new file.
+                let mut new_then = new.clone();
+                if replaced && log.append_durable(&batch(99)).is_ok() {
+                    new_then.extend(batch(99));
+                }
+                let after = disk.power_loss(mode);
+                let (_, got) = RecordLog::open(Arc::new(after), path)
+                    .unwrap_or_else(|e| panic!("seed {seed} mode {mode:?}: {e}"));
+                assert!(
+                    got == old || got == new || got == new_then,
+                    "seed {seed} mode {mode:?}: {} records, neither old nor new",
+                    got.len()
+                );
+                if replaced {
+                    assert_ne!(
+                        got, old,
+                        "seed {seed} mode {mode:?}: replace was acknowledged"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn replace_refuses_unsynced_records_and_keeps_working() {
+        let disk = SimDisk::new(3);
+        disk.create_dir_all(Path::new("/d")).unwrap();
+        let path = Path::new("/d/wal");
+        let (mut log, _) = RecordLog::open(Arc::new(disk.clone()), path).unwrap();
+        log.append_durable(&batch(1)).unwrap();
+        log.append(&batch(2)).unwrap();
+        assert!(matches!(
+            log.replace(&batch(3)),
+            Err(StorageError::InvalidBatch { .. })
+        ));
+        log.sync().unwrap();
+        log.replace(&batch(3)).unwrap();
+        assert_eq!(log.len_bytes(), disk_len(&disk, path));
+        log.append_durable(&batch(4)).unwrap();
+        drop(log);
+        let (_, got) = RecordLog::open(Arc::new(disk), path).unwrap();
+        let expected: Vec<Vec<u8>> = batch(3).into_iter().chain(batch(4)).collect();
+        assert_eq!(got, expected);
+    }
+
+    fn disk_len(disk: &SimDisk, path: &Path) -> u64 {
+        disk.open(path, OpenMode::Existing).unwrap().len().unwrap()
     }
 
     #[test]

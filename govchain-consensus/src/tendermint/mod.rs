@@ -108,6 +108,12 @@ pub struct TendermintConfig {
     /// engine prevotes for them. Off, the engine judges blocks structurally
     /// only (chain, height, parent, time, validator sets, proposer, body).
     pub app_validation: bool,
+    /// How many of the latest decided blocks the engine keeps in memory to
+    /// answer catch-up requests; `None` keeps every block (the simulator's
+    /// checker reads them all). A host with a block store sets a bound and
+    /// serves older blocks itself (block sync), so memory stays flat as the
+    /// chain grows.
+    pub retain_decided: Option<u64>,
 }
 
 impl TendermintConfig {
@@ -128,6 +134,7 @@ impl TendermintConfig {
             max_round_ahead: 64,
             sync_batch: 16,
             app_validation: false,
+            retain_decided: None,
         }
     }
 
@@ -152,7 +159,11 @@ impl TendermintConfig {
                 reason: "timeouts and rebroadcast interval must be positive",
             });
         }
-        if self.max_message_len == 0 || self.sync_batch == 0 || self.max_round_ahead == 0 {
+        if self.max_message_len == 0
+            || self.sync_batch == 0
+            || self.max_round_ahead == 0
+            || self.retain_decided == Some(0)
+        {
             return Err(ConsensusError::InvalidConfig {
                 reason: "limits must be positive",
             });
@@ -216,6 +227,9 @@ pub struct Tendermint {
     last_push: BTreeMap<PublicKey, u64>,
     evidence_seen: BTreeSet<(PublicKey, u64, u32, u8)>,
     replaying: bool,
+    /// Every record persisted since, and including, the last decided block:
+    /// all a restart needs (see [`Consensus::compacted_log`]).
+    since_decided: Vec<Vec<u8>>,
     stats: TendermintStats,
 }
 
@@ -324,12 +338,17 @@ impl Tendermint {
                 })?;
             decoded.push(rec);
         }
+        // The first decided record is the base: height 1 for a full log, or
+        // the last block kept by a compaction ([`Consensus::compacted_log`]).
         let mut chain: BTreeMap<Height, DecidedBlock> = BTreeMap::new();
         let mut last_decided_index = None;
         for (index, rec) in decoded.iter().enumerate() {
             if let WalRecord::Decided(d) = rec {
                 let h = d.block.header.height;
-                let expected = Height::new(chain.len() as u64 + 1);
+                let expected = match chain.last_key_value() {
+                    Some((last, _)) => last.next().unwrap_or(*last),
+                    None => h,
+                };
                 if let Some(existing) = chain.get(&h) {
                     if existing != d {
                         return Err(ConsensusError::CorruptState {
@@ -349,7 +368,13 @@ impl Tendermint {
                 last_decided_index = Some(index);
             }
         }
-        let height = Height::new(chain.len() as u64 + 1);
+        let height = match chain.last_key_value() {
+            Some((last, _)) => last.next().ok_or(ConsensusError::CorruptState {
+                index: last_decided_index.unwrap_or(0),
+                reason: "decided height overflows".to_string(),
+            })?,
+            None => Height::new(1),
+        };
         let me = signer.public_key();
         let set = cfg
             .validators_at(height)
@@ -389,6 +414,7 @@ impl Tendermint {
             last_push: BTreeMap::new(),
             evidence_seen: BTreeSet::new(),
             replaying: true,
+            since_decided: records[last_decided_index.unwrap_or(0)..].to_vec(),
             stats: TendermintStats::default(),
         };
         // Inputs of the current height, after the last decided block.
@@ -502,8 +528,13 @@ impl Tendermint {
         }
     }
 
-    fn persist(&self, rec: &WalRecord, out: &mut Effects) {
-        out.persist.push(rec.to_bytes());
+    fn persist(&mut self, rec: &WalRecord, out: &mut Effects) {
+        let bytes = rec.to_bytes();
+        if matches!(rec, WalRecord::Decided(_)) {
+            self.since_decided.clear();
+        }
+        self.since_decided.push(bytes.clone());
+        out.persist.push(bytes);
     }
 
     fn broadcast(&self, msg: &Message, out: &mut Effects) {
@@ -630,6 +661,10 @@ impl Tendermint {
         self.persist(&WalRecord::Decided(decided.clone()), out);
         out.decided.push(decided.clone());
         self.chain.insert(h, decided);
+        if let Some(keep) = self.cfg.retain_decided {
+            let first_kept = Height::new(h.get().saturating_sub(keep - 1).max(1));
+            self.chain = self.chain.split_off(&first_kept);
+        }
         if let Some(next) = h.next() {
             self.start_height(next, out);
         }
@@ -1370,5 +1405,23 @@ impl Consensus for Tendermint {
 
     fn decided_block(&self, height: Height) -> Option<&DecidedBlock> {
         self.chain.get(&height)
+    }
+
+    fn sync_decided(&mut self, decided: DecidedBlock) -> Result<Effects, ConsensusError> {
+        let got = decided.block.header.height;
+        if got != self.height {
+            return Err(ConsensusError::UnexpectedSyncHeight {
+                expected: self.height,
+                got,
+            });
+        }
+        let mut out = Effects::default();
+        self.accept_decided(decided, &mut out)?;
+        self.finish(&mut out);
+        Ok(out)
+    }
+
+    fn compacted_log(&self) -> Option<&[Vec<u8>]> {
+        Some(&self.since_decided)
     }
 }

@@ -1,0 +1,235 @@
+//! Block sync and consensus-log compaction on real nodes: a department
+//! node that joins with an empty directory after the others have committed
+//! a long chain catches up from their stores by block sync (not by
+//! replaying consensus), refuses forged sync responses, and then takes part
+//! in consensus; a node whose log was compacted restarts from it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{keys, side_spec, start, wait_for};
+use govchain_consensus::DecidedBlock;
+use govchain_core::codec::Encode;
+use govchain_core::crypto::{SecretKey, Signer};
+use govchain_core::testkit::KvApp;
+use govchain_core::tx::Transaction;
+use govchain_core::types::{ChainId, Height};
+use govchain_node::transport::Inbound;
+use govchain_node::{
+    ChainSpec, EngineKind, Envelope, InProcessNetwork, Node, NodeConfig, NodeHandle, StorageKind,
+};
+
+const STRANGER_SEED: [u8; 32] = [77; 32];
+
+fn spec(chain: &ChainId, keys: &[Arc<SecretKey>]) -> ChainSpec {
+    let mut s = side_spec(chain, EngineKind::Bft, keys, Arc::new(KvApp));
+    // Blocks come fast when idle, the engine keeps few of them (so only
+    // block sync can serve a node far behind), and the log compacts often.
+    s.empty_block_interval_ms = 5;
+    s.timeouts.propose_ms = 150;
+    s.retain_decided_blocks = 4;
+    s.log_compaction_bytes = 32 * 1024;
+    s.sync.request_timeout_ms = 500;
+    // A second peer that is no validator: the forger of this test.
+    s.peers
+        .push(SecretKey::from_seed(&STRANGER_SEED).public_key());
+    s
+}
+
+fn submit(node: &NodeHandle, chain: &ChainId, client: &SecretKey, nonces: std::ops::Range<u64>) {
+    let txs: Vec<Transaction> = nonces
+        .map(|n| {
+            Transaction::new_signed(
+                chain.clone(),
+                client,
+                n,
+                KvApp::payload(format!("k{n}").as_bytes(), b"v"),
+            )
+            .unwrap()
+        })
+        .collect();
+    let results = node.submit(chain, txs).unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
+
+fn chain_status(node: &NodeHandle, chain: &ChainId) -> govchain_node::node::ChainStatus {
+    node.status()
+        .chains
+        .into_iter()
+        .find(|c| &c.chain == chain)
+        .unwrap()
+}
+
+#[test]
+fn a_new_node_syncs_from_peers_refuses_forgeries_and_then_validates() {
+    let chain = ChainId::new("sync").unwrap();
+    let keys = keys(4);
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let net = InProcessNetwork::new();
+    // Three of four departments (3/4 of the power) run the chain.
+    let mut nodes: Vec<Option<NodeHandle>> = (0..3)
+        .map(|i| {
+            Some(start(
+                &net,
+                &keys[i],
+                dirs[i].path(),
+                vec![spec(&chain, &keys)],
+            ))
+        })
+        .collect();
+    let client = SecretKey::from_seed(&[99; 32]);
+    submit(nodes[0].as_ref().unwrap(), &chain, &client, 0..300);
+    wait_for("300 txs and 80 blocks", Duration::from_secs(120), || {
+        let n = nodes[1].as_ref().unwrap();
+        n.height(&chain).unwrap() >= Height::new(80)
+            && n.state(&chain, &KvApp::state_key(b"k299"))
+                .unwrap()
+                .is_some()
+    });
+    // The logs were compacted along the way: restart node 0 from its
+    // compacted log and directory.
+    let compactions = chain_status(nodes[0].as_ref().unwrap(), &chain)
+        .counters
+        .log_compactions;
+    assert!(compactions > 0, "the consensus log was never compacted");
+    let stopped = nodes[0].take().unwrap();
+    net.unregister(stopped.key());
+    stopped.stop().unwrap();
+    nodes[0] = Some(start(
+        &net,
+        &keys[0],
+        dirs[0].path(),
+        vec![spec(&chain, &keys)],
+    ));
+
+    // The fourth department joins with an empty directory. Before it is
+    // reachable by the others, a forger (a peer of the chain, but no
+    // validator) claims a far height and answers the sync request with an
+    // altered block.
+    let mut cfg = NodeConfig::new(
+        "late",
+        keys[3].clone(),
+        StorageKind::Durable(dirs[3].path().to_owned()),
+    );
+    cfg.chains = vec![spec(&chain, &keys)];
+    let late = Node::start(cfg, net.transport(keys[3].public_key())).unwrap();
+    let stranger = SecretKey::from_seed(&STRANGER_SEED);
+    let honest = nodes[1]
+        .as_ref()
+        .unwrap()
+        .block(&chain, Height::new(1))
+        .unwrap();
+    let mut altered = DecidedBlock {
+        block: honest.block.clone(),
+        certificate: honest.certificate.clone(),
+    };
+    altered.block.header.time = govchain_core::types::Timestamp::new(1);
+    let forge = |envelope: Envelope| {
+        late.inbox()
+            .deliver(Inbound {
+                from: stranger.public_key(),
+                envelope,
+            })
+            .unwrap();
+    };
+    forge(Envelope::Status {
+        chain: chain.clone(),
+        height: Height::new(1_000_000),
+    });
+    wait_for(
+        "a sync request to the forger",
+        Duration::from_secs(30),
+        || chain_status(&late, &chain).sync_counters.requests_sent > 0,
+    );
+    forge(Envelope::SyncBlocks {
+        chain: chain.clone(),
+        tip: Height::new(1_000_000),
+        blocks: vec![altered.to_bytes()],
+    });
+    wait_for(
+        "the forged block to be refused",
+        Duration::from_secs(30),
+        || chain_status(&late, &chain).sync_counters.bad_blocks == 1,
+    );
+    assert_eq!(late.height(&chain).unwrap(), Height::new(0));
+    net.register(keys[3].public_key(), late.inbox());
+
+    let target = nodes[1].as_ref().unwrap().height(&chain).unwrap();
+    wait_for("the late node to sync", Duration::from_secs(120), || {
+        let s = chain_status(&late, &chain);
+        if let Some(p) = s.sync {
+            assert!(p.remaining <= p.target.get(), "progress: {p:?}");
+        }
+        s.height >= target
+    });
+    let status = chain_status(&late, &chain);
+    println!("late node sync counters: {:?}", status.sync_counters);
+    assert!(
+        status.sync_counters.synced_blocks >= target.get() / 2,
+        "most blocks came by block sync: {:?}",
+        status.sync_counters
+    );
+    assert_eq!(
+        status.sync_counters.bad_blocks, 1,
+        "{:?}",
+        status.sync_counters
+    );
+    assert!(
+        status
+            .sync
+            .is_none_or(|p| p.target < Height::new(1_000_000)),
+        "the forger's claimed height is forgotten: {:?}",
+        status.sync
+    );
+    for h in 1..=target.get() {
+        let h = Height::new(h);
+        assert_eq!(
+            late.block(&chain, h).unwrap().block.hash(),
+            nodes[1]
+                .as_ref()
+                .unwrap()
+                .block(&chain, h)
+                .unwrap()
+                .block
+                .hash(),
+            "height {h}"
+        );
+    }
+
+    // Now the late node must validate: with one founder stopped, the chain
+    // goes on only if the late node signs (3 of 4).
+    let founder = nodes[2].take().unwrap();
+    net.unregister(founder.key());
+    founder.stop().unwrap();
+    let before = late.height(&chain).unwrap();
+    submit(nodes[0].as_ref().unwrap(), &chain, &client, 300..310);
+    wait_for(
+        "progress with the late node's votes",
+        Duration::from_secs(60),
+        || {
+            late.height(&chain).unwrap().get() >= before.get() + 5
+                && late
+                    .state(&chain, &KvApp::state_key(b"k309"))
+                    .unwrap()
+                    .is_some()
+        },
+    );
+    let h = late.height(&chain).unwrap();
+    let signed_by_late = (before.get() + 1..=h.get()).any(|x| {
+        late.block(&chain, Height::new(x))
+            .unwrap()
+            .certificate
+            .signatures
+            .iter()
+            .any(|s| s.validator == keys[3].public_key())
+    });
+    assert!(signed_by_late, "the late node signed a commit certificate");
+    late.stop().unwrap();
+    for n in nodes.into_iter().flatten() {
+        n.stop().unwrap();
+    }
+}
