@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 pub mod consensus;
 pub mod core;
 pub mod identity;
+pub mod network;
 pub mod node;
 pub mod storage;
 

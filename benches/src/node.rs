@@ -67,7 +67,11 @@ fn rss() -> (f64, f64) {
 }
 
 /// 250-byte signed KvApp transactions: `per_sender` from each of `senders`.
-fn workload(chain: &ChainId, senders: usize, per_sender: u64) -> anyhow::Result<Vec<Transaction>> {
+pub(crate) fn workload(
+    chain: &ChainId,
+    senders: usize,
+    per_sender: u64,
+) -> anyhow::Result<Vec<Transaction>> {
     let keys: Vec<SecretKey> = (0..senders)
         .map(|i| {
             let mut seed = [0u8; 32];
@@ -88,15 +92,15 @@ fn workload(chain: &ChainId, senders: usize, per_sender: u64) -> anyhow::Result<
     Ok(txs)
 }
 
-struct EndToEnd {
-    tx_per_s: f64,
+pub(crate) struct EndToEnd {
+    pub(crate) tx_per_s: f64,
     latencies_ms: Vec<f64>,
     avg_block_txs: f64,
     peak_rss: f64,
     rss_before: f64,
 }
 
-fn end_to_end(total: usize) -> anyhow::Result<EndToEnd> {
+pub(crate) fn end_to_end(total: usize) -> anyhow::Result<EndToEnd> {
     let chain = ChainId::new("bench")?;
     let keys: Vec<Arc<SecretKey>> = (1..=4u8)
         .map(|i| Arc::new(SecretKey::from_seed(&[i; 32])))

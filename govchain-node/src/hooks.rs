@@ -68,8 +68,19 @@ pub(crate) fn after_commit(
 }
 
 /// Feeds every validator-set change governance scheduled to the engines of
-/// this node's Tendermint chains, and adds new validators as peers.
+/// this node's Tendermint chains, and adds new validators as peers. Every
+/// registered department's node is a peer of the main chain: it follows
+/// the main chain (block sync serves it) before it validates.
 pub(crate) fn follow_governance(worker: &mut Worker, main: usize) -> Result<(), NodeError> {
+    let main_id = worker.chains[main].chain_id().clone();
+    let departments = worker.chains[main]
+        .with_latest_state(governance::departments)?
+        .map_err(gov_err(&main_id))?;
+    for d in departments {
+        if !worker.chains[main].spec.peers.contains(&d.node_key) {
+            worker.chains[main].spec.peers.push(d.node_key);
+        }
+    }
     let ids: Vec<ChainId> = worker.chains.iter().map(|c| c.chain_id().clone()).collect();
     for (j, chain) in ids.iter().enumerate() {
         let schedule = schedule_for(&worker.chains[main], chain)?;

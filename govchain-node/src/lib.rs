@@ -22,7 +22,15 @@
 //!   side-chain fact from main-chain headers alone.
 //!
 //! Peers are reached through a [`Transport`]; [`InProcessNetwork`] connects
-//! nodes in one process.
+//! nodes in one process, and [`net::TcpTransport`] connects departments'
+//! machines over authenticated, encrypted TCP (Noise, bound to each
+//! department's Ed25519 key). A node that was down, or is new, catches up by
+//! [block sync](sync) from its peers' stores, verifying commit certificates
+//! instead of every transaction signature.
+//!
+//! Operators configure a department node with TOML files ([`config`]), run
+//! and inspect it with the `govchain` command line ([`cli`]), and DApps use
+//! its JSON HTTP API ([`api`]).
 //!
 //! # Example
 //!
@@ -61,14 +69,22 @@
 //!
 //! # Features
 //!
-//! This crate has no optional features.
+//! - `cli` (default): the `govchain` operator binary and the [`cli`] module
+//!   behind it (clap, tracing-subscriber, ctrlc). Turn it off
+//!   (`default-features = false`) to embed the node without them; the
+//!   configuration, HTTP API and TCP transport stay available.
 
+pub mod api;
 pub mod chain;
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod config;
 pub mod crosschain;
 mod error;
 pub mod governance;
 mod hooks;
 pub mod mempool;
+pub mod net;
 pub mod node;
 pub mod sync;
 pub mod transport;
