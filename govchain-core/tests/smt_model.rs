@@ -108,11 +108,11 @@ fn reachable(store: &MemoryNodeStore, versions: &[Version]) -> HashSet<NodeKey> 
             .unwrap()
             .expect("reachable node present");
         if let Node::Internal(n) = node {
-            for (bit, child) in [(false, n.left), (true, n.right)] {
-                if let Child::Leaf { version, .. } | Child::Internal { version, .. } = child {
+            for (slot, child) in n.children() {
+                if let Child::Internal { version, .. } = child {
                     stack.push(NodeKey {
-                        version,
-                        path: key.path.child(bit),
+                        version: *version,
+                        path: key.path.nibble_child(slot),
                     });
                 }
             }

@@ -16,9 +16,15 @@
 
 use govchain_core::block::MAX_BLOCK_ENCODED_LEN;
 use govchain_core::hash::Hash;
+use govchain_core::smt::{KeyHash, NodeKey, TreeUpdateBatch, Version};
 
 /// The store format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: binary SMT nodes, one stale-index row per stale node or value.
+/// - 2: SMT nodes stored as 16-slot pages with inline leaves
+///   ([`govchain_core::smt::InternalNode`]); one stale-index row per version
+///   (`smt_stale`). Stores in format 1 are refused.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Magic bytes opening the `MANIFEST` file.
 pub const MANIFEST_MAGIC: [u8; 16] = *b"GOVCHAIN-STORE\r\n";
@@ -310,7 +316,7 @@ impl Location {
 /// Appends a CRC-32C of `key | value` to `value`: the form of every value
 /// in the index tables, so a flipped bit in a stored value (or a value
 /// served under the wrong key) is detected on read.
-pub(crate) fn seal(key: &[u8], value: &[u8]) -> Vec<u8> {
+pub fn seal(key: &[u8], value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 4);
     out.extend_from_slice(value);
     out.extend_from_slice(&crc(&[key, value]).to_le_bytes());
@@ -325,6 +331,79 @@ pub(crate) fn unseal<'a>(key: &[u8], sealed: &'a [u8]) -> Result<&'a [u8], &'sta
         return Err("index value checksum mismatch");
     }
     Ok(value)
+}
+
+/// The key of a node in `smt_nodes`: `version u64 BE | depth u16 BE | the
+/// first ceil(depth / 8) path bytes`. The version comes first, big-endian,
+/// so the nodes one version writes are adjacent and a commit appends to the
+/// table's right edge.
+pub fn node_key(key: &NodeKey) -> Vec<u8> {
+    let depth = key.path.depth();
+    let n = depth.div_ceil(8);
+    let mut k = Vec::with_capacity(10 + n);
+    k.extend_from_slice(&key.version.to_be_bytes());
+    k.extend_from_slice(&(depth as u16).to_be_bytes());
+    k.extend_from_slice(key.path.bits().get(..n).unwrap_or(&[]));
+    k
+}
+
+/// The key of a value entry in `smt_values`: `key_hash 32 | version u64
+/// BE`, so one key's entries are adjacent and ordered by version.
+pub fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(key_hash.hash().as_bytes());
+    k[32..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// The `smt_stale` row (before sealing) of `batch`, stored under
+/// `batch.version` (u64 BE): `node_count u32 | (key_len u8 | node key)* |
+/// value_count u32 | value key*`, where node keys are the `smt_nodes` keys
+/// ([`node_key`]) and value keys the `smt_values` keys ([`value_key`]). `None` if a count does not fit.
+pub fn encode_stale_row(batch: &TreeUpdateBatch) -> Option<Vec<u8>> {
+    let mut out =
+        Vec::with_capacity(8 + 44 * batch.stale_nodes.len() + 40 * batch.stale_values.len());
+    let nodes = u32::try_from(batch.stale_nodes.len()).ok()?;
+    out.extend_from_slice(&nodes.to_le_bytes());
+    for s in &batch.stale_nodes {
+        let k = node_key(&s.node_key);
+        out.push(u8::try_from(k.len()).ok()?);
+        out.extend_from_slice(&k);
+    }
+    let values = u32::try_from(batch.stale_values.len()).ok()?;
+    out.extend_from_slice(&values.to_le_bytes());
+    for s in &batch.stale_values {
+        out.extend_from_slice(&value_key(&s.key_hash, s.version));
+    }
+    Some(out)
+}
+
+/// The node keys and value keys listed in a `smt_stale` row.
+#[allow(clippy::type_complexity)]
+pub(crate) fn decode_stale_row(row: &[u8]) -> Result<(Vec<&[u8]>, Vec<&[u8]>), &'static str> {
+    let count = |r: &mut &[u8]| -> Result<usize, &'static str> {
+        let (n, rest) = r.split_first_chunk::<4>().ok_or("stale row truncated")?;
+        *r = rest;
+        Ok(u32::from_le_bytes(*n) as usize)
+    };
+    let mut r = row;
+    let n = count(&mut r)?;
+    let mut nodes = Vec::with_capacity(n.min(r.len()));
+    for _ in 0..n {
+        let (len, rest) = r.split_first().ok_or("stale row truncated")?;
+        let len = usize::from(*len);
+        if rest.len() < len {
+            return Err("stale row truncated");
+        }
+        let (k, rest) = rest.split_at(len);
+        nodes.push(k);
+        r = rest;
+    }
+    let n = count(&mut r)?;
+    if r.len() != n.saturating_mul(40) {
+        return Err("stale row value keys do not fill the row");
+    }
+    Ok((nodes, r.chunks_exact(40).collect()))
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! The sparse Merkle tree for authenticated state.
 //!
 //! A binary Merkle tree over 256-bit keys ([`KeyHash`], the BLAKE3 hash of
-//! an application key), versioned and stored node by node behind the
-//! [`NodeStore`] trait, with membership and non-membership proofs. The
-//! design follows the Jellyfish Merkle Tree (Z. Gao, Y. Hu, Q. Wu,
-//! "Jellyfish Merkle Tree", Diem whitepaper, 2021), with a binary instead of
-//! a 16-ary node layout.
+//! an application key), versioned and stored behind the [`NodeStore`] trait
+//! in pages of four binary levels, with binary membership and
+//! non-membership proofs. The design follows the Jellyfish Merkle Tree (Z.
+//! Gao, Y. Hu, Q. Wu, "Jellyfish Merkle Tree", Diem whitepaper, 2021):
+//! binary hashing as in its §2 sparse-tree optimizations, 16-ary physical
+//! nodes as in its node layout.
 //!
 //! # Shape: collapsing
 //! Conceptually the tree has 2^256 leaf positions. Two rules keep it small
@@ -31,19 +32,34 @@
 //! presented as an inner node or the other way round; both inputs are 64
 //! bytes, one BLAKE3 compression each.
 //!
+//! # Pages: binary tree, 16-ary storage
+//! Hashes and proofs are those of the binary tree above, but nodes are
+//! stored four levels at a time. A *page* ([`InternalNode`]) at a path whose
+//! depth is a multiple of 4 holds 16 slots, one per 4-bit nibble, for the
+//! subtrees at depth + 4: empty, a leaf (stored inline: key, value hash,
+//! value version), or a reference (hash, version) to the page below. The
+//! up to 15 binary inner nodes inside a page are not stored; they are
+//! recomputed from the slots, with the collapsing rule applied inside the
+//! page too (a slot's lone leaf sits as high as it is alone). A tree of
+//! `n` random keys has about `log16(n)` pages on a path instead of
+//! `log2(n)` binary nodes, so an update reads and writes 3-4 times fewer
+//! stored nodes, and leaves cost no rows of their own.
+//!
 //! # Versions and storage
-//! As in JMT (§3-4), each batch creates a new version. A node is stored under
-//! a [`NodeKey`] `{ version that wrote it, bit path }`; unchanged subtrees
-//! are shared with older versions by reference (an inner node records each
-//! child's hash and version), changed ones are written anew under the new
-//! version, so every old version stays readable. Nothing is content
-//! addressed, so pruning one version can never delete a node another
-//! version holds by coincidence. Values are stored apart, under
-//! `(key_hash, version)`; a leaf records the version of its value.
+//! As in JMT (§3-4), each batch creates a new version. A page is stored
+//! under a [`NodeKey`] `{ version that wrote it, path }`; unchanged pages
+//! are shared with older versions by reference (a slot records the page's
+//! hash and version), changed ones are written anew under the new version,
+//! so every old version stays readable. The root of version `v` is always
+//! stored under `NodeKey::root(v)`: a page, or a lone leaf, or the empty
+//! tree. Nothing is content addressed, so pruning one version can never
+//! delete a node another version holds by coincidence. Values are stored
+//! apart, under `(key_hash, version)`; a leaf records the version of its
+//! value.
 //!
 //! [`SparseMerkleTree::apply_batch`] never writes: it returns a
-//! [`TreeUpdateBatch`] (new nodes, new values and deletion markers, and the
-//! *stale index*: which node keys and value entries the new version no
+//! [`TreeUpdateBatch`] (new pages, new values and deletion markers, and the
+//! *stale index*: which pages and value entries the new version no
 //! longer uses). The caller writes it atomically
 //! ([`MemoryNodeStore::write_batch`], or one redb transaction).
 //!
@@ -54,21 +70,21 @@
 //! below `p` then fail with the typed [`SmtError::VersionPruned`].
 //!
 //! # Batch updates
-//! Updates are sorted by key and pushed down the tree together, so a node on
-//! the paths of many updates is read once and hashed once per batch. Values
-//! and leaves are hashed up front, leaves with
+//! Updates are sorted by key and pushed down the tree together, page by
+//! page, so a page on the paths of many updates is read once, rebuilt once
+//! and hashed once per batch, as soon as its slots are final (post-order).
+//! Values and leaves are hashed up front, leaves with
 //! [`hash_node_pairs`](crate::lanes::hash_node_pairs) (many independent
-//! 64-byte compressions per call, SIMD lanes when available). New inner
-//! nodes are built bottom-up as the recursion returns, so each is hashed and
-//! emitted at once, with its final child hashes: this measured faster than
-//! collecting them and hashing a depth at a time in SIMD lanes, because it
-//! touches each new node once, while it is still in cache. Subtrees
-//! receiving at least 1024 updates are updated in parallel with
-//! `rayon::join`.
+//! 64-byte compressions per call, SIMD lanes when available). A page's inner
+//! nodes are hashed with scalar compressions: a page level holds at most
+//! eight, usually far fewer, and hashing them in lanes measured slower.
+//! Pages with at least 1024 updates below them update their slots in
+//! parallel on rayon.
 //!
 //! # Proofs
-//! A [`SparseMerkleProof`] lists the siblings along the key's path from the
-//! root down to where the path ends, and the leaf found there, if any:
+//! A [`SparseMerkleProof`] lists the binary siblings along the key's path
+//! from the root down to where the path ends (siblings inside a page are
+//! recomputed from its slots), and the leaf found there, if any:
 //! - the key's own leaf proves membership (and the value, by its hash);
 //! - an empty subtree, or another key's leaf occupying the key's path prefix
 //!   (alone in the subtree where the key would be), proves non-membership.
@@ -108,7 +124,7 @@ mod tree;
 
 pub use node::{
     leaf_hash, node_hash, value_hash, Child, InternalNode, KeyHash, LeafNode, Node, NodeKey,
-    NodePath, Version, EMPTY_SUBTREE, KEY_BITS, MAX_NODE_LEN,
+    NodePath, Version, EMPTY_SUBTREE, KEY_BITS, MAX_NODE_LEN, PAGE_BITS, PAGE_SLOTS,
 };
 pub use proof::{SmtProofError, SparseMerkleProof, MAX_PROOF_LEN, MAX_SIBLINGS};
 pub use store::{

@@ -2,6 +2,7 @@
 //! their canonical encodings.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader};
 use crate::hash::{Domain, Hash};
@@ -49,6 +50,17 @@ impl KeyHash {
         match self.0.as_bytes().get(i / 8) {
             Some(b) => (b >> (7 - (i % 8))) & 1 == 1,
             None => false,
+        }
+    }
+
+    /// The 4 bits of the key at depths `depth..depth + 4` as a number
+    /// (`depth` a multiple of 4, below 256): the page slot of the key.
+    #[inline]
+    pub fn nibble(&self, depth: usize) -> usize {
+        match self.0.as_bytes().get(depth / 8) {
+            Some(b) if depth.is_multiple_of(8) => usize::from(b >> 4),
+            Some(b) => usize::from(b & 0x0f),
+            None => 0,
         }
     }
 
@@ -171,6 +183,25 @@ impl NodePath {
         }
     }
 
+    /// The path four levels down through slot `nibble` (`< 16`), from a
+    /// depth divisible by 4. Past depth 252 the path is returned unchanged.
+    #[inline]
+    pub fn nibble_child(&self, nibble: usize) -> NodePath {
+        let d = self.depth();
+        if d + 4 > KEY_BITS {
+            return *self;
+        }
+        let mut bits = self.bits;
+        let n = (nibble & 0x0f) as u8;
+        if let Some(b) = bits.get_mut(d / 8) {
+            *b |= if d.is_multiple_of(8) { n << 4 } else { n };
+        }
+        NodePath {
+            depth: self.depth + 4,
+            bits,
+        }
+    }
+
     /// Whether `key` lies under this path.
     pub fn contains(&self, key: &KeyHash) -> bool {
         NodePath::of_key(key, self.depth()) == *self
@@ -262,21 +293,37 @@ impl Decode for NodeKey {
     }
 }
 
-/// A reference from an inner node to one of its children.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// Binary levels spanned by one stored inner node (a *page*).
+pub const PAGE_BITS: usize = 4;
+
+/// Child slots of a page: one per 4-bit nibble, at the page's depth + 4.
+pub const PAGE_SLOTS: usize = 16;
+
+/// The bits of `lo..lo + len` as a slot mask.
+#[inline]
+const fn range_mask(lo: usize, len: usize) -> u16 {
+    ((((1u32 << len) - 1) << lo) & 0xffff) as u16
+}
+
+/// A child slot of a page.
+///
+/// Leaves are stored inline, in the page that holds them; only pages are
+/// stored under their own [`NodeKey`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum Child {
     /// An empty subtree ([`EMPTY_SUBTREE`]).
+    #[default]
     Empty,
-    /// A leaf, stored under `NodeKey { version, path: parent.child(bit) }`.
+    /// A leaf, alone in the slot's subtree, with its hash.
     Leaf {
-        /// The leaf's hash.
+        /// The leaf.
+        leaf: LeafNode,
+        /// `leaf.hash()`, cached.
         hash: Hash,
-        /// The version that wrote it.
-        version: Version,
     },
-    /// An inner node, stored under `NodeKey { version, path: parent.child(bit) }`.
+    /// A page, stored under `NodeKey { version, path: parent.nibble_child(slot) }`.
     Internal {
-        /// The node's hash.
+        /// The hash of the subtree the page roots.
         hash: Hash,
         /// The version that wrote it.
         version: Version,
@@ -284,6 +331,14 @@ pub enum Child {
 }
 
 impl Child {
+    /// A leaf child, hashing the leaf.
+    pub fn leaf(leaf: LeafNode) -> Child {
+        Child::Leaf {
+            hash: leaf.hash(),
+            leaf,
+        }
+    }
+
     /// The subtree's hash ([`EMPTY_SUBTREE`] when empty).
     #[inline]
     pub fn hash(&self) -> Hash {
@@ -299,48 +354,8 @@ impl Child {
     }
 }
 
-impl Encode for Child {
-    fn encode_to(&self, out: &mut Vec<u8>) {
-        match self {
-            Child::Empty => out.push(0),
-            Child::Leaf { hash, version } => {
-                out.push(1);
-                hash.encode_to(out);
-                version.encode_to(out);
-            }
-            Child::Internal { hash, version } => {
-                out.push(2);
-                hash.encode_to(out);
-                version.encode_to(out);
-            }
-        }
-    }
-}
-
-impl Decode for Child {
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let tag = r.u8()?;
-        if tag == 0 {
-            return Ok(Child::Empty);
-        }
-        let hash = Hash::decode_from(r)?;
-        let version = Version::decode_from(r)?;
-        if hash == EMPTY_SUBTREE {
-            return Err(DecodeError::InvalidValue {
-                what: "Child",
-                reason: "non-empty child with the empty hash",
-            });
-        }
-        match tag {
-            1 => Ok(Child::Leaf { hash, version }),
-            2 => Ok(Child::Internal { hash, version }),
-            tag => Err(DecodeError::InvalidTag { what: "Child", tag }),
-        }
-    }
-}
-
 /// A stored leaf: a key and the hash of its value.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct LeafNode {
     /// The key.
     pub key_hash: KeyHash,
@@ -359,55 +374,154 @@ impl LeafNode {
     }
 }
 
-/// A stored inner node: its two children. Its hash is
-/// `node_hash(left.hash(), right.hash())`.
-///
-/// Canonical form (Jellyfish collapsing): an inner node roots a subtree of at
-/// least two leaves, so at least one child is an inner node or both are
-/// non-empty. `(Empty, Empty)`, `(Empty, Leaf)` and `(Leaf, Empty)` are
-/// rejected by the decoder.
+/// What a run of slots of a page holds, as seen by the binary tree.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Range {
+    /// Nothing: an empty subtree.
+    Empty,
+    /// Exactly one leaf: the subtree collapses to it.
+    Leaf(LeafNode),
+    /// An inner binary node.
+    Inner,
+}
+
+/// A stored inner node: a *page* of four binary levels.
+///
+/// The tree is binary — binary hashes, binary proofs, Jellyfish collapsing
+/// of single-leaf subtrees — but it is stored four levels at a time, as in
+/// the Jellyfish Merkle Tree's 16-ary nodes (Gao et al., 2021, §2): a page
+/// at path `P` (a depth divisible by 4) holds the 16 subtrees at depth
+/// `P + 4`, one per nibble. A slot holds nothing, a leaf (inline: a leaf
+/// alone in its slot's subtree sits at the highest binary position where it
+/// is alone, which may be inside the page), or a reference to the page
+/// below. The binary inner nodes of the page are recomputed from the slots
+/// ([`hash`](Self::hash)); they are never stored.
+///
+/// Canonical form: the page roots a subtree of at least two leaves, so it
+/// is neither empty nor a single leaf slot.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct InternalNode {
-    /// The child for bit 0.
-    pub left: Child,
-    /// The child for bit 1.
-    pub right: Child,
+    /// Bit `i` set when slot `i` is not empty.
+    mask: u16,
+    /// Bit `i` set when slot `i` is a leaf.
+    leaves: u16,
+    /// The non-empty slots, in slot order (shared: cloning a page, as an
+    /// in-memory store does on every read, copies no slots).
+    children: Arc<[Child]>,
 }
 
 impl InternalNode {
-    /// The node's hash.
-    pub fn hash(&self) -> Hash {
-        node_hash(&self.left.hash(), &self.right.hash())
-    }
-
-    /// The child on side `right`.
-    pub fn child(&self, right: bool) -> &Child {
-        if right {
-            &self.right
-        } else {
-            &self.left
+    /// The page with these 16 slots.
+    pub fn from_slots(slots: &[Child; PAGE_SLOTS]) -> InternalNode {
+        let (mut mask, mut leaves) = (0u16, 0u16);
+        for (i, c) in slots.iter().enumerate() {
+            match c {
+                Child::Empty => {}
+                Child::Leaf { .. } => {
+                    mask |= 1 << i;
+                    leaves |= 1 << i;
+                }
+                Child::Internal { .. } => mask |= 1 << i,
+            }
+        }
+        InternalNode {
+            mask,
+            leaves,
+            children: slots.iter().filter(|c| !c.is_empty()).copied().collect(),
         }
     }
 
-    /// Whether the pair of children is allowed by the collapsing rule.
+    /// The 16 slots.
+    pub fn slots(&self) -> [Child; PAGE_SLOTS] {
+        let mut out = [Child::Empty; PAGE_SLOTS];
+        let mut it = self.children.iter();
+        for (i, slot) in out.iter_mut().enumerate() {
+            if self.mask & (1 << i) != 0 {
+                if let Some(c) = it.next() {
+                    *slot = *c;
+                }
+            }
+        }
+        out
+    }
+
+    /// The child in slot `slot` (`slot < 16`).
+    #[inline]
+    pub fn child(&self, slot: usize) -> Child {
+        let bit = 1u32 << slot;
+        if u32::from(self.mask) & bit == 0 {
+            return Child::Empty;
+        }
+        let below = u32::from(self.mask) & (bit - 1);
+        self.children
+            .get(below.count_ones() as usize)
+            .copied()
+            .unwrap_or(Child::Empty)
+    }
+
+    /// The non-empty slots and their children, in slot order.
+    pub fn children(&self) -> impl Iterator<Item = (usize, &Child)> + '_ {
+        (0..PAGE_SLOTS)
+            .filter(|i| self.mask & (1 << i) != 0)
+            .zip(self.children.iter())
+    }
+
+    /// Whether the page roots at least two leaves (the collapsing rule).
     pub fn is_canonical(&self) -> bool {
-        !matches!(
-            (self.left, self.right),
-            (Child::Empty, Child::Empty)
-                | (Child::Empty, Child::Leaf { .. })
-                | (Child::Leaf { .. }, Child::Empty)
+        !(self.mask == 0 || (self.mask.count_ones() == 1 && self.leaves != 0))
+    }
+
+    /// What slots `lo..lo + len` hold.
+    #[inline]
+    pub(crate) fn range(&self, lo: usize, len: usize) -> Range {
+        let m = self.mask & range_mask(lo, len);
+        if m == 0 {
+            return Range::Empty;
+        }
+        if m.count_ones() == 1 && self.leaves & m != 0 {
+            if let Child::Leaf { leaf, .. } = self.child(m.trailing_zeros() as usize) {
+                return Range::Leaf(leaf);
+            }
+        }
+        Range::Inner
+    }
+
+    /// The hash of the binary subtree over slots `lo..lo + len` (`len` a
+    /// power of two, aligned), with single leaves collapsed.
+    pub(crate) fn range_hash(&self, lo: usize, len: usize) -> Hash {
+        let m = self.mask & range_mask(lo, len);
+        if m == 0 {
+            return EMPTY_SUBTREE;
+        }
+        if len == 1 || (m.count_ones() == 1 && self.leaves & m != 0) {
+            return self.child(m.trailing_zeros() as usize).hash();
+        }
+        let half = len / 2;
+        node_hash(
+            &self.range_hash(lo, half),
+            &self.range_hash(lo + half, half),
         )
+    }
+
+    /// The page's hash: the binary hash of the subtree it roots, one
+    /// scalar compression per binary inner node. (Hashing a page a level at
+    /// a time through the multi-lane compression measured slower: a page
+    /// level has at most eight nodes, usually far fewer, and the lanes'
+    /// transposes cost more than they save there.)
+    pub fn hash(&self) -> Hash {
+        self.range_hash(0, PAGE_SLOTS)
     }
 }
 
-/// A node as stored by a [`NodeStore`](super::NodeStore).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// A node as stored by a [`NodeStore`](super::NodeStore): a page, or, as
+/// the root of a version only, a lone leaf or the empty tree.
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Node {
     /// The empty tree; only ever stored as a root.
     Empty,
-    /// A leaf.
+    /// A lone leaf; only ever stored as a root.
     Leaf(LeafNode),
-    /// An inner node.
+    /// A page.
     Internal(InternalNode),
 }
 
@@ -422,23 +536,92 @@ impl Node {
     }
 }
 
-/// Largest encoding of a [`Node`], in bytes.
-pub const MAX_NODE_LEN: usize = 1 + 2 * (1 + 32 + 8);
+/// Largest encoding of a [`Node`], in bytes: a page of 16 leaves with
+/// 10-byte version varints.
+pub const MAX_NODE_LEN: usize = 1 + 2 + 2 + PAGE_SLOTS * (32 + 32 + 10);
 
+/// Versions inside nodes are LEB128 varints (7 bits a byte, least
+/// significant first, high bit = more follows): block heights take 1-4
+/// bytes instead of 8, and a page holds up to 16 of them.
+fn encode_version(v: Version, out: &mut Vec<u8>) {
+    let mut v = v;
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Decodes a canonical varint: no overlong form (a last byte of zero after
+/// the first) and nothing past 64 bits.
+fn decode_version(r: &mut Reader<'_>) -> Result<Version, DecodeError> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let b = r.u8()?;
+        let bits = u64::from(b & 0x7f);
+        if i == 9 && b > 1 {
+            return Err(DecodeError::InvalidValue {
+                what: "Version",
+                reason: "varint exceeds 64 bits",
+            });
+        }
+        v |= bits << (7 * i);
+        if b & 0x80 == 0 {
+            if b == 0 && i > 0 {
+                return Err(DecodeError::InvalidValue {
+                    what: "Version",
+                    reason: "overlong varint",
+                });
+            }
+            return Ok(v);
+        }
+    }
+    Err(DecodeError::InvalidValue {
+        what: "Version",
+        reason: "varint exceeds 64 bits",
+    })
+}
+
+fn encode_leaf(l: &LeafNode, out: &mut Vec<u8>) {
+    l.key_hash.encode_to(out);
+    l.value_hash.encode_to(out);
+    encode_version(l.value_version, out);
+}
+
+fn decode_leaf(r: &mut Reader<'_>) -> Result<LeafNode, DecodeError> {
+    Ok(LeafNode {
+        key_hash: KeyHash::decode_from(r)?,
+        value_hash: Hash::decode_from(r)?,
+        value_version: decode_version(r)?,
+    })
+}
+
+/// `0` (empty) | `1` leaf | `2` page: `mask u16 | leaves u16`, then per
+/// non-empty slot in order a leaf (`key 32 | value_hash 32 | value_version
+/// varint`) or a page reference (`hash 32 | version varint`). Leaf hashes
+/// are recomputed when decoding.
 impl Encode for Node {
     fn encode_to(&self, out: &mut Vec<u8>) {
         match self {
             Node::Empty => out.push(0),
             Node::Leaf(l) => {
                 out.push(1);
-                l.key_hash.encode_to(out);
-                l.value_hash.encode_to(out);
-                l.value_version.encode_to(out);
+                encode_leaf(l, out);
             }
             Node::Internal(n) => {
                 out.push(2);
-                n.left.encode_to(out);
-                n.right.encode_to(out);
+                n.mask.encode_to(out);
+                n.leaves.encode_to(out);
+                for c in n.children.iter() {
+                    match c {
+                        Child::Empty => {}
+                        Child::Leaf { leaf, .. } => encode_leaf(leaf, out),
+                        Child::Internal { hash, version } => {
+                            hash.encode_to(out);
+                            encode_version(*version, out);
+                        }
+                    }
+                }
             }
         }
     }
@@ -448,15 +631,39 @@ impl Decode for Node {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(Node::Empty),
-            1 => Ok(Node::Leaf(LeafNode {
-                key_hash: KeyHash::decode_from(r)?,
-                value_hash: Hash::decode_from(r)?,
-                value_version: Version::decode_from(r)?,
-            })),
+            1 => Ok(Node::Leaf(decode_leaf(r)?)),
             2 => {
+                let mask = u16::decode_from(r)?;
+                let leaves = u16::decode_from(r)?;
+                if leaves & !mask != 0 {
+                    return Err(DecodeError::InvalidValue {
+                        what: "InternalNode",
+                        reason: "leaf bit set for an empty slot",
+                    });
+                }
+                let mut children = Vec::with_capacity(mask.count_ones() as usize);
+                for i in 0..PAGE_SLOTS {
+                    if mask & (1 << i) == 0 {
+                        continue;
+                    }
+                    if leaves & (1 << i) != 0 {
+                        children.push(Child::leaf(decode_leaf(r)?));
+                    } else {
+                        let hash = Hash::decode_from(r)?;
+                        let version = decode_version(r)?;
+                        if hash == EMPTY_SUBTREE {
+                            return Err(DecodeError::InvalidValue {
+                                what: "Child",
+                                reason: "non-empty child with the empty hash",
+                            });
+                        }
+                        children.push(Child::Internal { hash, version });
+                    }
+                }
                 let n = InternalNode {
-                    left: Child::decode_from(r)?,
-                    right: Child::decode_from(r)?,
+                    mask,
+                    leaves,
+                    children: children.into(),
                 };
                 if n.is_canonical() {
                     Ok(Node::Internal(n))
@@ -512,9 +719,12 @@ mod tests {
     fn node() -> impl Strategy<Value = Node> {
         let child = prop_oneof![
             Just(Child::Empty),
-            (1u8.., any::<u64>()).prop_map(|(b, version)| Child::Leaf {
-                hash: h(b),
-                version
+            (any::<u8>(), any::<u8>(), any::<u64>()).prop_map(|(k, v, value_version)| {
+                Child::leaf(LeafNode {
+                    key_hash: KeyHash::from_hash(h(k)),
+                    value_hash: h(v),
+                    value_version,
+                })
             }),
             (1u8.., any::<u64>()).prop_map(|(b, version)| Child::Internal {
                 hash: h(b),
@@ -530,9 +740,91 @@ mod tests {
                     value_version,
                 })
             }),
-            (child.clone(), child)
-                .prop_map(|(left, right)| Node::Internal(InternalNode { left, right })),
+            proptest::collection::vec(child, PAGE_SLOTS).prop_map(|cs| {
+                let mut slots = [Child::Empty; PAGE_SLOTS];
+                slots.copy_from_slice(&cs);
+                Node::Internal(InternalNode::from_slots(&slots))
+            }),
         ]
+    }
+
+    #[test]
+    fn page_hash_is_the_binary_hash() {
+        let l = |i: u8| {
+            Child::leaf(LeafNode {
+                key_hash: KeyHash::from_hash(h(i)),
+                value_hash: h(i),
+                value_version: 0,
+            })
+        };
+        let mut slots = [Child::Empty; PAGE_SLOTS];
+        slots[0] = l(1);
+        slots[1] = l(2);
+        slots[9] = l(3);
+        let page = InternalNode::from_slots(&slots);
+        // Slots 0 and 1 split at the last level; slot 9 is alone in the
+        // right half, so it collapses to depth 1.
+        let mut left = node_hash(&slots[0].hash(), &slots[1].hash());
+        for _ in 0..2 {
+            left = node_hash(&left, &EMPTY_SUBTREE);
+        }
+        assert_eq!(page.hash(), node_hash(&left, &slots[9].hash()));
+        assert_eq!(page.slots(), slots);
+        assert_eq!(page.child(9), slots[9]);
+        assert_eq!(page.child(8), Child::Empty);
+        // One internal slot: a chain of four binary nodes.
+        let mut one = [Child::Empty; PAGE_SLOTS];
+        one[15] = Child::Internal {
+            hash: h(7),
+            version: 3,
+        };
+        let mut expected = h(7);
+        for _ in 0..4 {
+            expected = node_hash(&EMPTY_SUBTREE, &expected);
+        }
+        assert_eq!(InternalNode::from_slots(&one).hash(), expected);
+    }
+
+    #[test]
+    fn version_varints_are_canonical() {
+        for v in [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX - 1, u64::MAX] {
+            let mut b = Vec::new();
+            encode_version(v, &mut b);
+            let mut r = Reader::new(&b);
+            assert_eq!(decode_version(&mut r).unwrap(), v);
+            assert_eq!(r.remaining(), 0);
+        }
+        for bad in [
+            &[0x80, 0x00][..],
+            &[0xff, 0x80, 0x00],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            &[0x80; 11],
+            &[0x80],
+        ] {
+            assert!(decode_version(&mut Reader::new(bad)).is_err(), "{bad:02x?}");
+        }
+    }
+
+    #[test]
+    fn nibbles_and_nibble_paths() {
+        let mut b = [0u8; 32];
+        b[0] = 0xa5;
+        b[31] = 0x3c;
+        let k = KeyHash::from_hash(Hash::from_bytes(b));
+        assert_eq!(
+            (k.nibble(0), k.nibble(4), k.nibble(248), k.nibble(252)),
+            (0xa, 5, 3, 0xc)
+        );
+        let p = NodePath::ROOT.nibble_child(0xa).nibble_child(5);
+        assert_eq!(p, NodePath::of_key(&k, 8));
+        assert_eq!(
+            NodePath::ROOT.nibble_child(0xa),
+            NodePath::ROOT
+                .child(true)
+                .child(false)
+                .child(true)
+                .child(false)
+        );
     }
 
     proptest! {
@@ -540,11 +832,11 @@ mod tests {
         fn node_codec_round_trip_or_reject(n in node()) {
             let bytes = n.to_bytes();
             prop_assert!(bytes.len() <= MAX_NODE_LEN);
-            match n {
+            match &n {
                 Node::Internal(i) if !i.is_canonical() => {
                     prop_assert!(decode_exact::<Node>(&bytes, MAX_NODE_LEN).is_err());
                 }
-                _ => prop_assert_eq!(decode_exact::<Node>(&bytes, MAX_NODE_LEN).unwrap(), n),
+                _ => prop_assert_eq!(decode_exact::<Node>(&bytes, MAX_NODE_LEN).unwrap(), n.clone()),
             }
             for cut in 0..bytes.len() {
                 prop_assert!(decode_exact::<Node>(&bytes[..cut], MAX_NODE_LEN).is_err());
@@ -559,7 +851,7 @@ mod tests {
         }
 
         #[test]
-        fn node_decode_then_encode_is_identity(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
+        fn node_decode_then_encode_is_identity(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             if let Ok(n) = decode_exact::<Node>(&bytes, MAX_NODE_LEN) {
                 prop_assert_eq!(n.to_bytes(), bytes);
             }

@@ -601,7 +601,7 @@ impl NodeStore for MemoryNodeStore {
             .nodes
             .get(&key.version)
             .and_then(|nodes| nodes.get(&key.path))
-            .copied())
+            .cloned())
     }
 
     fn get_value(
@@ -666,7 +666,7 @@ mod tests {
         store.write_batch(batch(1, nodes.clone())).unwrap();
         assert_eq!(store.node_count(), 2000);
         for (k, n) in &nodes {
-            assert_eq!(store.get_node(k).unwrap(), Some(*n));
+            assert_eq!(store.get_node(k).unwrap().as_ref(), Some(n));
             // Same path, other versions: absent.
             for version in [0, 2] {
                 assert_eq!(store.get_node(&NodeKey { version, ..*k }).unwrap(), None);
@@ -709,8 +709,8 @@ mod tests {
         assert_eq!(store.prune(2), 900);
         assert_eq!(store.node_count(), 101);
         for (i, (k, n)) in nodes.iter().enumerate() {
-            let expected = (i >= 900).then_some(*n);
-            assert_eq!(store.get_node(k).unwrap(), expected);
+            let expected = (i >= 900).then_some(n);
+            assert_eq!(store.get_node(k).unwrap().as_ref(), expected);
         }
         assert_eq!(store.oldest_readable_version().unwrap(), Some(2));
         // The rest goes stale at 3; pruning it drops version 1 whole.

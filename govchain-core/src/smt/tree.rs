@@ -6,8 +6,8 @@ use crate::hash::{Domain, Hash};
 use crate::lanes::hash_node_pairs;
 
 use super::node::{
-    Child, InternalNode, KeyHash, LeafNode, Node, NodeKey, NodePath, Version, EMPTY_SUBTREE,
-    KEY_BITS,
+    Child, InternalNode, KeyHash, LeafNode, Node, NodeKey, NodePath, Range, Version, EMPTY_SUBTREE,
+    KEY_BITS, PAGE_BITS, PAGE_SLOTS,
 };
 use super::proof::SparseMerkleProof;
 use super::store::{NodeStore, StaleNodeIndex, StaleValueIndex, TreeUpdateBatch};
@@ -78,9 +78,9 @@ pub enum SmtError<E: std::error::Error + 'static> {
 
 type Result<T, E> = std::result::Result<T, SmtError<E>>;
 
-/// Batches with at least this many updates under a node update its two
-/// subtrees in parallel (`rayon::join`); smaller ones run sequentially, which
-/// keeps task overhead negligible.
+/// Pages with at least this many updates below them update their slots in
+/// parallel (rayon); smaller ones run sequentially, which keeps task
+/// overhead negligible.
 const PARALLEL_MIN_UPDATES: usize = 1024;
 
 /// Chunk size for hashing values and leaves in parallel.
@@ -113,38 +113,83 @@ struct Upd {
     idx: usize,
 }
 
-/// A leaf looking for its place: the only leaf of the subtree being built.
+/// A leaf looking for its place: it must end up in the subtree being
+/// built.
 #[derive(Clone, Copy, Debug)]
 struct Carry {
     leaf: LeafNode,
     hash: Hash,
-    /// Where the leaf is stored now, if it already exists.
-    old: Option<NodeKey>,
 }
 
-/// The result of updating one subtree.
-#[derive(Clone, Copy, Debug)]
-enum Pending {
-    Empty,
-    /// Unchanged; still stored where it was.
-    Kept(Child),
-    /// A single leaf, not yet written: the parent decides its position.
-    Leaf(Carry),
-    /// A new inner node at this position, written at the new version, with
-    /// its hash.
-    Internal(Hash),
+impl Carry {
+    fn child(self) -> Child {
+        Child::Leaf {
+            leaf: self.leaf,
+            hash: self.hash,
+        }
+    }
 }
 
-/// One level walked on the way down where all updates went to one side.
-#[derive(Clone, Copy, Debug)]
-struct Step {
-    path: NodePath,
-    /// Whether the updates went right.
-    right: bool,
-    /// The result on the other side.
-    other: Pending,
-    /// The inner node that was here before, if any.
-    orig: Option<(InternalNode, Child)>,
+/// The slots of one page that receive updates: for each, the slot and
+/// the range of its updates (at most 16, on the stack), plus the slot of
+/// a carried leaf.
+struct Tasks {
+    items: [(u8, u32, u32); PAGE_SLOTS],
+    len: usize,
+    /// A leaf that must end up in the page, and its slot.
+    carry: Option<(usize, Carry)>,
+}
+
+impl Tasks {
+    /// Groups `upds` (sorted, all under a page at `depth`) by slot; a
+    /// `carry` joins its slot's group, or gets a task of its own.
+    fn group(depth: usize, upds: &[Upd], carry: Option<Carry>) -> Tasks {
+        let mut t = Tasks {
+            items: [(0, 0, 0); PAGE_SLOTS],
+            len: 0,
+            carry: carry.map(|c| (c.leaf.key_hash.nibble(depth), c)),
+        };
+        let mut carry_slot = t.carry.map(|(s, _)| s);
+        let mut start = 0usize;
+        while let Some(first) = upds.get(start) {
+            let slot = first.key.nibble(depth);
+            let end = start
+                + upds
+                    .get(start..)
+                    .map_or(1, |r| r.partition_point(|u| u.key.nibble(depth) <= slot))
+                    .max(1);
+            if let Some(cs) = carry_slot {
+                if cs < slot {
+                    t.push(cs, start, start);
+                    carry_slot = None;
+                } else if cs == slot {
+                    carry_slot = None;
+                }
+            }
+            t.push(slot, start, end);
+            start = end;
+        }
+        if let Some(cs) = carry_slot {
+            t.push(cs, start, start);
+        }
+        t
+    }
+
+    fn push(&mut self, slot: usize, start: usize, end: usize) {
+        if let Some(item) = self.items.get_mut(self.len) {
+            *item = (slot as u8, start as u32, end as u32);
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[(u8, u32, u32)] {
+        &self.items[..self.len.min(PAGE_SLOTS)]
+    }
+
+    /// The carried leaf, if it belongs in `slot`.
+    fn carry_for(&self, slot: usize) -> Option<Carry> {
+        self.carry.filter(|(s, _)| *s == slot).map(|(_, c)| c)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -169,9 +214,6 @@ impl Part {
 /// Per-task state of a batch update: the output written so far.
 #[derive(Debug, Default)]
 struct Ctx {
-    /// Levels walked by the active `update` calls (a stack shared by the
-    /// nested calls, so walking allocates nothing).
-    chain: Vec<Step>,
     cur: Part,
     done: Vec<Part>,
 }
@@ -241,26 +283,18 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         }
     }
 
-    fn read_leaf(&self, key: NodeKey, version: Option<Version>) -> Result<LeafNode, S::Error> {
+    /// Reads the page at `key`, which its parent says is a page.
+    fn read_page(&self, key: NodeKey, version: Option<Version>) -> Result<InternalNode, S::Error> {
         match self.read(key, version)? {
-            Node::Leaf(leaf) => Ok(leaf),
+            Node::Internal(page)
+                if key.path.depth().is_multiple_of(PAGE_BITS)
+                    && key.path.depth() + PAGE_BITS <= KEY_BITS =>
+            {
+                Ok(page)
+            }
             _ => Err(SmtError::CorruptNode {
                 key,
-                reason: "expected a leaf",
-            }),
-        }
-    }
-
-    fn read_internal(
-        &self,
-        key: NodeKey,
-        version: Option<Version>,
-    ) -> Result<InternalNode, S::Error> {
-        match self.read(key, version)? {
-            Node::Internal(node) if key.path.depth() < KEY_BITS => Ok(node),
-            _ => Err(SmtError::CorruptNode {
-                key,
-                reason: "expected an inner node above depth 256",
+                reason: "expected a page at a depth divisible by 4, above 256",
             }),
         }
     }
@@ -287,6 +321,9 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         Ok((value, proof))
     }
 
+    /// Walks the key's path page by page. Inside a page the binary levels
+    /// are followed on the slot masks; sibling hashes (only for proofs) are
+    /// recomputed from the slots.
     fn walk(
         &self,
         key: &KeyHash,
@@ -296,60 +333,77 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         let mut node = self.read_root(version)?;
         let mut path = NodePath::ROOT;
         loop {
-            match node {
+            let page = match node {
                 Node::Empty => return Ok(None),
-                Node::Leaf(leaf) => {
-                    if let Some(p) = proof.as_deref_mut() {
-                        p.leaf = Some((leaf.key_hash, leaf.value_hash));
-                    }
-                    if leaf.key_hash != *key {
-                        return Ok(None);
-                    }
-                    return match self
-                        .store
-                        .get_value(key, leaf.value_version)
-                        .map_err(Self::store_err)?
-                    {
-                        Some(value) => Ok(Some(value)),
-                        None => {
-                            self.check_pruned(version)?;
-                            Err(SmtError::MissingValue {
-                                key: *key,
-                                version: leaf.value_version,
-                            })
-                        }
-                    };
+                Node::Leaf(leaf) => return self.found_leaf(key, version, leaf, proof),
+                Node::Internal(page) => page,
+            };
+            let nibble = key.nibble(path.depth());
+            let (mut lo, mut len) = (0usize, PAGE_SLOTS);
+            for level in 0..PAGE_BITS {
+                let half = len / 2;
+                let right = (nibble >> (PAGE_BITS - 1 - level)) & 1 == 1;
+                let (mine, other) = if right {
+                    (lo + half, lo)
+                } else {
+                    (lo, lo + half)
+                };
+                if let Some(p) = proof.as_deref_mut() {
+                    p.siblings.push(page.range_hash(other, half));
                 }
-                Node::Internal(inner) => {
-                    let depth = path.depth();
-                    if depth >= KEY_BITS {
-                        return Err(SmtError::CorruptNode {
-                            key: NodeKey { version, path },
-                            reason: "inner node at depth 256",
-                        });
-                    }
-                    let bit = key.bit(depth);
-                    if let Some(p) = proof.as_deref_mut() {
-                        p.siblings.push(inner.child(!bit).hash());
-                    }
-                    path = path.child(bit);
-                    let (child_version, want_leaf) = match *inner.child(bit) {
-                        Child::Empty => return Ok(None),
-                        Child::Leaf { version, .. } => (version, true),
-                        Child::Internal { version, .. } => (version, false),
-                    };
-                    let key = NodeKey {
-                        version: child_version,
-                        path,
-                    };
-                    node = self.read(key, Some(version))?;
-                    if want_leaf != matches!(node, Node::Leaf(_)) || matches!(node, Node::Empty) {
-                        return Err(SmtError::CorruptNode {
-                            key,
-                            reason: "node kind differs from its parent's reference",
-                        });
-                    }
+                lo = mine;
+                len = half;
+                match page.range(lo, len) {
+                    Range::Empty => return Ok(None),
+                    Range::Leaf(leaf) => return self.found_leaf(key, version, leaf, proof),
+                    Range::Inner => {}
                 }
+            }
+            let Child::Internal {
+                version: child_version,
+                ..
+            } = page.child(lo)
+            else {
+                return Err(SmtError::CorruptNode {
+                    key: NodeKey { version, path },
+                    reason: "page slot is neither empty, a leaf nor a page",
+                });
+            };
+            path = path.nibble_child(lo);
+            let key = NodeKey {
+                version: child_version,
+                path,
+            };
+            node = Node::Internal(self.read_page(key, Some(version))?);
+        }
+    }
+
+    /// Ends a walk at `leaf`.
+    fn found_leaf(
+        &self,
+        key: &KeyHash,
+        version: Version,
+        leaf: LeafNode,
+        proof: Option<&mut SparseMerkleProof>,
+    ) -> Result<Option<Vec<u8>>, S::Error> {
+        if let Some(p) = proof {
+            p.leaf = Some((leaf.key_hash, leaf.value_hash));
+        }
+        if leaf.key_hash != *key {
+            return Ok(None);
+        }
+        match self
+            .store
+            .get_value(key, leaf.value_version)
+            .map_err(Self::store_err)?
+        {
+            Some(value) => Ok(Some(value)),
+            None => {
+                self.check_pruned(version)?;
+                Err(SmtError::MissingValue {
+                    key: *key,
+                    version: leaf.value_version,
+                })
             }
         }
     }
@@ -363,9 +417,9 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
     /// `new_version` is readable. The new root depends only on the resulting
     /// key-value set, never on the order of updates or on history.
     ///
-    /// Each changed node is hashed once per batch, as soon as its children
-    /// are final, and subtrees with many updates are updated in parallel on
-    /// the current rayon pool.
+    /// Each changed page is read once, rebuilt once and hashed once per
+    /// batch, as soon as its slots are final, and pages with many updates
+    /// below them update their slots in parallel on the current rayon pool.
     pub fn apply_batch(
         &self,
         base: Option<Version>,
@@ -388,10 +442,10 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         };
         let mut cx = Ctx::default();
         if rayon::current_num_threads() == 1 || upds.len() < PARALLEL_MIN_UPDATES {
-            // One context does all the work: size it once. Typical batches
-            // write a few nodes per update; unused capacity is never touched.
-            cx.cur.nodes.reserve(6 * upds.len());
-            cx.cur.stale_nodes.reserve(5 * upds.len());
+            // One context does all the work: size it once. Random updates
+            // write and stale a little over one page each.
+            cx.cur.nodes.reserve(upds.len() + upds.len() / 2 + 8);
+            cx.cur.stale_nodes.reserve(upds.len() + upds.len() / 2 + 8);
             cx.cur.values.reserve(upds.len());
         }
         let existing = match base {
@@ -401,55 +455,45 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                     cx.cur.stale(new_version, NodeKey::root(b));
                     Child::Empty
                 }
-                Node::Leaf(leaf) => Child::Leaf {
-                    hash: leaf.hash(),
-                    version: b,
-                },
-                Node::Internal(inner) => Child::Internal {
-                    hash: inner.hash(),
+                Node::Leaf(leaf) => {
+                    cx.cur.stale(new_version, NodeKey::root(b));
+                    Child::leaf(leaf)
+                }
+                Node::Internal(page) => Child::Internal {
+                    hash: page.hash(),
                     version: b,
                 },
             },
         };
-        let pending = self.update(&job, &mut cx, existing, None, NodePath::ROOT, &upds)?;
+        let result = self.update(&job, &mut cx, existing, None, NodePath::ROOT, &upds)?;
         let root_key = NodeKey::root(new_version);
-        let root = match pending {
-            Pending::Empty => {
+        let root = match result {
+            Child::Empty => {
                 cx.cur.nodes.push((root_key, Node::Empty));
                 EMPTY_SUBTREE
             }
-            Pending::Leaf(carry) => {
-                if let Some(old) = carry.old {
-                    cx.cur.stale(new_version, old);
-                }
-                cx.cur.nodes.push((root_key, Node::Leaf(carry.leaf)));
-                carry.hash
+            Child::Leaf { leaf, hash } => {
+                cx.cur.nodes.push((root_key, Node::Leaf(leaf)));
+                hash
             }
-            Pending::Kept(child) => {
-                let old_key = NodeKey {
-                    version: match child {
-                        Child::Leaf { version, .. } | Child::Internal { version, .. } => version,
-                        Child::Empty => new_version,
-                    },
-                    path: NodePath::ROOT,
-                };
-                let node = self.read(old_key, base)?;
-                cx.cur.stale(new_version, old_key);
-                cx.cur.nodes.push((root_key, node));
-                child.hash()
+            // A new root page, already written at `root_key`.
+            Child::Internal { hash, version } if version == new_version => hash,
+            // The old root page, unchanged: every version has its own root.
+            Child::Internal { hash, version } => {
+                let old = NodeKey::root(version);
+                let page = self.read_page(old, base)?;
+                cx.cur.stale(new_version, old);
+                cx.cur.nodes.push((root_key, Node::Internal(page)));
+                hash
             }
-            Pending::Internal(hash) => hash,
         };
         Ok((root, cx.into_batch(new_version)))
     }
 
-    /// Updates the subtree at `path`, currently `existing`, with `upds` (all
-    /// under `path`, sorted). `carry` is a leaf that must end up in the
-    /// subtree (only when `existing` is empty).
-    ///
-    /// Levels where all updates go to one side are walked in a loop and
-    /// joined on the way back up, so the recursion only deepens where the
-    /// updates really split: stack use stays small even for 256-deep paths.
+    /// Updates the subtree at `path` (a depth divisible by 4), which holds
+    /// `existing`, with `upds` (all under `path`, sorted). `carry` is a leaf
+    /// that must end up in the subtree (only when `existing` is empty).
+    /// Returns what the parent's slot holds afterwards.
     fn update(
         &self,
         job: &Job<'_>,
@@ -458,281 +502,194 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         carry: Option<Carry>,
         path: NodePath,
         upds: &[Upd],
-    ) -> Result<Pending, S::Error> {
-        let (mut existing, mut carry, mut path) = (existing, carry, path);
-        let base = cx.chain.len();
-        let bottom = loop {
-            if upds.is_empty() {
-                break match (existing, carry) {
-                    (Child::Empty, Some(c)) => Pending::Leaf(c),
-                    (Child::Empty, None) => Pending::Empty,
-                    (child, _) => Pending::Kept(child),
-                };
-            }
-            let depth = path.depth();
-            match existing {
-                Child::Leaf { version, hash } => {
-                    let key = NodeKey { version, path };
-                    let leaf = self.read_leaf(key, job.base)?;
-                    carry = match upds.binary_search_by(|u| u.key.cmp(&leaf.key_hash)) {
-                        Ok(i) => {
-                            // Overwritten or deleted: the old leaf and value go.
-                            cx.cur.stale(job.version, key);
+    ) -> Result<Child, S::Error> {
+        if carry.is_some() {
+            return self.build(job, cx, path, carry, upds);
+        }
+        if upds.is_empty() {
+            return Ok(existing);
+        }
+        match existing {
+            Child::Empty => self.build(job, cx, path, None, upds),
+            Child::Leaf { leaf, hash } => {
+                let carry = match upds.binary_search_by(|u| u.key.cmp(&leaf.key_hash)) {
+                    Ok(i) => {
+                        // Overwritten or deleted: the old value goes.
+                        cx.cur.stale_values.push(StaleValueIndex {
+                            stale_since: job.version,
+                            key_hash: leaf.key_hash,
+                            version: leaf.value_version,
+                        });
+                        if upds.get(i).is_some_and(|u| u.put.is_none()) {
+                            cx.cur.values.push((leaf.key_hash, job.version, None));
+                            // The marker only hides the value staled
+                            // above; it can go when that value goes.
                             cx.cur.stale_values.push(StaleValueIndex {
                                 stale_since: job.version,
                                 key_hash: leaf.key_hash,
-                                version: leaf.value_version,
+                                version: job.version,
                             });
-                            if upds.get(i).is_some_and(|u| u.put.is_none()) {
-                                cx.cur.values.push((leaf.key_hash, job.version, None));
-                                // The marker only hides the value staled
-                                // above; it can go when that value goes.
-                                cx.cur.stale_values.push(StaleValueIndex {
-                                    stale_since: job.version,
-                                    key_hash: leaf.key_hash,
-                                    version: job.version,
-                                });
-                            }
-                            None
                         }
-                        Err(_) => Some(Carry {
-                            leaf,
-                            hash,
-                            old: Some(key),
-                        }),
-                    };
-                    existing = Child::Empty;
-                }
-                Child::Internal { version, .. } => {
-                    let key = NodeKey { version, path };
-                    let node = self.read_internal(key, job.base)?;
-                    let split = upds.partition_point(|u| !u.key.bit(depth));
-                    let orig = Some((node, existing));
-                    if split == 0 || split == upds.len() {
-                        let right = split == 0;
-                        let other = match *node.child(!right) {
-                            Child::Empty => Pending::Empty,
-                            child => Pending::Kept(child),
-                        };
-                        cx.chain.push(Step {
-                            path,
-                            right,
-                            other,
-                            orig,
-                        });
-                        existing = *node.child(right);
-                        path = path.child(right);
-                        continue;
+                        None
                     }
-                    let (l, r) = self.split(
-                        job,
-                        cx,
-                        path,
-                        upds,
-                        split,
-                        (node.left, None),
-                        (node.right, None),
-                    )?;
-                    break self.combine(job, cx, l, r, orig, path)?;
-                }
-                Child::Empty => {
-                    let mut puts = upds.iter().filter(|u| u.put.is_some());
-                    let first = puts.next();
-                    let second = puts.next();
-                    match (carry, first, second) {
-                        (None, None, _) => break Pending::Empty,
-                        (Some(c), None, _) => break Pending::Leaf(c),
-                        (None, Some(u), None) => break Pending::Leaf(new_leaf(job, cx, u)),
-                        _ => {}
-                    }
-                    if depth >= KEY_BITS {
-                        // Two leaves with all 256 bits equal: only a repeated
-                        // key can get here, and `prepare` rejects those.
-                        return Err(SmtError::DuplicateKey {
-                            key: first.map(|u| u.key).unwrap_or_default(),
-                        });
-                    }
-                    let split = upds.partition_point(|u| !u.key.bit(depth));
-                    let carry_right = carry.map(|c| c.leaf.key_hash.bit(depth));
-                    if split == 0 || split == upds.len() {
-                        // All updates on one side; a carried leaf on the
-                        // other side stays there alone.
-                        let right = split == 0;
-                        let other = match carry {
-                            Some(c) if carry_right != Some(right) => {
-                                carry = None;
-                                Pending::Leaf(c)
-                            }
-                            _ => Pending::Empty,
-                        };
-                        cx.chain.push(Step {
-                            path,
-                            right,
-                            other,
-                            orig: None,
-                        });
-                        path = path.child(right);
-                        continue;
-                    }
-                    let (cl, cr) = match carry_right {
-                        Some(true) => (None, carry),
-                        _ => (carry, None),
-                    };
-                    let (l, r) = self.split(
-                        job,
-                        cx,
-                        path,
-                        upds,
-                        split,
-                        (Child::Empty, cl),
-                        (Child::Empty, cr),
-                    )?;
-                    break self.combine(job, cx, l, r, None, path)?;
-                }
-            }
-            // Only the leaf case gets here: go round with `carry`.
-        };
-        let mut pending = bottom;
-        while cx.chain.len() > base {
-            let Some(step) = cx.chain.pop() else {
-                break;
-            };
-            let (l, r) = if step.right {
-                (step.other, pending)
-            } else {
-                (pending, step.other)
-            };
-            pending = self.combine(job, cx, l, r, step.orig, step.path)?;
-        }
-        Ok(pending)
-    }
-
-    /// Updates both children of `path`, in parallel when worth it.
-    #[allow(clippy::too_many_arguments)]
-    fn split(
-        &self,
-        job: &Job<'_>,
-        cx: &mut Ctx,
-        path: NodePath,
-        upds: &[Upd],
-        split: usize,
-        left: (Child, Option<Carry>),
-        right: (Child, Option<Carry>),
-    ) -> Result<(Pending, Pending), S::Error> {
-        let (lu, ru) = upds.split_at(split.min(upds.len()));
-        let (lp, rp) = (path.child(false), path.child(true));
-        if upds.len() >= PARALLEL_MIN_UPDATES
-            && !lu.is_empty()
-            && !ru.is_empty()
-            && rayon::current_num_threads() > 1
-        {
-            let (a, b) = rayon::join(
-                || self.subtask(job, left, lp, lu),
-                || self.subtask(job, right, rp, ru),
-            );
-            let (l, lcx) = a?;
-            let (r, rcx) = b?;
-            cx.absorb(lcx);
-            cx.absorb(rcx);
-            Ok((l, r))
-        } else {
-            let l = self.update(job, cx, left.0, left.1, lp, lu)?;
-            let r = self.update(job, cx, right.0, right.1, rp, ru)?;
-            Ok((l, r))
-        }
-    }
-
-    /// Updates a subtree in its own context and hashes its new nodes, so the
-    /// result can be handed to another thread's context.
-    fn subtask(
-        &self,
-        job: &Job<'_>,
-        (existing, carry): (Child, Option<Carry>),
-        path: NodePath,
-        upds: &[Upd],
-    ) -> Result<(Pending, Ctx), S::Error> {
-        let mut cx = Ctx::default();
-        let pending = self.update(job, &mut cx, existing, carry, path, upds)?;
-        Ok((pending, cx))
-    }
-
-    /// Joins two updated children into the subtree at `path`, collapsing a
-    /// lone leaf upwards (Jellyfish collapsing). `orig` is the inner node
-    /// that was here before, if any.
-    fn combine(
-        &self,
-        job: &Job<'_>,
-        cx: &mut Ctx,
-        l: Pending,
-        r: Pending,
-        orig: Option<(InternalNode, Child)>,
-        path: NodePath,
-    ) -> Result<Pending, S::Error> {
-        let orig_key = orig.and_then(|(_, child)| match child {
-            Child::Internal { version, .. } => Some(NodeKey { version, path }),
-            _ => None,
-        });
-        let result = match (l, r) {
-            (Pending::Empty, Pending::Empty) => Pending::Empty,
-            (Pending::Empty, Pending::Leaf(c)) | (Pending::Leaf(c), Pending::Empty) => {
-                Pending::Leaf(c)
-            }
-            (Pending::Empty, Pending::Kept(Child::Leaf { hash, version }))
-            | (Pending::Kept(Child::Leaf { hash, version }), Pending::Empty) => {
-                // The sibling emptied: the lone leaf moves up.
-                let key = NodeKey {
-                    version,
-                    path: path.child(matches!(l, Pending::Empty)),
+                    Err(_) => Some(Carry { leaf, hash }),
                 };
-                let leaf = self.read_leaf(key, job.base)?;
-                Pending::Leaf(Carry {
-                    leaf,
-                    hash,
-                    old: Some(key),
-                })
+                self.build(job, cx, path, carry, upds)
             }
-            (l, r) => {
-                let left = cx.place(job.version, l, path.child(false));
-                let right = cx.place(job.version, r, path.child(true));
-                if let Some((node, child)) = orig {
-                    if left == node.left && right == node.right {
-                        return Ok(Pending::Kept(child));
-                    }
+            Child::Internal { version, .. } => {
+                let key = NodeKey { version, path };
+                let page = self.read_page(key, job.base)?;
+                let mut slots = page.slots();
+                let tasks = Tasks::group(path.depth(), upds, None);
+                if !self.fill(job, cx, path, &mut slots, &tasks, upds)? {
+                    return Ok(existing);
                 }
-                // Children are final before their parent (post-order), so
-                // the node is hashed and written at once.
-                let node = InternalNode { left, right };
-                let hash = node.hash();
-                cx.cur.nodes.push((
-                    NodeKey {
-                        version: job.version,
-                        path,
-                    },
-                    Node::Internal(node),
-                ));
-                Pending::Internal(hash)
+                cx.cur.stale(job.version, key);
+                Ok(self.finish_page(job, cx, path, &slots))
             }
-        };
-        if let Some(key) = orig_key {
-            cx.cur.stale(job.version, key);
         }
-        Ok(result)
+    }
+
+    /// Builds the subtree at `path` from nothing but `carry` and the puts
+    /// of `upds` (deletions of absent keys do nothing).
+    fn build(
+        &self,
+        job: &Job<'_>,
+        cx: &mut Ctx,
+        path: NodePath,
+        carry: Option<Carry>,
+        upds: &[Upd],
+    ) -> Result<Child, S::Error> {
+        let mut puts = upds.iter().filter(|u| u.put.is_some());
+        let first = puts.next();
+        let second = puts.next();
+        match (carry, first, second) {
+            (None, None, _) => return Ok(Child::Empty),
+            (Some(c), None, _) => return Ok(c.child()),
+            (None, Some(u), None) => return Ok(new_leaf(job, cx, u)),
+            _ => {}
+        }
+        let depth = path.depth();
+        if depth + PAGE_BITS > KEY_BITS {
+            // Two leaves with all 256 bits equal: only a repeated key can
+            // get here, and `prepare` rejects those.
+            return Err(SmtError::DuplicateKey {
+                key: first.map(|u| u.key).unwrap_or_default(),
+            });
+        }
+        let mut slots = [Child::Empty; PAGE_SLOTS];
+        let tasks = Tasks::group(depth, upds, carry);
+        self.fill(job, cx, path, &mut slots, &tasks, upds)?;
+        Ok(self.finish_page(job, cx, path, &slots))
+    }
+
+    /// Runs the tasks of the page at `path`, in parallel when worth it, and
+    /// stores their results in `slots`. Returns whether any slot changed.
+    fn fill(
+        &self,
+        job: &Job<'_>,
+        cx: &mut Ctx,
+        path: NodePath,
+        slots: &mut [Child; PAGE_SLOTS],
+        tasks: &Tasks,
+        upds: &[Upd],
+    ) -> Result<bool, S::Error> {
+        let items = tasks.as_slice();
+        let mut changed = false;
+        let range = |start: u32, end: u32| upds.get(start as usize..end as usize).unwrap_or(&[]);
+        if upds.len() >= PARALLEL_MIN_UPDATES && items.len() > 1 && rayon::current_num_threads() > 1
+        {
+            let current: &[Child; PAGE_SLOTS] = slots;
+            let results: Vec<_> = items
+                .par_iter()
+                .map(|&(slot, start, end)| {
+                    let slot = usize::from(slot);
+                    let mut sub = Ctx::default();
+                    let child = self.update(
+                        job,
+                        &mut sub,
+                        current.get(slot).copied().unwrap_or_default(),
+                        tasks.carry_for(slot),
+                        path.nibble_child(slot),
+                        range(start, end),
+                    )?;
+                    Ok((slot, child, sub))
+                })
+                .collect::<Vec<Result<_, S::Error>>>();
+            for r in results {
+                let (slot, child, sub) = r?;
+                cx.absorb(sub);
+                if let Some(s) = slots.get_mut(slot) {
+                    changed |= *s != child;
+                    *s = child;
+                }
+            }
+        } else {
+            for &(slot, start, end) in items {
+                let slot = usize::from(slot);
+                let Some(s) = slots.get_mut(slot) else {
+                    continue;
+                };
+                let child = self.update(
+                    job,
+                    cx,
+                    *s,
+                    tasks.carry_for(slot),
+                    path.nibble_child(slot),
+                    range(start, end),
+                )?;
+                changed |= *s != child;
+                *s = child;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The slot value of a page at `path` with these slots: nothing, the
+    /// lone leaf (collapsing upwards), or a new page written at the new
+    /// version and hashed once, now that its slots are final.
+    fn finish_page(
+        &self,
+        job: &Job<'_>,
+        cx: &mut Ctx,
+        path: NodePath,
+        slots: &[Child; PAGE_SLOTS],
+    ) -> Child {
+        let mut non_empty = slots.iter().filter(|c| !c.is_empty());
+        let (first, second) = (non_empty.next(), non_empty.next());
+        match (first, second) {
+            (None, _) => return Child::Empty,
+            (Some(c @ Child::Leaf { .. }), None) => return *c,
+            _ => {}
+        }
+        let page = InternalNode::from_slots(slots);
+        let hash = page.hash();
+        cx.cur.nodes.push((
+            NodeKey {
+                version: job.version,
+                path,
+            },
+            Node::Internal(page),
+        ));
+        Child::Internal {
+            hash,
+            version: job.version,
+        }
     }
 }
 
 /// Turns a put into a new leaf, recording its value.
-fn new_leaf(job: &Job<'_>, cx: &mut Ctx, u: &Upd) -> Carry {
+fn new_leaf(job: &Job<'_>, cx: &mut Ctx, u: &Upd) -> Child {
     let (value_hash, hash) = u.put.unwrap_or((EMPTY_SUBTREE, EMPTY_SUBTREE));
     let value = job.updates.get(u.idx).and_then(|(_, v)| v.clone());
     cx.cur.values.push((u.key, job.version, value));
-    Carry {
+    Child::Leaf {
         leaf: LeafNode {
             key_hash: u.key,
             value_hash,
             value_version: job.version,
         },
         hash,
-        old: None,
     }
 }
 
@@ -780,33 +737,6 @@ fn prepare<E: std::error::Error + 'static>(
 }
 
 impl Ctx {
-    /// Decides where an updated child lives, writing moved or new leaves.
-    fn place(&mut self, version: Version, p: Pending, path: NodePath) -> Child {
-        match p {
-            Pending::Empty => Child::Empty,
-            Pending::Kept(child) => child,
-            Pending::Leaf(c) => {
-                if let Some(old) = c.old {
-                    if old.path == path {
-                        return Child::Leaf {
-                            hash: c.hash,
-                            version: old.version,
-                        };
-                    }
-                    self.cur.stale(version, old);
-                }
-                self.cur
-                    .nodes
-                    .push((NodeKey { version, path }, Node::Leaf(c.leaf)));
-                Child::Leaf {
-                    hash: c.hash,
-                    version,
-                }
-            }
-            Pending::Internal(hash) => Child::Internal { hash, version },
-        }
-    }
-
     fn absorb(&mut self, mut other: Ctx) {
         self.done.append(&mut other.done);
         self.done.push(other.cur);

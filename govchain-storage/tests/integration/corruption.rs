@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use crate::common::*;
 use govchain_core::codec::Encode;
-use govchain_core::smt::SparseMerkleTree;
+use govchain_core::smt::{KeyHash, MemoryNodeStore, NodeKey, NodeStore, SparseMerkleTree};
 use govchain_core::types::{ChainId, Height};
 use govchain_storage::format::{
-    encode_frame, encode_manifest, encode_segment_header, FORMAT_VERSION,
+    encode_frame, encode_manifest, encode_segment_header, encode_stale_row, node_key, seal,
+    value_key, FORMAT_VERSION,
 };
 use govchain_storage::sim::SimDisk;
 use govchain_storage::{BlockStore, DurableStore, StateStore, StorageError};
@@ -160,10 +161,8 @@ fn foreign_directories_are_refused_untouched() {
     let before = snapshot(&disk);
     assert!(matches!(
         open_sim(&disk),
-        Err(StorageError::UnsupportedFormat {
-            found: 2,
-            supported: 1
-        })
+        Err(StorageError::UnsupportedFormat { found, supported })
+            if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION
     ));
     assert_eq!(snapshot(&disk), before);
     // A corrupt manifest of our own format.
@@ -185,19 +184,55 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Pins the on-disk bytes of a manifest, a segment header and a frame.
+/// Pins the on-disk bytes of a manifest, a segment header, a frame and
+/// the state rows of the index (an SMT page, a value, a stale-index row).
 /// Regenerate deliberately with `GOVCHAIN_BLESS=1` after a format change
-/// (and bump `FORMAT_VERSION`).
+/// (and bump `FORMAT_VERSION`, which names the file).
 #[test]
 fn golden_on_disk_format() {
     let mut out = String::new();
-    out.push_str("# MANIFEST for chain hz-main, format 1\n");
-    out.push_str(&hex(&encode_manifest(1, "hz-main")));
+    out.push_str(&format!(
+        "# MANIFEST for chain hz-main, format {FORMAT_VERSION}\n"
+    ));
+    out.push_str(&hex(&encode_manifest(FORMAT_VERSION, "hz-main")));
     out.push_str("# segment header, base height 4711\n");
     out.push_str(&hex(&encode_segment_header(4711)));
     out.push_str("# frame: height 42, block b\"block\", certificate b\"cert\"\n");
     out.push_str(&hex(&encode_frame(42, b"block", b"cert").unwrap()));
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/format-v1.hex");
+
+    // State rows: keys "k0".."k5" at version 1, then version 2 overwrites
+    // k0 and deletes k1.
+    let store = MemoryNodeStore::new();
+    let tree = SparseMerkleTree::new(&store);
+    let key = |i: u8| KeyHash::of(&[b'k', b'0' + i]);
+    let v1: Vec<_> = (0..6).map(|i| (key(i), Some(vec![i; 3]))).collect();
+    let (_, b1) = tree.apply_batch(None, 1, &v1).unwrap();
+    store.write_batch(b1).unwrap();
+    let (_, b2) = tree
+        .apply_batch(
+            Some(1),
+            2,
+            &[(key(0), Some(b"new".to_vec())), (key(1), None)],
+        )
+        .unwrap();
+    let root = NodeKey::root(2);
+    let node = store.get_node(&NodeKey::root(1)).unwrap().unwrap();
+    let k = node_key(&root);
+    out.push_str("# smt_nodes key: root of version 2\n");
+    out.push_str(&hex(&k));
+    out.push_str("# smt_nodes value: the root page of version 1, sealed under that key\n");
+    out.push_str(&hex(&seal(&k, &node.to_bytes())));
+    let vk = value_key(&key(0), 2);
+    out.push_str("# smt_values key and sealed value: k0 = b\"new\" at version 2\n");
+    out.push_str(&hex(&vk));
+    out.push_str(&hex(&seal(&vk, b"\x01new")));
+    let sk = 2u64.to_be_bytes();
+    out.push_str("# smt_stale key and sealed row of version 2\n");
+    out.push_str(&hex(&sk));
+    out.push_str(&hex(&seal(&sk, &encode_stale_row(&b2).unwrap())));
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/golden/format-v{FORMAT_VERSION}.hex"));
     if std::env::var_os("GOVCHAIN_BLESS").is_some() {
         std::fs::write(&path, &out).unwrap();
     }
