@@ -14,6 +14,16 @@
 //!   end-to-end rate of the `node` area measured in the same run: the cost
 //!   of real sockets, encryption, encoding and process boundaries. The
 //!   processes also run the (idle) main chain.
+//! - **Catch-up sync.** Three of four validators (in this process, durable
+//!   storage) commit `GOVCHAIN_SYNC_BLOCKS` (default 100) full blocks of
+//!   1,000 transactions of 250 bytes; then the fourth starts from an empty
+//!   directory and block-syncs to the tip (certificates verified, not
+//!   transaction signatures; every block executed and stored). Blocks/s and
+//!   tx/s of the catch-up, the tx/s against the live commit rate — the
+//!   in-process end-to-end rate of 4 validators measured in the same run.
+//!   The figure is 10,000 blocks; the default keeps the report to a
+//!   few minutes on 2 cores (sync time is per block, so the rate does not
+//!   depend on the count; set the variable to 10000 for the full run).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -205,6 +215,144 @@ fn four_processes(total: usize) -> anyhow::Result<f64> {
     Ok(done as f64 / elapsed)
 }
 
+/// Catch-up sync of `blocks` blocks of 1,000 transactions: (blocks/s,
+/// tx/s) of the late node.
+fn catch_up(blocks: usize) -> anyhow::Result<(f64, f64)> {
+    use govchain_core::crypto::{SecretKey, Signer};
+    use govchain_core::testkit::KvApp;
+    use govchain_core::validator::{Validator, ValidatorSet};
+    use govchain_node::{ChainRole, ChainSpec, InProcessNetwork, Node, NodeConfig, StorageKind};
+    use std::sync::Arc;
+
+    let chain = ChainId::new("sync")?;
+    let keys: Vec<Arc<SecretKey>> = (1..=4u8)
+        .map(|i| Arc::new(SecretKey::from_seed(&[i; 32])))
+        .collect();
+    let set = ValidatorSet::new(
+        keys.iter()
+            .map(|k| Validator {
+                public_key: k.public_key(),
+                power: 1,
+            })
+            .collect(),
+    )?;
+    let spec = || {
+        let mut s = ChainSpec::new(
+            chain.clone(),
+            ChainRole::Side {
+                anchor_every: u64::MAX,
+            },
+            EngineKind::Bft,
+            set.clone(),
+            Arc::new(KvApp),
+        );
+        s.limits.max_txs = 1_000;
+        s.mempool.max_txs = 40_000;
+        // The absent fourth validator's rounds time out sooner (this only
+        // shortens building the chain to sync).
+        s.timeouts.propose_ms = 300;
+        s
+    };
+    let txs = crate::node::workload(&chain, 1_000, blocks as u64)?;
+    progress(&format!(
+        "network: 3 of 4 validators commit {} transactions for the late node to sync",
+        txs.len()
+    ));
+    let dirs: Vec<tempfile::TempDir> = (0..4)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let net = InProcessNetwork::new();
+    let start_node = |i: usize| -> anyhow::Result<govchain_node::NodeHandle> {
+        let mut cfg = NodeConfig::new(
+            format!("dept-{i}"),
+            keys[i].clone(),
+            StorageKind::Durable(dirs[i].path().to_owned()),
+        );
+        cfg.chains = vec![spec()];
+        let node = Node::start(cfg, net.transport(keys[i].public_key()))?;
+        net.register(keys[i].public_key(), node.inbox());
+        Ok(node)
+    };
+    let nodes: Vec<govchain_node::NodeHandle> =
+        (0..3).map(start_node).collect::<anyhow::Result<_>>()?;
+    let events = nodes[0].subscribe(1 << 16);
+    let mut pending = txs.chunks(500).enumerate().peekable();
+    let mut committed = 0usize;
+    let mut last = Instant::now();
+    while committed < txs.len() {
+        if let Some((i, batch)) = pending.peek() {
+            let results = nodes[i % 3].submit(&chain, batch.to_vec())?;
+            if results.iter().all(Result::is_ok) {
+                pending.next();
+            } else if results.iter().any(Result::is_ok) {
+                return Err(anyhow!("a batch was admitted in part"));
+            }
+        }
+        let wait = if pending.peek().is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(200)
+        };
+        while let Ok(e) = events.recv_timeout(wait) {
+            committed += e.tx_ids.len();
+            last = Instant::now();
+            if wait.is_zero() {
+                break;
+            }
+        }
+        if last.elapsed() > Duration::from_secs(60) {
+            return Err(anyhow!("no commit for 60 s"));
+        }
+        if pending.peek().is_some() && nodes[0].status().chains[0].mempool_txs > 20_000 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let tip = nodes[0].height(&chain)?;
+    progress(&format!(
+        "network: the late validator syncs {tip} blocks from an empty directory"
+    ));
+    let start = Instant::now();
+    let late = start_node(3)?;
+    let mut last_progress = start;
+    while late.height(&chain)? < tip {
+        if start.elapsed() > Duration::from_secs(1_200) {
+            return Err(anyhow!("sync did not finish in 1,200 s"));
+        }
+        if last_progress.elapsed() > Duration::from_secs(5) {
+            last_progress = Instant::now();
+            if let Some(p) = late.status().chains.first().and_then(|c| c.sync) {
+                progress(&format!(
+                    "network: sync {} remaining, {} blocks/s",
+                    p.remaining, p.blocks_per_s
+                ));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let synced = late
+        .status()
+        .chains
+        .first()
+        .map_or(0, |c| c.sync_counters.synced_blocks);
+    progress(&format!(
+        "network: {synced} of {tip} blocks came by block sync"
+    ));
+    let mut txs_synced = 0usize;
+    for h in 1..=tip.get() {
+        txs_synced += late
+            .block(&chain, govchain_core::types::Height::new(h))?
+            .block
+            .transactions
+            .len();
+    }
+    late.stop()?;
+    for n in nodes {
+        n.stop()?;
+    }
+    Ok((tip.get() as f64 / secs, txs_synced as f64 / secs))
+}
+
 /// Prints the area's rows.
 pub fn report() {
     if let Err(e) = try_report() {
@@ -227,6 +375,29 @@ fn try_report() -> anyhow::Result<()> {
         tcp,
         "tx/s",
         "in_process_e2e_n4",
+        in_process,
+    )
+    .emit();
+    let blocks: usize = std::env::var("GOVCHAIN_SYNC_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let (blocks_per_s, tx_per_s) = catch_up(blocks)?;
+    Row::new(
+        AREA,
+        "catch_up_sync_1000tx_blocks",
+        blocks_per_s,
+        "blocks/s",
+        "live_commit_e2e_n4",
+        in_process / 1_000.0,
+    )
+    .emit();
+    Row::new(
+        AREA,
+        "catch_up_sync_1000tx_txs",
+        tx_per_s,
+        "tx/s",
+        "live_commit_e2e_n4",
         in_process,
     )
     .emit();

@@ -548,39 +548,4 @@ mod tests {
             }
         }
     }
-
-    /// Rough timing of the multi-lane path against scalar keyed hashing; run
-    /// with `cargo test --release -p govchain-core --lib lanes -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn timing() {
-        let n = 1 << 20;
-        let inputs = sample_pairs(n, 9);
-        let mut out = vec![Hash::from_bytes([1; 32]); n];
-        let best = |f: &mut dyn FnMut()| {
-            (0..5)
-                .map(|_| {
-                    let t = std::time::Instant::now();
-                    f();
-                    t.elapsed().as_secs_f64()
-                })
-                .fold(f64::MAX, f64::min)
-        };
-        let lanes = best(&mut || hash_node_pairs(Domain::TxNode, &inputs, &mut out));
-        let key = Domain::TxNode.key();
-        let scalar = best(&mut || {
-            for (pair, slot) in inputs.iter().zip(out.iter_mut()) {
-                let mut block = [0u8; 64];
-                block[..32].copy_from_slice(pair[0].as_bytes());
-                block[32..].copy_from_slice(pair[1].as_bytes());
-                *slot = Hash::from_bytes(*blake3::keyed_hash(key, &block).as_bytes());
-            }
-        });
-        println!(
-            "LANES={LANES}: lanes {:.2} ms, scalar {:.2} ms, ratio {:.3}",
-            lanes * 1e3,
-            scalar * 1e3,
-            lanes / scalar
-        );
-    }
 }

@@ -3,8 +3,10 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use curve25519_dalek::edwards::EdwardsPoint;
+
 use super::ed25519::{point_rejection, signature_rejection, PointRejection};
-use super::{SignatureAlgorithm, SignatureError};
+use super::SignatureAlgorithm;
 use crate::codec::{Decode, DecodeError, Encode, Reader};
 
 /// A public verification key.
@@ -12,7 +14,7 @@ use crate::codec::{Decode, DecodeError, Encode, Reader};
 /// A `PublicKey` value always satisfies govchain's byte-level key rules: a
 /// canonical encoding that is not one of the small-order points (see the
 /// [module docs](super)). Whether the bytes are a curve point at all is
-/// decided once, lazily, at the first single verification (or by
+/// decided once, lazily, at the first verification (or by
 /// [`PublicKey::is_on_curve`]) and cached: decoding a transaction, block or
 /// certificate therefore never pays a field square root per key, which
 /// dominated reading stored blocks. A key that is not a curve point can
@@ -21,11 +23,11 @@ use crate::codec::{Decode, DecodeError, Encode, Reader};
 #[derive(Clone)]
 pub struct PublicKey {
     bytes: [u8; 32],
-    /// The decompressed key for single verification, computed on first use
-    /// and shared between clones (behind an `Arc` so that a `PublicKey`
+    /// The decompressed key for both verification paths, computed on first
+    /// use and shared between clones (behind an `Arc` so that a `PublicKey`
     /// stays small and errors that carry one stay small). The inner `None`
     /// caches "not a curve point".
-    vk: OnceLock<Option<Arc<ed25519_consensus::VerificationKey>>>,
+    vk: OnceLock<Option<Arc<EdwardsPoint>>>,
 }
 
 impl PublicKey {
@@ -61,14 +63,12 @@ impl PublicKey {
         self.decompressed().is_some()
     }
 
-    fn decompressed(&self) -> Option<&Arc<ed25519_consensus::VerificationKey>> {
+    /// The decompressed key, computed on first use by either verification
+    /// path and cached (`None`: not a curve point).
+    pub(crate) fn decompressed(&self) -> Option<&EdwardsPoint> {
         self.vk
-            .get_or_init(|| {
-                ed25519_consensus::VerificationKey::try_from(self.bytes)
-                    .ok()
-                    .map(Arc::new)
-            })
-            .as_ref()
+            .get_or_init(|| super::equation::decompress(&self.bytes).map(Arc::new))
+            .as_deref()
     }
 
     /// The key's algorithm.
@@ -102,18 +102,7 @@ impl PublicKey {
     /// verifiers. This costs one scalar multiplication (tens of
     /// microseconds); call it at registration, not per signature.
     pub fn is_torsion_free(&self) -> bool {
-        curve25519_dalek::edwards::CompressedEdwardsY(self.bytes)
-            .decompress()
-            .is_some_and(|p| p.is_torsion_free())
-    }
-
-    /// The decompressed key used by single verification.
-    pub(crate) fn consensus_key(
-        &self,
-    ) -> Result<ed25519_consensus::VerificationKey, SignatureError> {
-        self.decompressed()
-            .map(|vk| **vk)
-            .ok_or(SignatureError::Invalid)
+        self.decompressed().is_some_and(|p| p.is_torsion_free())
     }
 }
 
@@ -311,7 +300,7 @@ impl fmt::Debug for SecretKey {
 mod tests {
     use super::*;
     use crate::codec::decode_exact;
-    use crate::crypto::verify;
+    use crate::crypto::{verify, SignatureError};
     use proptest::prelude::*;
 
     fn unhex<const N: usize>(s: &str) -> [u8; N] {

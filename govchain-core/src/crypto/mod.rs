@@ -11,8 +11,9 @@
 //! Whether a signature is valid decides whether a block is valid, so every
 //! node must reach the same answer, whether it checks one signature at a time
 //! ([`verify`]) or many at once ([`verify_batch`]). govchain's Ed25519 rules
-//! are **ZIP-215** (the rules of `ed25519-consensus`) plus **strictness
-//! checks done when bytes become a [`PublicKey`] or [`Signature`]**:
+//! are **ZIP-215** (the rules of `ed25519-consensus`, which the tests use as
+//! a differential reference) plus **strictness checks done when bytes become
+//! a [`PublicKey`] or [`Signature`]**:
 //!
 //! | Check | Where | Why |
 //! |---|---|---|
@@ -38,46 +39,60 @@
 //! and rejects the other nine; `tests/ed25519_vectors.rs` checks all twelve
 //! on both paths.
 //!
+//! # One equation, two ways to evaluate it
+//! Both paths evaluate the same cofactored ZIP-215 equation with
+//! `curve25519-dalek` 4 (its AVX2 backend is chosen at run time on x86-64),
+//! on the same decoded values: the key point `A` (decompressed once per
+//! [`PublicKey`] and cached, shared by both paths), `R` (decompressed per
+//! verification), `S < ℓ`, and `k = SHA-512(R ‖ A ‖ M) mod ℓ` over the bytes
+//! as sent.
+//! - [`verify`] computes `R' = [S]B − [k]A` with a variable-time double-base
+//!   scalar multiplication and checks `[8](R' − R) = 0`.
+//! - A batch checks `[8](−(Σ zᵢSᵢ)B + Σ zᵢRᵢ + Σ (zᵢkᵢ)Aᵢ) = 0` with one
+//!   multi-scalar multiplication (Straus below 190 points, Pippenger
+//!   above), the terms of one key merged into one (`Σ zᵢkᵢ` over that
+//!   key's signatures), so repeated senders cost one point each.
+//!
+//! Write `Pᵢ = Rᵢ + [kᵢ]Aᵢ − [Sᵢ]B`. Single verification accepts item `i`
+//! exactly when `[8]Pᵢ = 0`; the batch equation is `Σ zᵢ[8]Pᵢ = 0`.
+//! - *Every item valid ⇒ the batch holds*, for every choice of `zᵢ`.
+//! - *Some item invalid ⇒ the batch fails except with probability
+//!   `≤ 2^-128`*: the curve group has order `8ℓ`, so each `[8]Pᵢ` lies in the
+//!   subgroup of prime order `ℓ`; if `[8]Pⱼ ≠ 0` it generates that subgroup,
+//!   and whatever the other terms, exactly one residue of `zⱼ` modulo `ℓ`
+//!   cancels them. A 128-bit `zⱼ` drawn uniformly and independently of the
+//!   items hits it with probability `≤ 2^-128` (the small-exponents test of
+//!   Bellare, Garay and Rabin, 1998).
+//! - *Anything that fails to decode* (a key or `R` that is not a curve point,
+//!   an algorithm mismatch, and at decode time everything in the table above)
+//!   fails on both paths before any equation is evaluated.
+//!
 //! # Batch verification
-//! The items are cut into chunks of about [`BATCH_CHUNK_LEN`] (the cut
+//! The items are cut into chunks of at most [`BATCH_CHUNK_LEN`] (at least
+//! [`BATCH_PARALLEL_CHUNKS`] chunks once there are enough items; the cut
 //! depends only on the number of items, never on the machine). Each chunk is
-//! checked with one ZIP-215 batch equation (`ed25519_consensus::batch`),
-//! chunks in parallel on the rayon pool. A chunk whose equation fails is
-//! checked again signature by signature with [`verify`], which names the bad
-//! ones. Because both the batch equation and [`verify`] use the cofactored
-//! equation, and all strictness checks happen when keys and signatures are
-//! decoded, a chunk's equation holds exactly when every signature in it
-//! passes [`verify`] (up to the `2^-128` soundness error below).
+//! checked with one batch equation, chunks in parallel on the rayon pool. A
+//! chunk whose equation fails is checked again signature by signature with
+//! [`verify`], which names the bad ones, so the indexes reported are by
+//! construction exactly those [`verify`] rejects; a chunk of one item is
+//! checked with [`verify`] directly. The only way the two paths can
+//! disagree is the false accept above: a chunk containing an invalid
+//! signature whose equation holds anyway, probability `≤ 2^-128` per chunk.
 //!
 //! ## Deterministic coefficients (why no OS randomness is needed)
-//! Batch verification checks `[8](Σ zᵢ([sᵢ]B − Rᵢ − [kᵢ]Aᵢ)) = 0` for
-//! random 128-bit `zᵢ`. Completeness does not depend on the `zᵢ`: if every
-//! signature is valid each term is already killed by `[8]`. Soundness needs
-//! only that the `zᵢ` are unpredictable *to whoever chose the signatures,
-//! before they chose them*: if some term `Qᵢ` is non-zero after `[8]` (it then
-//! has order `ℓ`), then whatever the other coefficients, at most one value of
-//! `zᵢ` modulo `ℓ` makes the sum vanish, so the false-accept probability is
-//! at most `2^-128` (the small-exponents test of Bellare, Garay and Rabin,
-//! 1998).
-//!
-//! govchain derives the coefficients Fiat–Shamir style: a ChaCha20 stream
-//! seeded with `Hash::of_parts(Domain::BatchSeed, …)` over the chunk's item
-//! count and every item's algorithm tags, key, signature, message length and
-//! message. Changing any input changes every coefficient, so an adversary
-//! must commit to the whole chunk before learning its `zᵢ`; modelling BLAKE3
-//! as a random oracle, each attempt succeeds with probability at most
-//! `2^-128`, and `q` offline hash evaluations buy at most `q·2^-128`. In
-//! exchange, verification reads no OS randomness: validators never depend on
-//! an entropy source, and a simulator run replays exactly (up to the caveat
-//! below).
-//!
-//! One caveat: `ed25519-consensus` hands out the coefficient stream in the
-//! iteration order of its internal `HashMap` (keyed by verification key,
-//! randomly seeded per process), so which `zᵢ` meets which signature can
-//! differ between processes. Each `zᵢ` is still a uniform draw the adversary
-//! had to commit before seeing, so the bound above holds on every node; the
-//! outcome differs between nodes only inside that `2^-128` event, and never
-//! for a chunk of valid signatures.
+//! Soundness needs only that the `zᵢ` are unpredictable *to whoever chose
+//! the signatures, before they chose them*. govchain derives them
+//! Fiat–Shamir style: a ChaCha20 stream seeded with
+//! `Hash::of_parts(Domain::BatchSeed, …)` over the chunk's item count and
+//! every item's algorithm tags, key, signature, message length and message,
+//! read 16 bytes per item in item order. Changing any input changes every
+//! coefficient, so an adversary must commit to the whole chunk before
+//! learning its `zᵢ`; modelling BLAKE3 as a random oracle, each attempt
+//! succeeds with probability at most `2^-128`, and `q` offline hash
+//! evaluations buy at most `q·2^-128`. In exchange, verification reads no OS
+//! randomness: validators never depend on an entropy source, every node
+//! evaluates bit-for-bit the same equation for the same chunk, and a
+//! simulator run replays exactly.
 //!
 //! ```
 //! use govchain_core::crypto::{verify, verify_batch, BatchItem, SecretKey, Signer};
@@ -99,12 +114,13 @@
 
 mod batch;
 mod ed25519;
+mod equation;
 mod keys;
 mod suite;
 
 pub use batch::{
     verify_batch, verify_batch_all, verify_batch_by_key, verify_batch_sequential, BatchItem,
-    BatchVerifyError, BATCH_CHUNK_LEN,
+    BatchVerifyError, BATCH_CHUNK_LEN, BATCH_MIN_CHUNK_LEN, BATCH_PARALLEL_CHUNKS,
 };
 pub use keys::{PublicKey, SecretKey, Signature, Signer};
 pub use suite::{CryptoSuite, SignatureAlgorithm};
@@ -142,8 +158,12 @@ pub fn verify(
             signature: signature.algorithm(),
         });
     }
-    let sig = ed25519_consensus::Signature::from(*signature.as_bytes());
-    key.consensus_key()?
-        .verify(&sig, message)
-        .map_err(|_| SignatureError::Invalid)
+    let Some(a) = key.decompressed() else {
+        return Err(SignatureError::Invalid);
+    };
+    if equation::verify_one(a, key.as_bytes(), signature.as_bytes(), message) {
+        Ok(())
+    } else {
+        Err(SignatureError::Invalid)
+    }
 }

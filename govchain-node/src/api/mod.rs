@@ -648,6 +648,13 @@ fn chain_status_json(c: &crate::node::ChainStatus) -> Value {
         "committed_txs": c.counters.committed_txs,
         "rejected_proposals": c.counters.rejected_proposals,
         "evidence": c.counters.evidence,
+        "sync": c.sync.map(|p| json!({
+            "target": p.target.get(),
+            "remaining": p.remaining,
+            "applied": p.applied,
+            "blocks_per_s": p.blocks_per_s,
+        })),
+        "synced_blocks": c.sync_counters.synced_blocks,
     })
 }
 

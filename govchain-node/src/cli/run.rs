@@ -121,22 +121,35 @@ pub(super) fn run(config_path: &Path) -> Result<(), CliError> {
             outcome = Err(run_err(format!("node stopped: {fatal}")));
             break;
         }
-        // Departments governance registered since genesis may connect too
-        // (their addresses are not on chain: add them under [[peers]]).
+        // Exactly the departments of the main chain's registry may connect:
+        // one registered since genesis is admitted (its address is not on
+        // chain: it dials us, or add it under [[peers]]), and one no longer
+        // registered is disconnected.
         if let Ok(Ok(departments)) = node.read_state(&main, crate::governance::departments) {
-            let mut now: BTreeSet<PublicKey> = departments
+            let now: BTreeSet<PublicKey> = departments
                 .into_iter()
                 .map(|d| d.node_key)
                 .filter(|k| *k != me)
                 .collect();
-            now.extend(admitted.iter().cloned());
             if now != admitted {
                 tracing::info!(
                     departments = now.len(),
-                    "admitting departments registered by governance"
+                    "admitted departments changed in the registry"
                 );
                 transport.set_admitted(now.clone());
                 admitted = now;
+            }
+        }
+        for c in &status.chains {
+            if let Some(p) = c.sync {
+                tracing::info!(
+                    chain = %c.chain,
+                    height = c.height.get(),
+                    target = p.target.get(),
+                    remaining = p.remaining,
+                    blocks_per_s = p.blocks_per_s,
+                    "block sync"
+                );
             }
         }
         if last_progress.elapsed() < PROGRESS_EVERY {
