@@ -16,6 +16,12 @@ pub enum NodeError {
         /// Why.
         reason: String,
     },
+    /// The node's thread panicked (a bug); the node stopped.
+    #[error("the node's thread panicked: {reason}")]
+    Panicked {
+        /// The panic message.
+        reason: String,
+    },
     /// The node does not run that chain.
     #[error("this node does not run chain {chain}")]
     UnknownChain {

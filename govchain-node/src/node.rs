@@ -296,9 +296,23 @@ impl Node {
         let thread = std::thread::Builder::new()
             .name(format!("govchain-node-{}", config.name))
             .spawn(move || {
-                let result = worker.run(rx, startup);
+                let shared = worker.shared.clone();
+                // A panic is a bug, never expected; it must still show in
+                // the status (and stop the node) rather than leave a node
+                // that looks alive but no longer runs.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    worker.run(rx, startup)
+                }))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(NodeError::Panicked { reason: what })
+                });
                 if let Err(e) = &result {
-                    worker.shared.status.lock().fatal = Some(e.to_string());
+                    shared.status.lock().fatal = Some(e.to_string());
                 }
                 result
             })

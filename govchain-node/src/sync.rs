@@ -238,7 +238,9 @@ impl Worker {
             return Ok(());
         }
         let tip = c.latest_height()?;
-        let max_blocks = u64::from(max_blocks.min(c.sync.config.batch_blocks));
+        // At least one block (a request for none is answered with one: a
+        // zero from the network must not underflow).
+        let max_blocks = u64::from(max_blocks.clamp(1, c.sync.config.batch_blocks.max(1)));
         let last = tip.get().min(from.get().saturating_add(max_blocks - 1));
         let mut blocks = Vec::new();
         let mut bytes = 0usize;

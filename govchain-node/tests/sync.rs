@@ -157,6 +157,21 @@ fn a_new_node_syncs_from_peers_refuses_forgeries_and_then_validates() {
     );
     assert_eq!(late.height(&chain).unwrap(), Height::new(0));
     net.register(keys[3].public_key(), late.inbox());
+    // Requests with extreme bounds from a peer never stop a serving node.
+    let server = nodes[1].as_ref().unwrap();
+    for (from, max_blocks) in [(0, 0), (1, 0), (u64::MAX, u32::MAX), (3, u32::MAX)] {
+        server
+            .inbox()
+            .deliver(Inbound {
+                from: stranger.public_key(),
+                envelope: Envelope::SyncRequest {
+                    chain: chain.clone(),
+                    from: Height::new(from),
+                    max_blocks,
+                },
+            })
+            .unwrap();
+    }
 
     let target = nodes[1].as_ref().unwrap().height(&chain).unwrap();
     wait_for("the late node to sync", Duration::from_secs(120), || {
@@ -168,6 +183,16 @@ fn a_new_node_syncs_from_peers_refuses_forgeries_and_then_validates() {
     });
     let status = chain_status(&late, &chain);
     println!("late node sync counters: {:?}", status.sync_counters);
+    for n in nodes.iter().flatten() {
+        assert_eq!(n.status().fatal, None, "{}", n.name());
+    }
+    assert!(
+        chain_status(nodes[1].as_ref().unwrap(), &chain)
+            .sync_counters
+            .requests_served
+            >= 4,
+        "the extreme requests were answered"
+    );
     assert!(
         status.sync_counters.synced_blocks >= target.get() / 2,
         "most blocks came by block sync: {:?}",
