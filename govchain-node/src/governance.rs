@@ -626,6 +626,14 @@ pub enum Action {
         /// The department (id and node key not yet registered).
         department: Department,
     },
+    /// Removes a department from the registry: its node may no longer
+    /// propose or vote, and nodes stop admitting its connections. Refused
+    /// while its node key is, or is scheduled to become, a validator of any
+    /// chain (remove it there first, with [`Action::RemoveValidator`]).
+    RemoveDepartment {
+        /// The registered department.
+        department: DepartmentId,
+    },
 }
 
 impl Action {
@@ -636,7 +644,7 @@ impl Action {
             | Action::RemoveValidator { chain, .. }
             | Action::RegisterSideChain { chain, .. }
             | Action::SetParameter { chain, .. } => chain,
-            Action::RegisterDepartment { .. } => main,
+            Action::RegisterDepartment { .. } | Action::RemoveDepartment { .. } => main,
         }
     }
 }
@@ -683,6 +691,10 @@ impl Encode for Action {
                 out.push(5);
                 department.encode_to(out);
             }
+            Action::RemoveDepartment { department } => {
+                out.push(6);
+                department.encode_to(out);
+            }
         }
     }
 }
@@ -715,6 +727,9 @@ impl Decode for Action {
             },
             5 => Action::RegisterDepartment {
                 department: Department::decode_from(r)?,
+            },
+            6 => Action::RemoveDepartment {
+                department: DepartmentId::decode_from(r)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {
@@ -2323,6 +2338,53 @@ impl GovernanceApp {
                 state.put(node_key_key(&dept.node_key), dept.id.to_bytes());
                 Ok(())
             }
+            Action::RemoveDepartment { department: id } => {
+                self.check_effective_height(ctx, state, &main, effective_height, None)?;
+                let Some(dept) = department(state, id)? else {
+                    return fail(
+                        CODE_INVALID_ACTION,
+                        format!("department {id} is not registered"),
+                    );
+                };
+                // Not a validator now or later on any chain: every set from
+                // the one in force (main: at this height; side chains: at
+                // their latest anchor) onwards.
+                let mut chains = chain_ids(state)?;
+                if !chains.contains(&main) {
+                    chains.push(main.clone());
+                }
+                for chain in &chains {
+                    let known = if chain == &main {
+                        ctx.height
+                    } else {
+                        latest_anchor(state, chain)?
+                            .map(|a| a.height)
+                            .unwrap_or_default()
+                    };
+                    let schedule = validator_schedule(state, chain)?;
+                    let from = schedule
+                        .range(..=known)
+                        .next_back()
+                        .map_or(Height::new(0), |(h, _)| *h);
+                    if schedule
+                        .range(from..)
+                        .any(|(_, set)| set.find(&dept.node_key).is_some())
+                    {
+                        return fail(
+                            CODE_INVALID_ACTION,
+                            format!(
+                                "department {id} is a validator of chain {chain}; remove it there first"
+                            ),
+                        );
+                    }
+                }
+                let mut ids = department_ids(state)?;
+                ids.retain(|d| d != id);
+                state.put(DEPARTMENTS_KEY.to_vec(), SortedList(ids).to_bytes());
+                state.delete(department_key(id));
+                state.delete(node_key_key(&dept.node_key));
+                Ok(())
+            }
         }
     }
 
@@ -2909,6 +2971,9 @@ mod tests {
                         node_key,
                     },
                 }
+            }),
+            (1u8..9).prop_map(|d| Action::RemoveDepartment {
+                department: dept(d)
             }),
         ]
     }

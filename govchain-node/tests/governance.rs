@@ -902,3 +902,60 @@ fn anchors_use_the_side_set_scheduled_at_their_height() {
     assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
     assert_eq!(main.run(1, side.anchor_op(5)).code, CODE_OK);
 }
+
+#[test]
+fn a_department_is_removed_only_once_it_validates_nothing() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let fifth = Department {
+        id: dept(5),
+        name: "Department 5".into(),
+        node_key: pk(5),
+    };
+    let m = main.height().get();
+    let (_, st) = pass(
+        &mut main,
+        Action::RegisterDepartment { department: fifth },
+        Height::new(m + 5),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    assert_eq!(departments(&main.view()).unwrap().len(), 5);
+
+    // Department 3 validates the main chain and both side chains, and
+    // department 9 is not registered: both refused when proposed.
+    for who in [3, 9] {
+        let m = main.height().get();
+        let r = main.run(
+            1,
+            GovernanceOp::Propose {
+                action: Action::RemoveDepartment {
+                    department: dept(who),
+                },
+                effective_height: Height::new(m + 10),
+            },
+        );
+        assert_eq!(r.code, CODE_INVALID_ACTION, "department {who}");
+    }
+    assert!(department_of_key(&main.view(), &pk(3)).unwrap().is_some());
+
+    // Department 5 validates nothing: removed, and its node can no longer
+    // act on the main chain.
+    let m = main.height().get();
+    let (_, st) = pass(
+        &mut main,
+        Action::RemoveDepartment {
+            department: dept(5),
+        },
+        Height::new(m + 10),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    assert_eq!(department_of_key(&main.view(), &pk(5)).unwrap(), None);
+    assert_eq!(departments(&main.view()).unwrap().len(), 4);
+    let late = Transaction::new_signed(
+        chain("main"),
+        &sk(5),
+        0,
+        set_param(Height::new(999)).to_payload(),
+    )
+    .unwrap();
+    assert!(main.chain.app().check_tx(&main.view(), &late).is_err());
+}

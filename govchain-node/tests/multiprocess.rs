@@ -472,4 +472,66 @@ fn four_processes_survive_sigkills_under_load_and_a_fifth_joins_by_governance() 
             "main height {h}"
         );
     }
+
+    // Governance removes it again: first as a validator, then from the
+    // registry; every founder then refuses its connections.
+    let m = height(&apis[0], main.as_str()).unwrap();
+    let removed_at = m + 40;
+    gov(
+        2,
+        1,
+        GovernanceOp::Propose {
+            action: Action::RemoveValidator {
+                chain: main.clone(),
+                key: fifth_key.public_key(),
+            },
+            effective_height: Height::new(removed_at),
+        },
+    );
+    for (who, nonce) in [(0, 2), (1, 2), (3, 1)] {
+        gov(
+            who,
+            nonce,
+            GovernanceOp::Vote {
+                proposal_id: ProposalId::new(3),
+                approve: true,
+            },
+        );
+    }
+    wait_for("the removal in force", Duration::from_secs(60), || {
+        height(&apis[0], main.as_str()).is_some_and(|h| h >= removed_at)
+    });
+    let m = height(&apis[0], main.as_str()).unwrap();
+    gov(
+        0,
+        3,
+        GovernanceOp::Propose {
+            action: Action::RemoveDepartment {
+                department: DepartmentId::new("dept-5").unwrap(),
+            },
+            effective_height: Height::new(m + 40),
+        },
+    );
+    for (who, nonce) in [(1, 3), (3, 2)] {
+        gov(
+            who,
+            nonce,
+            GovernanceOp::Vote {
+                proposal_id: ProposalId::new(4),
+                approve: true,
+            },
+        );
+    }
+    wait_for(
+        "the removed department disconnected",
+        Duration::from_secs(60),
+        || {
+            get(&fifth_api, "/v1/status").is_some_and(|s| {
+                s["peers"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().all(|p| p["connected"] == false))
+            })
+        },
+    );
+    println!("the removed fifth department is disconnected");
 }
