@@ -1441,6 +1441,38 @@ fn schedule_heights(state: &dyn StateView, chain: &ChainId) -> Result<Vec<Height
         .unwrap_or_default())
 }
 
+/// Checks `certificate` for `header` of `chain` under the chain's own rule:
+/// Tendermint — more than 2/3 of `set`'s power signed the header's hash;
+/// Raft — the leader plus a majority of `set` as voters (see
+/// `govchain_consensus::raft::verify_raft_certificate_header`). Used for
+/// anchors, offline inspection and proof files alike. The error is the
+/// reason, for a receipt or a report.
+pub fn verify_chain_certificate(
+    engine: EngineKind,
+    certificate: &CommitCertificate,
+    chain: &ChainId,
+    header: &BlockHeader,
+    set: &ValidatorSet,
+) -> Result<(), String> {
+    match engine {
+        EngineKind::Bft => certificate
+            .verify(chain, header.height, &header.hash(), set)
+            .map_err(|e| e.to_string()),
+        EngineKind::Raft => {
+            let voters = RaftVoters {
+                incoming: set
+                    .validators()
+                    .iter()
+                    .map(|v| v.public_key.clone())
+                    .collect(),
+                outgoing: Vec::new(),
+            };
+            verify_raft_certificate_header(certificate, chain, header, &voters)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// `chain`'s validator schedule: effective height → set. The set for height
 /// `h` is the entry with the greatest key `<= h`, the form the consensus
 /// engines take.
@@ -2434,24 +2466,8 @@ impl GovernanceApp {
                 format!("chain {chain} has no validator set at {}", header.height),
             );
         };
-        let verified = match info.engine {
-            EngineKind::Bft => certificate
-                .verify(chain, header.height, &header.hash(), &set)
-                .map_err(|e| e.to_string()),
-            EngineKind::Raft => {
-                let voters = RaftVoters {
-                    incoming: set
-                        .validators()
-                        .iter()
-                        .map(|v| v.public_key.clone())
-                        .collect(),
-                    outgoing: Vec::new(),
-                };
-                verify_raft_certificate_header(certificate, chain, header, &voters)
-                    .map_err(|e| e.to_string())
-            }
-        };
-        if let Err(reason) = verified {
+        if let Err(reason) = verify_chain_certificate(info.engine, certificate, chain, header, &set)
+        {
             return fail(CODE_ANCHOR_BAD_CERTIFICATE, reason);
         }
         let record = AnchorRecord::of_header(header);

@@ -309,7 +309,7 @@ impl Worker {
         // Pipelining: ask for the batch after this one before applying it.
         if let Some(last) = decoded.last() {
             let next = last.block.header.height.get().saturating_add(1);
-            if tip.get() >= next && !decoded.is_empty() {
+            if tip.get() >= next {
                 self.request_blocks(i, from.clone(), Height::new(next));
             }
         }

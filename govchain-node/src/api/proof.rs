@@ -31,7 +31,6 @@
 //! - cross-chain proofs: a [`LightClient`] of the main chain trusting
 //!   the set, through [`CrossChainProof::verify`].
 
-use govchain_consensus::raft::{verify_raft_certificate_header, RaftVoters};
 use govchain_core::block::BlockHeader;
 use govchain_core::cert::CommitCertificate;
 use govchain_core::codec::{decode_exact, encode_bytes, Decode, DecodeError, Encode, Reader};
@@ -406,30 +405,14 @@ fn check_header(
             header: header.validator_set_hash,
         });
     }
-    let result = match trusted.engine {
-        EngineKind::Bft => certificate
-            .verify(
-                &trusted.chain_id,
-                header.height,
-                &header.hash(),
-                &trusted.validators,
-            )
-            .map_err(|e| e.to_string()),
-        EngineKind::Raft => {
-            let voters = RaftVoters {
-                incoming: trusted
-                    .validators
-                    .validators()
-                    .iter()
-                    .map(|v| v.public_key.clone())
-                    .collect(),
-                outgoing: Vec::new(),
-            };
-            verify_raft_certificate_header(certificate, &trusted.chain_id, header, &voters)
-                .map_err(|e| e.to_string())
-        }
-    };
-    result.map_err(|reason| ProofError::Certificate {
+    crate::governance::verify_chain_certificate(
+        trusted.engine,
+        certificate,
+        &trusted.chain_id,
+        header,
+        &trusted.validators,
+    )
+    .map_err(|reason| ProofError::Certificate {
         height: header.height,
         reason,
     })

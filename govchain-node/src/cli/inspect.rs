@@ -29,7 +29,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use govchain_consensus::raft::{verify_raft_certificate_header, RaftVoters};
 use govchain_core::app::TreeStateView;
 use govchain_core::codec::Encode;
 use govchain_core::hash::Hash;
@@ -397,25 +396,14 @@ fn inspect_chain(
             }
         }
         sets.insert(set.hash());
-        let verdict = match trust.engine {
-            EngineKind::Bft => stored
-                .certificate
-                .verify(chain, height, &hash, set)
-                .map_err(|e| e.to_string()),
-            EngineKind::Raft => {
-                let voters = RaftVoters {
-                    incoming: set
-                        .validators()
-                        .iter()
-                        .map(|v| v.public_key.clone())
-                        .collect(),
-                    outgoing: Vec::new(),
-                };
-                verify_raft_certificate_header(&stored.certificate, chain, header, &voters)
-                    .map_err(|e| e.to_string())
-            }
-        };
-        verdict.map_err(|reason| fail(height, "certificate", reason))?;
+        crate::governance::verify_chain_certificate(
+            trust.engine,
+            &stored.certificate,
+            chain,
+            header,
+            set,
+        )
+        .map_err(|reason| fail(height, "certificate", reason))?;
         report.blocks += 1;
         report.txs += u64::from(header.tx_count);
         report.bytes +=
