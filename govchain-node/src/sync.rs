@@ -33,9 +33,14 @@
 //! before the certificate of block `m + 3` is checked.
 //!
 //! A response that does not decode or fails verification is dropped at that
-//! block and counted in [`SyncCounters::bad_blocks`], and the sender's
-//! claimed height is forgotten; the next request goes to the peer with the
-//! highest height then known.
+//! block and counted in [`SyncCounters::bad_blocks`]. The sender's claimed
+//! height is forgotten and the sender is banned from serving this node for
+//! a while (5 s, doubled by each further failure up to 5 min; an
+//! unanswered request counts as a failure too), during which its height
+//! announcements are ignored ([`SyncCounters::ignored_announcements`]).
+//! The next request goes to the peer with the highest height then known, so
+//! a peer that keeps claiming a height it cannot serve costs this node one
+//! request per ban instead of one per announcement.
 //! Raft chains catch up by log replication instead.
 
 use std::collections::BTreeMap;
@@ -134,6 +139,24 @@ pub struct SyncCounters {
     /// Synced blocks refused (undecodable, out of order, or failing
     /// verification).
     pub bad_blocks: u64,
+    /// Times a peer was banned from serving this node's sync (a bad block
+    /// or an unanswered request).
+    pub peer_bans: u64,
+    /// Height announcements ignored because their sender was banned.
+    pub ignored_announcements: u64,
+}
+
+/// The first ban of a peer that failed to serve sync; each further failure
+/// doubles it, up to [`MAX_BAN`]. A peer that keeps announcing a height it
+/// cannot serve is therefore asked less and less often, instead of after
+/// every announcement.
+const FIRST_BAN: Duration = Duration::from_secs(5);
+/// The longest ban.
+const MAX_BAN: Duration = Duration::from_secs(300);
+
+struct Ban {
+    until: Instant,
+    strikes: u32,
 }
 
 struct InFlight {
@@ -156,6 +179,9 @@ pub(crate) struct SyncState {
     /// Per peer: the start of the current one-second window and requests
     /// served in it.
     served: BTreeMap<PublicKey, (Instant, u32)>,
+    /// Peers that failed to serve, with their ban (kept after it ends, so
+    /// the next failure bans longer; bounded by the chain's peers).
+    bans: BTreeMap<PublicKey, Ban>,
     pub(crate) counters: SyncCounters,
 }
 
@@ -168,8 +194,32 @@ impl SyncState {
             last_status: None,
             session: None,
             served: BTreeMap::new(),
+            bans: BTreeMap::new(),
             counters: SyncCounters::default(),
         }
+    }
+
+    /// Forgets `peer`'s claimed height and bans it from serving this node
+    /// for a while: [`FIRST_BAN`], doubled by each further failure.
+    fn strike(&mut self, peer: &PublicKey, now: Instant) {
+        self.peer_heights.remove(peer);
+        // A pipelined request to it is abandoned, so another peer is asked
+        // at the next tick instead of after a timeout.
+        if self.in_flight.as_ref().is_some_and(|f| &f.peer == peer) {
+            self.in_flight = None;
+        }
+        let ban = self.bans.entry(peer.clone()).or_insert(Ban {
+            until: now,
+            strikes: 0,
+        });
+        let factor = 1u32 << ban.strikes.min(16);
+        ban.until = now + FIRST_BAN.saturating_mul(factor).min(MAX_BAN);
+        ban.strikes = ban.strikes.saturating_add(1);
+        self.counters.peer_bans += 1;
+    }
+
+    fn is_banned(&self, peer: &PublicKey, now: Instant) -> bool {
+        self.bans.get(peer).is_some_and(|b| b.until > now)
     }
 
     fn target(&self) -> Option<(&PublicKey, Height)> {
@@ -208,7 +258,12 @@ impl Worker {
         if !self.syncs(i) || !self.chains[i].spec.peers.contains(&from) {
             return;
         }
-        self.chains[i].sync.peer_heights.insert(from, height);
+        let s = &mut self.chains[i].sync;
+        if s.is_banned(&from, Instant::now()) {
+            s.counters.ignored_announcements += 1;
+            return;
+        }
+        s.peer_heights.insert(from, height);
     }
 
     /// Answers a peer's request from the block store.
@@ -296,7 +351,7 @@ impl Worker {
             match govchain_core::codec::decode_exact::<DecidedBlock>(bytes, max_len) {
                 Ok(d) => decoded.push(d),
                 Err(e) => {
-                    self.chains[i].sync.peer_heights.remove(&from);
+                    self.chains[i].sync.strike(&from, Instant::now());
                     self.chains[i].sync.counters.bad_blocks += 1;
                     self.note(format!(
                         "sync of {} from {from}: undecodable block: {e}",
@@ -329,8 +384,9 @@ impl Worker {
                     self.refresh_status()?;
                 }
                 Err(e) => {
-                    // Its claimed height is not believed any more.
-                    self.chains[i].sync.peer_heights.remove(&from);
+                    // Its claimed height is not believed any more, and it
+                    // is not asked again for a while.
+                    self.chains[i].sync.strike(&from, Instant::now());
                     self.chains[i].sync.counters.bad_blocks += 1;
                     self.note(format!(
                         "sync of {} from {from}: block {height} refused: {e}",
@@ -398,9 +454,10 @@ impl Worker {
         let timeout = Duration::from_millis(c.sync.config.request_timeout_ms);
         if let Some(f) = &c.sync.in_flight {
             if now.duration_since(f.sent) >= timeout {
-                // Forget the silent peer's height so another one is asked.
+                // Forget the silent peer's height, and ban it for a while,
+                // so another one is asked.
                 let peer = f.peer.clone();
-                c.sync.peer_heights.remove(&peer);
+                c.sync.strike(&peer, now);
                 c.sync.in_flight = None;
                 c.sync.counters.requests_timed_out += 1;
             }

@@ -156,6 +156,32 @@ fn a_new_node_syncs_from_peers_refuses_forgeries_and_then_validates() {
         || chain_status(&late, &chain).sync_counters.bad_blocks == 1,
     );
     assert_eq!(late.height(&chain).unwrap(), Height::new(0));
+    // The forger is banned: announcing the same height again is ignored
+    // and costs the late node no second request.
+    let before = chain_status(&late, &chain).sync_counters;
+    assert_eq!(before.peer_bans, 1, "{before:?}");
+    forge(Envelope::Status {
+        chain: chain.clone(),
+        height: Height::new(1_000_000),
+    });
+    wait_for(
+        "the banned forger's announcement to be ignored",
+        Duration::from_secs(30),
+        || {
+            chain_status(&late, &chain)
+                .sync_counters
+                .ignored_announcements
+                == 1
+        },
+    );
+    let counters = chain_status(&late, &chain).sync_counters;
+    assert_eq!(counters.requests_sent, before.requests_sent, "{counters:?}");
+    assert!(
+        chain_status(&late, &chain)
+            .sync
+            .is_none_or(|p| p.target < Height::new(1_000_000)),
+        "a banned peer's height is not a sync target"
+    );
     net.register(keys[3].public_key(), late.inbox());
     // Requests with extreme bounds from a peer never stop a serving node.
     let server = nodes[1].as_ref().unwrap();
