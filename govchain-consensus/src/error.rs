@@ -77,6 +77,18 @@ pub enum ConsensusError {
         /// The height of the message.
         height: Height,
     },
+    /// The signer is a validator at the message's height, but its key may
+    /// not sign there: it expired or was reported compromised (see
+    /// [`KeyWindow`](govchain_core::validator::KeyWindow)).
+    #[error("validator {signer} may not sign at height {height}: {reason}")]
+    KeyOutsideWindow {
+        /// The signer.
+        signer: PublicKey,
+        /// The height of the message.
+        height: Height,
+        /// Why its key may not sign there.
+        reason: govchain_core::validator::KeyRejection,
+    },
     /// A signature does not verify.
     #[error("invalid signature from {signer}")]
     InvalidSignature {

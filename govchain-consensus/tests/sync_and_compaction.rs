@@ -3,6 +3,9 @@
 //! [`Consensus::compacted_log`] and restored from it, and a lagging engine
 //! takes certified blocks from block sync through
 //! [`Consensus::sync_decided`], refusing anything that does not verify.
+//! Also: a validator whose key expires stops counting, proposing and
+//! signing at its expiry height, and the chain goes on with the other
+//! three ([`KeyWindow`]).
 
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers
 
@@ -10,11 +13,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use govchain_consensus::tendermint::{Tendermint, TendermintConfig};
+use govchain_consensus::wire::{Message, SignedVote};
 use govchain_consensus::{Consensus, ConsensusError, DecidedBlock, Effects, Recipient};
+use govchain_core::cert::{VoteKind, VoteMessage};
+use govchain_core::codec::Encode;
 use govchain_core::crypto::{PublicKey, SecretKey, Signer};
 use govchain_core::tx::Transaction;
-use govchain_core::types::{ChainId, Height, Timestamp};
-use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_core::types::{ChainId, Height, Round, Timestamp};
+use govchain_core::validator::{KeyRejection, KeyWindow, Validator, ValidatorSet};
 
 struct Host {
     engine: Tendermint,
@@ -34,8 +40,8 @@ fn keys() -> Vec<Arc<SecretKey>> {
         .collect()
 }
 
-fn config(retain: Option<u64>) -> TendermintConfig {
-    let set = ValidatorSet::new(
+fn equal_set() -> ValidatorSet {
+    ValidatorSet::new(
         keys()
             .iter()
             .map(|k| Validator {
@@ -44,7 +50,14 @@ fn config(retain: Option<u64>) -> TendermintConfig {
             })
             .collect(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn config(retain: Option<u64>) -> TendermintConfig {
+    config_with(retain, equal_set())
+}
+
+fn config_with(retain: Option<u64>, set: ValidatorSet) -> TendermintConfig {
     let mut cfg = TendermintConfig::new(chain(), set);
     cfg.retain_decided = retain;
     cfg
@@ -104,11 +117,15 @@ fn drive(hosts: &mut [Host], live: &[usize], start: Vec<(usize, Effects)>, heigh
 }
 
 fn start(retain: Option<u64>) -> (Vec<Host>, Vec<(usize, Effects)>) {
+    start_with(config(retain))
+}
+
+fn start_with(cfg: TendermintConfig) -> (Vec<Host>, Vec<(usize, Effects)>) {
     let mut hosts = Vec::new();
     let mut fxs = Vec::new();
     for (i, key) in keys().into_iter().enumerate() {
         let (engine, fx) =
-            Tendermint::restore(config(retain), key.clone(), &[], Timestamp::new(0)).unwrap();
+            Tendermint::restore(cfg.clone(), key.clone(), &[], Timestamp::new(0)).unwrap();
         hosts.push(Host {
             engine,
             key,
@@ -253,4 +270,77 @@ fn raft_does_not_take_synced_blocks() {
         Err(ConsensusError::SyncUnsupported)
     ));
     assert!(raft.compacted_log().is_none());
+}
+
+#[test]
+fn an_expired_validator_key_stops_counting_and_the_chain_goes_on() {
+    const EXPIRY: u64 = 6;
+    let expiring = keys()[0].public_key();
+    let set = equal_set()
+        .with_key_windows([(
+            expiring.clone(),
+            KeyWindow::expiring_at(Height::new(EXPIRY)),
+        )])
+        .unwrap();
+    let (mut hosts, fxs) = start_with(config_with(None, set));
+    drive(&mut hosts, &[0, 1, 2, 3], fxs, 15);
+    let mut took_part_before = false;
+    for height in (1..=15).map(Height::new) {
+        let decided: Vec<&DecidedBlock> = hosts
+            .iter()
+            .map(|x| {
+                x.decided
+                    .iter()
+                    .find(|d| d.block.header.height == height)
+                    .unwrap_or_else(|| panic!("height {height} decided by every node"))
+            })
+            .collect();
+        assert!(
+            decided
+                .iter()
+                .all(|d| d.block.hash() == decided[0].block.hash()),
+            "height {height}"
+        );
+        let d = decided[0];
+        let signed = d
+            .certificate
+            .signatures
+            .iter()
+            .any(|s| s.validator == expiring);
+        let proposed = d.block.header.proposer == expiring;
+        if height.get() < EXPIRY {
+            took_part_before |= signed || proposed;
+        } else {
+            assert!(!signed, "height {height}: the expired key counted");
+            assert!(!proposed, "height {height}: the expired key proposed");
+        }
+    }
+    assert!(took_part_before, "the key took part before its expiry");
+
+    // A vote by the expired key at the current height is refused, typed.
+    let other = &mut hosts[1].engine;
+    let now = other.height();
+    let vote = SignedVote::sign(
+        VoteMessage {
+            kind: VoteKind::Prevote,
+            chain_id: chain(),
+            height: now,
+            round: Round::new(0),
+            block_hash: None,
+        },
+        keys()[0].as_ref(),
+    );
+    let err = other
+        .step(&expiring, &Message::Vote(vote).to_bytes())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConsensusError::KeyOutsideWindow {
+                reason: KeyRejection::Expired { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

@@ -11,7 +11,7 @@ use crate::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader
 use crate::crypto::{verify_batch_sequential, BatchItem, PublicKey, Signature, Signer};
 use crate::hash::{Domain, Hash};
 use crate::types::{ChainId, Height, Round};
-use crate::validator::{ValidatorSet, MAX_VALIDATORS};
+use crate::validator::{KeyRejection, ValidatorSet, MAX_VALIDATORS};
 
 /// Which step of consensus a vote belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,6 +162,18 @@ pub enum CertificateError {
         /// The stranger's key.
         signer: PublicKey,
     },
+    /// A member whose key may not sign at the certificate's height: it
+    /// expired, or was reported compromised (see
+    /// [`KeyWindow`](crate::validator::KeyWindow)).
+    #[error("signer {signer} may not sign at height {height}: {reason}")]
+    KeyOutsideWindow {
+        /// The signer.
+        signer: PublicKey,
+        /// The certificate's height.
+        height: Height,
+        /// Why its key may not sign there.
+        reason: KeyRejection,
+    },
     /// The same validator signed twice.
     #[error("validator {signer} signed twice")]
     DuplicateSigner {
@@ -209,8 +221,10 @@ impl CommitCertificate {
 
     /// Checks that this certificate commits `block_hash` at `height` on
     /// `chain_id` under `validators`: every signer is a distinct member, in
-    /// canonical order, together holding more than two thirds of the power,
-    /// and every signature verifies. Cheap structural checks run before any
+    /// canonical order, whose key may sign at `height` (its
+    /// [`KeyWindow`](crate::validator::KeyWindow)), together holding more
+    /// than two thirds of the set's total power, and every signature
+    /// verifies. Cheap structural checks run before any
     /// signature is verified, and the signatures are verified as one batch.
     pub fn verify(
         &self,
@@ -237,11 +251,19 @@ impl CommitCertificate {
         let mut seen = vec![false; validators.len()];
         let mut previous: Option<usize> = None;
         for sig in &self.signatures {
-            let (index, validator) = validators.find(&sig.validator).ok_or_else(|| {
-                CertificateError::NonMemberSigner {
-                    signer: sig.validator.clone(),
-                }
-            })?;
+            let (index, validator) =
+                validators
+                    .may_sign(&sig.validator, height)
+                    .map_err(|reason| match reason {
+                        KeyRejection::NotMember => CertificateError::NonMemberSigner {
+                            signer: sig.validator.clone(),
+                        },
+                        reason => CertificateError::KeyOutsideWindow {
+                            signer: sig.validator.clone(),
+                            height,
+                            reason,
+                        },
+                    })?;
             if std::mem::replace(&mut seen[index], true) {
                 return Err(CertificateError::DuplicateSigner {
                     signer: sig.validator.clone(),

@@ -19,7 +19,7 @@ use crate::merkle::{HistoryTree, InclusionProof, MerkleError, TxTree};
 use crate::smt::{KeyHash, MemoryNodeStore, SparseMerkleProof, SparseMerkleTree, TreeUpdateBatch};
 use crate::tx::{Transaction, TxError};
 use crate::types::{ChainId, Height, Round, Timestamp};
-use crate::validator::{Validator, ValidatorSet, ValidatorSetError};
+use crate::validator::{ValidatorSet, ValidatorSetError};
 
 /// Why the builder could not produce a block or a proof.
 #[derive(Debug, thiserror::Error)]
@@ -108,15 +108,7 @@ pub struct ChainBuilder<A: Application> {
 }
 
 fn set_of(signers: &[SecretKey]) -> Result<ValidatorSet, ValidatorSetError> {
-    ValidatorSet::new(
-        signers
-            .iter()
-            .map(|s| Validator {
-                public_key: s.public_key(),
-                power: 1,
-            })
-            .collect(),
-    )
+    ValidatorSet::with_equal_power(signers.iter().map(Signer::public_key))
 }
 
 impl<A: Application> ChainBuilder<A> {
@@ -187,6 +179,14 @@ impl<A: Application> ChainBuilder<A> {
         let set = set_of(&signers)?;
         self.pending = Some((signers, set));
         Ok(())
+    }
+
+    /// Like [`change_validators`](Self::change_validators), with any set:
+    /// other powers, or key windows (expiry, compromise). Blocks are
+    /// signed by those of `signers` whose key may sign at the block's
+    /// height under the set ([`ValidatorSet::may_sign`]).
+    pub fn change_validator_set(&mut self, signers: Vec<SecretKey>, set: ValidatorSet) {
+        self.pending = Some((signers, set));
     }
 
     /// Checks, executes and commits `txs` as the next block at `time`,
@@ -275,7 +275,12 @@ impl<A: Application> ChainBuilder<A> {
             proposer,
         };
         let hash = header.hash();
-        let signers: Vec<&dyn Signer> = self.signers.iter().map(|s| s as &dyn Signer).collect();
+        let signers: Vec<&dyn Signer> = self
+            .signers
+            .iter()
+            .filter(|s| self.set.may_sign(&s.public_key(), height).is_ok())
+            .map(|s| s as &dyn Signer)
+            .collect();
         let certificate = certify(&self.chain_id, height, Round::new(0), hash, &signers);
         let first_of_set = self
             .blocks

@@ -1,14 +1,45 @@
-//! Weighted validator sets.
+//! Weighted validator sets, and the validity windows of their keys.
 //!
 //! A [`ValidatorSet`] lists validators by public key with their voting power,
 //! in one deterministic order (ascending public-key bytes), and has a hash
 //! that block headers commit to. Quorum means **more than two thirds of the
 //! total voting power**, as in Tendermint (arXiv:1807.04938 §II, `2f + 1` of
 //! `n = 3f + 1` generalised to weights).
+//!
+//! # Key windows: expiry and compromise
+//! A member's key may carry a [`KeyWindow`]: an expiry height (the key signs
+//! only heights below it) and a compromise height (its signatures at that
+//! height and above are refused). Windows are part of the set's encoding
+//! and hash, so every verifier that follows the chain's validator sets — the
+//! engines, [`CommitCertificate::verify`](crate::cert::CommitCertificate::verify)
+//! and the [light client](crate::light) — refuses the same signatures.
+//!
+//! A key outside its window **still counts in the total power**: quorum
+//! stays more than two thirds of the whole set, and the key's signatures
+//! simply no longer count towards it. So an expiring key never weakens the
+//! quorum intersection that safety rests on (a compromised or expired key
+//! can be in neither of two conflicting quorums), and the chain goes on as
+//! long as the keys still in their windows hold more than two thirds of the
+//! power ([`ValidatorSet::valid_power_at`]).
+//!
+//! ```
+//! use govchain_core::crypto::{SecretKey, Signer};
+//! use govchain_core::types::Height;
+//! use govchain_core::validator::{KeyWindow, Validator, ValidatorSet};
+//! let keys: Vec<_> = (1..=4u8).map(|i| SecretKey::from_seed(&[i; 32]).public_key()).collect();
+//! let set = ValidatorSet::with_equal_power(keys.iter().cloned())?
+//!     .with_key_windows([(keys[0].clone(), KeyWindow::expiring_at(Height::new(100)))])?;
+//! assert!(set.may_sign(&keys[0], Height::new(99)).is_ok());
+//! assert!(set.may_sign(&keys[0], Height::new(100)).is_err());
+//! // Three of four keys valid: still more than two thirds of the power.
+//! assert!(set.is_quorum(set.valid_power_at(Height::new(100))));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
 use crate::crypto::PublicKey;
 use crate::hash::{Domain, Hash};
+use crate::types::Height;
 
 /// Most validators a set may hold.
 pub const MAX_VALIDATORS: usize = 1024;
@@ -40,6 +71,90 @@ impl Decode for Validator {
             power: u64::decode_from(r)?,
         })
     }
+}
+
+/// When a validator's key may sign, in heights of the chain its set
+/// governs. The default window is unbounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyWindow {
+    /// The key signs only heights below this one; `None`: it does not
+    /// expire.
+    pub expires_at: Option<Height>,
+    /// The key was reported compromised: its signatures at this height and
+    /// above are refused. `None`: not reported.
+    pub revoked_from: Option<Height>,
+}
+
+impl KeyWindow {
+    /// A window that ends (exclusively) at `height`.
+    pub const fn expiring_at(height: Height) -> Self {
+        KeyWindow {
+            expires_at: Some(height),
+            revoked_from: None,
+        }
+    }
+
+    /// A window closed by a compromise report from `height` on.
+    pub const fn revoked_from(height: Height) -> Self {
+        KeyWindow {
+            expires_at: None,
+            revoked_from: Some(height),
+        }
+    }
+
+    /// Whether this is the unbounded window (and therefore not stored).
+    pub fn is_unbounded(&self) -> bool {
+        self.expires_at.is_none() && self.revoked_from.is_none()
+    }
+
+    /// Whether a key with this window may sign at `height`, and if not,
+    /// why. A compromise is reported in preference to an expiry.
+    pub fn check(&self, height: Height) -> Result<(), KeyRejection> {
+        if let Some(from) = self.revoked_from.filter(|from| height >= *from) {
+            return Err(KeyRejection::Compromised { from });
+        }
+        if let Some(at) = self.expires_at.filter(|at| height >= *at) {
+            return Err(KeyRejection::Expired { at });
+        }
+        Ok(())
+    }
+}
+
+impl Encode for KeyWindow {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.expires_at.encode_to(out);
+        self.revoked_from.encode_to(out);
+    }
+}
+
+impl Decode for KeyWindow {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(KeyWindow {
+            expires_at: Option::<Height>::decode_from(r)?,
+            revoked_from: Option::<Height>::decode_from(r)?,
+        })
+    }
+}
+
+/// Why a member's key may not sign at a height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyRejection {
+    /// The key is not a member of the set.
+    #[error("not a member of the validator set")]
+    NotMember,
+    /// The key expired at this height.
+    #[error("the key expired at height {at}")]
+    Expired {
+        /// First height it may no longer sign.
+        at: Height,
+    },
+    /// The key was reported compromised from this height on.
+    #[error("the key is compromised from height {from}")]
+    Compromised {
+        /// First height its signatures are refused.
+        from: Height,
+    },
 }
 
 /// Why a list of validators is not a valid set.
@@ -77,12 +192,22 @@ pub enum ValidatorSetError {
     /// Total power above [`MAX_TOTAL_POWER`].
     #[error("total voting power exceeds {MAX_TOTAL_POWER}")]
     PowerOverflow,
+    /// A key window for a key that is not a member.
+    #[error("key window for {key}, which is not a member of the set")]
+    WindowForNonMember {
+        /// The stranger's key.
+        key: PublicKey,
+    },
 }
 
-/// A validator set in canonical order, with its total power and hash.
+/// A validator set in canonical order, with its total power, its members'
+/// key windows, and its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatorSet {
     validators: Vec<Validator>,
+    /// The bounded windows, by validator index, in ascending index order
+    /// (an unbounded window is not stored: one encoding per set).
+    windows: Vec<(usize, KeyWindow)>,
     total_power: u64,
     hash: Hash,
 }
@@ -125,19 +250,103 @@ impl ValidatorSet {
                 .filter(|t| *t <= MAX_TOTAL_POWER)
                 .ok_or(ValidatorSetError::PowerOverflow)?;
         }
-        let mut bytes = Vec::with_capacity(4 + validators.len() * 41);
-        encode_seq(&validators, &mut bytes);
-        let hash = Hash::of(Domain::ValidatorSet, &bytes);
-        Ok(ValidatorSet {
+        let mut set = ValidatorSet {
             validators,
+            windows: Vec::new(),
             total_power: total,
-            hash,
-        })
+            hash: Hash::ZERO,
+        };
+        set.hash = Hash::of(Domain::ValidatorSet, &set.to_bytes());
+        Ok(set)
+    }
+
+    /// A set of `keys`, each with power 1.
+    pub fn with_equal_power(
+        keys: impl IntoIterator<Item = PublicKey>,
+    ) -> Result<Self, ValidatorSetError> {
+        ValidatorSet::new(
+            keys.into_iter()
+                .map(|public_key| Validator {
+                    public_key,
+                    power: 1,
+                })
+                .collect(),
+        )
+    }
+
+    /// This set with the given key windows replacing the windows of those
+    /// keys (an unbounded window removes one). Every key must be a member.
+    pub fn with_key_windows(
+        mut self,
+        windows: impl IntoIterator<Item = (PublicKey, KeyWindow)>,
+    ) -> Result<Self, ValidatorSetError> {
+        let mut by_index: std::collections::BTreeMap<usize, KeyWindow> =
+            self.windows.iter().copied().collect();
+        for (key, window) in windows {
+            let (index, _) = self
+                .find(&key)
+                .ok_or(ValidatorSetError::WindowForNonMember { key })?;
+            if window.is_unbounded() {
+                by_index.remove(&index);
+            } else {
+                by_index.insert(index, window);
+            }
+        }
+        self.windows = by_index.into_iter().collect();
+        self.hash = Hash::of(Domain::ValidatorSet, &self.to_bytes());
+        Ok(self)
     }
 
     /// Decodes a set from untrusted bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_exact(bytes, 4 + MAX_VALIDATORS * (PublicKey::ENCODED_LEN + 8))
+        decode_exact(bytes, Self::MAX_ENCODED_LEN)
+    }
+
+    /// Upper bound of the encoded length of any set.
+    pub const MAX_ENCODED_LEN: usize =
+        8 + MAX_VALIDATORS * (2 * PublicKey::ENCODED_LEN + 8 + 2 * 9);
+
+    /// The window of `key` (unbounded for a key without one, member or not).
+    pub fn key_window(&self, key: &PublicKey) -> KeyWindow {
+        self.find(key)
+            .and_then(|(i, _)| {
+                self.windows
+                    .binary_search_by_key(&i, |(index, _)| *index)
+                    .ok()
+                    .map(|w| self.windows[w].1)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every bounded key window, in validator order.
+    pub fn key_windows(&self) -> impl Iterator<Item = (&PublicKey, &KeyWindow)> {
+        self.windows
+            .iter()
+            .map(|(i, w)| (&self.validators[*i].public_key, w))
+    }
+
+    /// Whether `key` may sign at `height`: a member whose window allows
+    /// it. Returns its position and entry.
+    pub fn may_sign(
+        &self,
+        key: &PublicKey,
+        height: Height,
+    ) -> Result<(usize, &Validator), KeyRejection> {
+        let (index, validator) = self.find(key).ok_or(KeyRejection::NotMember)?;
+        if let Ok(w) = self.windows.binary_search_by_key(&index, |(i, _)| *i) {
+            self.windows[w].1.check(height)?;
+        }
+        Ok((index, validator))
+    }
+
+    /// The power of the members that may sign at `height`. The chain can
+    /// decide `height` only if this is a quorum ([`Self::is_quorum`]).
+    pub fn valid_power_at(&self, height: Height) -> u64 {
+        self.validators
+            .iter()
+            .filter(|v| self.may_sign(&v.public_key, height).is_ok())
+            .map(|v| v.power)
+            .sum()
     }
 
     /// The validators in canonical order.
@@ -188,12 +397,19 @@ impl ValidatorSet {
 impl Encode for ValidatorSet {
     fn encode_to(&self, out: &mut Vec<u8>) {
         encode_seq(&self.validators, out);
+        // Windows by key, in ascending key order (the validator order).
+        (self.windows.len() as u32).encode_to(out);
+        for (index, window) in &self.windows {
+            self.validators[*index].public_key.encode_to(out);
+            window.encode_to(out);
+        }
     }
 }
 
 impl Decode for ValidatorSet {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let validators: Vec<Validator> = r.seq("validator set", MAX_VALIDATORS)?;
+        let windows: Vec<(PublicKey, KeyWindow)> = r.seq("key windows", MAX_VALIDATORS)?;
         // Canonical form: strictly ascending keys. Anything else would give a
         // second encoding of the same set.
         if validators
@@ -205,10 +421,20 @@ impl Decode for ValidatorSet {
                 reason: "validators must be in strictly ascending key order",
             });
         }
-        ValidatorSet::from_sorted(validators).map_err(|_| DecodeError::InvalidValue {
-            what: "validator set",
-            reason: "empty, zero power, off-curve key or total power overflow",
-        })
+        if windows.windows(2).any(|w| w[0].0 >= w[1].0)
+            || windows.iter().any(|(_, w)| w.is_unbounded())
+        {
+            return Err(DecodeError::InvalidValue {
+                what: "validator set",
+                reason: "key windows must be bounded and in strictly ascending key order",
+            });
+        }
+        ValidatorSet::from_sorted(validators)
+            .and_then(|set| set.with_key_windows(windows))
+            .map_err(|_| DecodeError::InvalidValue {
+                what: "validator set",
+                reason: "empty, zero power, off-curve key, total power overflow or a window for a non-member",
+            })
     }
 }
 
@@ -282,9 +508,141 @@ mod tests {
         let mut rev = set.validators().to_vec();
         rev.reverse();
         encode_seq(&rev, &mut bytes);
+        0u32.encode_to(&mut bytes); // no key windows
         assert!(matches!(
             ValidatorSet::decode(&bytes),
             Err(DecodeError::InvalidValue { .. })
         ));
+    }
+
+    fn four() -> (Vec<PublicKey>, ValidatorSet) {
+        let keys: Vec<PublicKey> = (1..=4u8).map(|i| v(i, 1).public_key).collect();
+        let set = ValidatorSet::with_equal_power(keys.clone()).unwrap();
+        (keys, set)
+    }
+
+    #[test]
+    fn key_windows_bound_signing_and_keep_total_power() {
+        let (keys, set) = four();
+        let h = Height::new;
+        let windowed = set
+            .clone()
+            .with_key_windows([
+                (keys[0].clone(), KeyWindow::expiring_at(h(10))),
+                (keys[1].clone(), KeyWindow::revoked_from(h(20))),
+            ])
+            .unwrap();
+        assert_ne!(windowed.hash(), set.hash(), "windows are committed to");
+        assert_eq!(windowed.total_power(), 4);
+        assert!(windowed.may_sign(&keys[0], h(9)).is_ok());
+        assert_eq!(
+            windowed.may_sign(&keys[0], h(10)).map(|_| ()),
+            Err(KeyRejection::Expired { at: h(10) })
+        );
+        assert!(windowed.may_sign(&keys[1], h(19)).is_ok());
+        assert_eq!(
+            windowed.may_sign(&keys[1], h(20)).map(|_| ()),
+            Err(KeyRejection::Compromised { from: h(20) })
+        );
+        let stranger = v(9, 1).public_key;
+        assert_eq!(
+            windowed.may_sign(&stranger, h(1)).map(|_| ()),
+            Err(KeyRejection::NotMember)
+        );
+        assert_eq!(windowed.valid_power_at(h(9)), 4);
+        assert_eq!(windowed.valid_power_at(h(10)), 3);
+        assert!(windowed.is_quorum(windowed.valid_power_at(h(10))));
+        assert_eq!(windowed.valid_power_at(h(20)), 2);
+        assert!(!windowed.is_quorum(windowed.valid_power_at(h(20))));
+        // A compromise wins over an expiry in the reason.
+        let both = KeyWindow {
+            expires_at: Some(h(5)),
+            revoked_from: Some(h(3)),
+        };
+        assert_eq!(
+            both.check(h(6)),
+            Err(KeyRejection::Compromised { from: h(3) })
+        );
+        // Round trip, and an unbounded window removes the entry again.
+        let back = ValidatorSet::decode(&windowed.to_bytes()).unwrap();
+        assert_eq!(back, windowed);
+        assert_eq!(back.key_windows().count(), 2);
+        let cleared = windowed
+            .with_key_windows([
+                (keys[0].clone(), KeyWindow::default()),
+                (keys[1].clone(), KeyWindow::default()),
+            ])
+            .unwrap();
+        assert_eq!(cleared, set);
+        assert_eq!(
+            set.clone()
+                .with_key_windows([(stranger.clone(), KeyWindow::expiring_at(h(1)))]),
+            Err(ValidatorSetError::WindowForNonMember { key: stranger })
+        );
+    }
+
+    #[test]
+    fn non_canonical_windows_are_refused() {
+        let (_, set) = four();
+        // In canonical (ascending) order.
+        let keys: Vec<PublicKey> = set
+            .validators()
+            .iter()
+            .map(|v| v.public_key.clone())
+            .collect();
+        let mut base = Vec::new();
+        encode_seq(set.validators(), &mut base);
+        let encode = |windows: &[(PublicKey, KeyWindow)]| {
+            let mut bytes = base.clone();
+            encode_seq(windows, &mut bytes);
+            bytes
+        };
+        let w = KeyWindow::expiring_at(Height::new(3));
+        // Descending keys, a repeated key, an unbounded window, a stranger.
+        for windows in [
+            vec![(keys[1].clone(), w), (keys[0].clone(), w)],
+            vec![(keys[0].clone(), w), (keys[0].clone(), w)],
+            vec![(keys[0].clone(), KeyWindow::default())],
+            vec![(v(9, 1).public_key, w)],
+        ] {
+            assert!(
+                matches!(
+                    ValidatorSet::decode(&encode(&windows)),
+                    Err(DecodeError::InvalidValue { .. })
+                ),
+                "{windows:?}"
+            );
+        }
+        let ok = encode(&[(keys[2].clone(), w)]);
+        assert_eq!(ValidatorSet::decode(&ok).unwrap().to_bytes(), ok);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn windowed_sets_round_trip(
+            windows in proptest::collection::vec(
+                (0usize..4, proptest::option::of(1u64..50), proptest::option::of(1u64..50)),
+                0..6,
+            ),
+        ) {
+            let (keys, set) = four();
+            let set = set
+                .with_key_windows(windows.iter().map(|(i, e, r)| {
+                    (
+                        keys[*i].clone(),
+                        KeyWindow {
+                            expires_at: e.map(Height::new),
+                            revoked_from: r.map(Height::new),
+                        },
+                    )
+                }))
+                .unwrap();
+            let bytes = set.to_bytes();
+            let back = ValidatorSet::decode(&bytes).unwrap();
+            proptest::prop_assert_eq!(&back, &set);
+            proptest::prop_assert!(bytes.len() <= ValidatorSet::MAX_ENCODED_LEN);
+            proptest::prop_assert_eq!(back.to_bytes(), bytes);
+        }
     }
 }

@@ -1459,6 +1459,17 @@ pub fn verify_chain_certificate(
             .verify(chain, header.height, &header.hash(), set)
             .map_err(|e| e.to_string()),
         EngineKind::Raft => {
+            // Key windows bind Raft certificates too: a signature by a key
+            // that expired or was reported compromised is refused, while
+            // the majority stays over every member.
+            for s in &certificate.signatures {
+                if let Err(reason) = set.may_sign(&s.validator, header.height) {
+                    return Err(format!(
+                        "signer {} may not sign at height {}: {reason}",
+                        s.validator, header.height
+                    ));
+                }
+            }
             let voters = RaftVoters {
                 incoming: set
                     .validators()

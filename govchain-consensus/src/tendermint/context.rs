@@ -11,6 +11,7 @@ use std::time::Duration;
 use arc_malachitebft_core_types as mt;
 use govchain_core::crypto::{PublicKey, Signature};
 use govchain_core::hash::Hash;
+use govchain_core::types::Height;
 use govchain_core::validator::ValidatorSet;
 
 /// The context marker type.
@@ -181,25 +182,37 @@ impl mt::Validator<Ctx> for Val {
 pub(crate) struct ValSet {
     vals: Vec<Val>,
     total: u64,
+    /// The validators whose key may sign at the set's height (see
+    /// [`KeyWindow`](govchain_core::validator::KeyWindow)): only they
+    /// propose. Thresholds stay over `total`.
+    proposers: Vec<Val>,
+    /// Their power.
+    proposer_power: u64,
     /// The first validator, so that proposer selection never needs to
     /// index (a core `ValidatorSet` is never empty).
     first: Val,
 }
 
 impl ValSet {
-    pub(crate) fn from_core(set: &ValidatorSet) -> Option<Self> {
-        let vals: Vec<Val> = set
+    /// The driver's view of `set` at `height`.
+    pub(crate) fn from_core(set: &ValidatorSet, height: Height) -> Option<Self> {
+        let val = |v: &govchain_core::validator::Validator| Val {
+            addr: Addr(v.public_key.clone()),
+            power: v.power,
+        };
+        let vals: Vec<Val> = set.validators().iter().map(val).collect();
+        let proposers: Vec<Val> = set
             .validators()
             .iter()
-            .map(|v| Val {
-                addr: Addr(v.public_key.clone()),
-                power: v.power,
-            })
+            .filter(|v| set.may_sign(&v.public_key, height).is_ok())
+            .map(val)
             .collect();
         let first = vals.first()?.clone();
         Some(ValSet {
             vals,
             total: set.total_power(),
+            proposer_power: proposers.iter().map(|v| v.power).sum(),
+            proposers,
             first,
         })
     }
@@ -303,10 +316,14 @@ impl mt::SigningScheme for Scheme {
 /// slots. Deterministic, and with equal powers every round of a height has a
 /// different proposer (needed for liveness past a faulty proposer,
 /// Algorithm 1 line 14, `proposer(h, r)`).
+///
+/// Only validators whose key may sign at the height own slots, so a member
+/// whose key expired or was reported compromised is never asked to propose
+/// (its rounds would only time out).
 pub(crate) fn select_proposer(set: &ValSet, height: u64, round: u32) -> &Val {
-    let total = set.total.max(1);
+    let total = set.proposer_power.max(1);
     let mut slot = height.wrapping_add(u64::from(round)) % total;
-    for v in &set.vals {
+    for v in &set.proposers {
         if slot < v.power {
             return v;
         }

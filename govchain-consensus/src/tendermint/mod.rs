@@ -41,7 +41,7 @@ use govchain_core::codec::Encode;
 use govchain_core::crypto::{PublicKey, Signer};
 use govchain_core::hash::Hash;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_core::validator::ValidatorSet;
+use govchain_core::validator::{KeyRejection, ValidatorSet};
 
 use crate::wire::{Message, PolkaCertificate, TimeoutKind, WalRecord};
 use crate::{
@@ -378,7 +378,7 @@ impl Tendermint {
         let me = signer.public_key();
         let set = cfg
             .validators_at(height)
-            .and_then(ValSet::from_core)
+            .and_then(|s| ValSet::from_core(s, height))
             .ok_or(ConsensusError::InvalidConfig {
                 reason: "no validator set for the current height",
             })?;
@@ -594,7 +594,7 @@ impl Tendermint {
         // signer's own block.
         let member = self
             .set_at(self.height)
-            .is_some_and(|s| s.find(&hd.proposer).is_some());
+            .is_some_and(|s| s.may_sign(&hd.proposer, self.height).is_ok());
         if !member || signer.is_some_and(|s| s != &hd.proposer) {
             return Err(InvalidBlockReason::WrongProposer {
                 got: hd.proposer.clone(),
@@ -606,7 +606,9 @@ impl Tendermint {
     }
 
     fn proposer_at(&self, round: u32) -> Option<PublicKey> {
-        let set = self.set_at(self.height).and_then(ValSet::from_core)?;
+        let set = self
+            .set_at(self.height)
+            .and_then(|s| ValSet::from_core(s, self.height))?;
         Some(
             context::select_proposer(&set, self.height.get(), round)
                 .addr
@@ -615,9 +617,11 @@ impl Tendermint {
         )
     }
 
+    /// Whether this node may vote at the current height: a member whose
+    /// key is inside its window.
     fn is_validator(&self) -> bool {
         self.set_at(self.height)
-            .is_some_and(|s| s.find(&self.me).is_some())
+            .is_some_and(|s| s.may_sign(&self.me, self.height).is_ok())
     }
 
     // ---------------------------------------------------------------- heights
@@ -635,7 +639,7 @@ impl Tendermint {
         self.own_votes.retain(|_, v| v.vote.height == h);
         self.proposals.retain(|_, p| p.height() == h);
         self.future_per_peer.clear();
-        let Some(set) = self.set_at(h).and_then(ValSet::from_core) else {
+        let Some(set) = self.set_at(h).and_then(|s| ValSet::from_core(s, h)) else {
             return;
         };
         self.driver.move_to_height(context::H(h.get()), set.clone());
@@ -873,7 +877,11 @@ impl Tendermint {
             signatures.sort_by(|a, b| a.validator.cmp(&b.validator));
             let power: u64 = signatures
                 .iter()
-                .filter_map(|s| set.find(&s.validator).map(|(_, v)| v.power))
+                .filter_map(|s| {
+                    set.may_sign(&s.validator, self.height)
+                        .ok()
+                        .map(|(_, v)| v.power)
+                })
                 .sum();
             if !set.is_quorum(power) {
                 continue;
@@ -1023,14 +1031,27 @@ impl Tendermint {
             Message::Vote(ref v) => {
                 self.check_chain(&v.vote.chain_id)?;
                 let height = v.vote.height;
-                let member = self
-                    .set_at(height)
-                    .is_some_and(|s| s.find(&v.validator).is_some());
-                if !member {
+                let Some(set) = self.set_at(height) else {
                     return Err(ConsensusError::UnknownValidator {
                         signer: v.validator.clone(),
                         height,
                     });
+                };
+                match set.may_sign(&v.validator, height) {
+                    Ok(_) => {}
+                    Err(KeyRejection::NotMember) => {
+                        return Err(ConsensusError::UnknownValidator {
+                            signer: v.validator.clone(),
+                            height,
+                        })
+                    }
+                    Err(reason) => {
+                        return Err(ConsensusError::KeyOutsideWindow {
+                            signer: v.validator.clone(),
+                            height,
+                            reason,
+                        })
+                    }
                 }
                 if !self.route_height(from, height, &msg, out)? {
                     return Ok(());
@@ -1243,7 +1264,11 @@ impl Tendermint {
         let power: u64 = c
             .signatures
             .iter()
-            .filter_map(|s| set.find(&s.validator).map(|(_, v)| v.power))
+            .filter_map(|s| {
+                set.may_sign(&s.validator, self.height)
+                    .ok()
+                    .map(|(_, v)| v.power)
+            })
             .sum();
         set.is_quorum(power).then_some(c)
     }
