@@ -21,7 +21,7 @@ use govchain_benches::storage::{
 use govchain_core::block::tx_root_of;
 use govchain_core::codec::Encode;
 use govchain_core::types::Height;
-use govchain_storage::format::encode_frame;
+use govchain_storage::format::{encode_frame, encode_state_batch};
 use govchain_storage::{BlockStore, DurableConfig, DurableStore, OsVfs};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -70,6 +70,7 @@ fn append(c: &mut Criterion) {
         p.block.header.height.get(),
         &p.block.to_bytes(),
         &p.cert.to_bytes(),
+        &encode_state_batch(&p.batch).unwrap(),
     )
     .unwrap();
     group.bench_function("append_raw/txs=1000", |b| {

@@ -11,11 +11,14 @@
 //!   block of 1,000 transactions of 250 encoded bytes each, with a commit
 //!   certificate of 4 signatures and a state batch of 16 random-key updates
 //!   (the state batch is computed before the clock starts). The append
-//!   writes the frame and `fdatasync`s the segment, then commits one redb
-//!   transaction with two-phase commit (two more syncs). Baseline
+//!   writes the frame (block, certificate and state batch) and
+//!   `fdatasync`s the segment — its durability point — then commits one
+//!   redb transaction without a sync; every 64th append
+//!   ([`DurableConfig::checkpoint_interval`]) that commit is durable (two
+//!   more syncs), which the median does not see. Baseline
 //!   `raw_write_fdatasync`: `write` of the *same frame bytes*
-//!   ([`encode_frame`]) at the end of a plain file, then `fdatasync` — the
-//!   least any durable append has to do.
+//!   ([`encode_frame`], with the state batch) at the end of a plain file,
+//!   then `fdatasync` — the least any durable append has to do.
 //! - `state_commit_10k` (`updates/s`): one state version of 10,000
 //!   random-key updates (32-byte values) into a tree that grows by 10,000
 //!   keys a version: [`SparseMerkleTree::apply_batch`] reading the durable
@@ -26,13 +29,17 @@
 //!   the same commit settings (immediate durability, two-phase commit, same
 //!   cache size), on a database that grows alike.
 //! - `reopen_{N}_blocks` (`ms`): clean close, then [`DurableStore::open`]
-//!   with the default configuration (which runs redb's integrity check of
-//!   every page checksum) on a store of N = 100,000 small blocks; baseline
-//!   `reopen_{N/10}_blocks`, the same on a store ten times shorter. A ratio
-//!   near 1 means reopen time does not grow with the chain.
-//!   `reopen_{N}_blocks_no_index_check` is the same with
-//!   [`DurableConfig::check_index_on_open`] off, against the short store
-//!   with the check off: what recovery itself costs. Page cache warm.
+//!   with the default configuration on a store of N = 100,000 small
+//!   blocks; baseline `reopen_{N/10}_blocks`, the same on a store ten times
+//!   shorter. The default runs redb's integrity check on every open
+//!   ([`DurableConfig::force_index_check_on_open`]), which reads the whole
+//!   index, so this ratio grows with the chain.
+//!   `reopen_{N}_blocks_trusting_clean_shutdown`: the same with that option
+//!   off, so the check runs only after an unclean shutdown and is skipped
+//!   after this clean close; a ratio near 1 means reopen time does not grow
+//!   with the chain. `reopen_{N}_blocks_no_index_check` has
+//!   [`DurableConfig::check_index_on_open`] off too: what recovery itself
+//!   costs. Page cache warm.
 //! - `read_by_height_p50` / `read_by_height_p99` (`us`): [`BlockStore::block`]
 //!   at uniformly random heights of the N-block store (index lookup, frame
 //!   read, CRC, decode, hash check against the index, certificate decode);
@@ -42,7 +49,7 @@
 //!   cache warm.
 //!
 //! The large stores are built through [`NoSyncVfs`] — the real file system
-//! with `fdatasync` skipped — because 100,000 appends at three syncs each
+//! with `fdatasync` skipped — because 100,000 appends at one or more syncs each
 //! would take many minutes; the files it produces are byte for byte those
 //! of a synced build, and the clean close and reopen run on [`OsVfs`].
 //! Each block holds no transactions and sets one state key (a counter) to
@@ -74,7 +81,7 @@ use govchain_core::hash::Hash;
 use govchain_core::smt::{KeyHash, SparseMerkleTree, TreeUpdateBatch};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_storage::format::encode_frame;
+use govchain_storage::format::{encode_frame, encode_state_batch};
 use govchain_storage::{
     BlockStore, DurableConfig, DurableStore, FileLock, OpenMode, OsVfs, StateStore, Vfs, VfsFile,
 };
@@ -457,10 +464,12 @@ pub fn measure_append(rounds: usize, warmup: usize) -> anyhow::Result<(f64, f64)
     let (mut store_ms, mut raw_ms) = (Vec::new(), Vec::new());
     for round in 0..warmup + rounds {
         let p = chain.prepare(&random_updates(16, &mut rng), &txs, tx_root)?;
+        let state = encode_state_batch(&p.batch).ok_or_else(|| anyhow!("state too large"))?;
         let frame = encode_frame(
             p.block.header.height.get(),
             &p.block.to_bytes(),
             &p.cert.to_bytes(),
+            &state,
         )
         .ok_or_else(|| anyhow!("frame too large"))?;
         // Alternate which goes first, so neither always follows the other.
@@ -633,12 +642,15 @@ pub fn point_get(db: &redb::Database, key: u64) -> anyhow::Result<Vec<u8>> {
     Ok(v.value().to_vec())
 }
 
-/// The encoded frame length of the block at `height`.
+/// The length of what a read by height reads of the frame of the block at
+/// `height`: the frame without its state batch (header, lengths, block,
+/// certificate and the block-part checksum; plus the 4-byte frame
+/// checksum, which a read skips).
 pub fn frame_len(store: &DurableStore, height: u64) -> anyhow::Result<usize> {
     let b = store
         .block(Height::new(height))?
         .ok_or_else(|| anyhow!("block {height} missing"))?;
-    let frame = encode_frame(height, &b.block.to_bytes(), &b.certificate.to_bytes())
+    let frame = encode_frame(height, &b.block.to_bytes(), &b.certificate.to_bytes(), &[])
         .ok_or_else(|| anyhow!("frame too large"))?;
     Ok(frame.len())
 }
@@ -760,6 +772,19 @@ fn report_reopen(st: &Stores) -> anyhow::Result<()> {
     )
     .emit();
     let mut config = DurableConfig::default();
+    config.force_index_check_on_open = false;
+    let (l, s) = measure_reopen(&st.large, &st.small, &config, 9)?;
+    Row::new(
+        "storage",
+        format!("reopen_{n}_blocks_trusting_clean_shutdown"),
+        l,
+        "ms",
+        format!("reopen_{m}_blocks_trusting_clean_shutdown"),
+        s,
+    )
+    .emit();
+    let mut config = DurableConfig::default();
+    config.force_index_check_on_open = false;
     config.check_index_on_open = false;
     let (l, s) = measure_reopen(&st.large, &st.small, &config, 9)?;
     Row::new(

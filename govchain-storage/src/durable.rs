@@ -1,5 +1,8 @@
 //! [`DurableStore`]: the embedded default — a segmented append-only block
 //! log plus a redb database for the index and the state, both on a [`Vfs`].
+//! The block log is a write-ahead log (as in SQLite's WAL or LevelDB): its
+//! frames are the single point of durability, and the redb index is a
+//! cache of them that is made durable only every few appends.
 //!
 //! # Layout of a store directory
 //! ```text
@@ -10,27 +13,81 @@
 //! log/00000000000000004711.seg   a later segment, named by its first height
 //! ```
 //!
+//! Each frame holds a block, its commit certificate *and* the state batch
+//! the block's execution produced ([`encode_frame`],
+//! [`encode_state_batch`]). The index's
+//! `meta` table holds, besides the applied height and the state tip, the
+//! **clean-shutdown marker** `meta["clean_shutdown"]` (sealed, one byte:
+//! `1` after a clean close, `0` while a handle is open).
+//!
 //! # Write order of [`append`](BlockStore::append)
-//! 1. the frame is written at the end of the active segment and the segment
-//!    is `fdatasync`ed;
-//! 2. one redb write transaction (two-phase commit, immediate durability)
-//!    inserts the location and hash records, the state batch and the new
-//!    applied height. Its commit is the acknowledgement.
+//! 1. the frame (block, certificate, state batch) is written at the end of
+//!    the active segment and the segment is `fdatasync`ed. This is the
+//!    durability point: once the sync returns, the block survives any crash;
+//! 2. one redb write transaction inserts the location and hash records, the
+//!    state batch and the new applied height, committed with
+//!    [`redb::Durability::None`] (no sync: visible to readers, not durable);
+//! 3. append returns `Ok` — the acknowledgement.
+//!
+//! Every [`DurableConfig::checkpoint_interval`] appends (default
+//! [`DEFAULT_CHECKPOINT_INTERVAL`] = 64), or once
+//! [`DurableConfig::checkpoint_bytes`] of frames have been appended since the
+//! last one, the append's redb commit is made durable instead (a
+//! *checkpoint*: immediate durability, two-phase commit), so recovery
+//! replays at most that many frames. Pruning, the genesis state commit and
+//! a clean close always commit durably, so they are checkpoints too.
 //!
 //! A new segment is created as `NAME.tmp`, synced, renamed to `NAME`, and
 //! the `log` directory is synced, before any frame goes into it.
 //!
 //! # Recovery on open
-//! The index is the source of truth. Everything after the last indexed
-//! frame is an unacknowledged tail: later segments are deleted and the last
-//! one is truncated to the end of the last indexed frame. The last indexed
-//! frame itself, and every segment header, must verify; a damaged
-//! acknowledged frame is reported as [`StorageError::Corruption`], never
-//! skipped or truncated away. Then the state root at the applied height must
-//! equal the one in that block's header.
+//! The durable index names a prefix of the log: the blocks up to its
+//! applied height `d`. The frame of `d`, and every segment header, must
+//! verify; a damaged frame there is [`StorageError::Corruption`]. Then the
+//! frames after `d` are scanned in log order: every complete frame whose
+//! checksums hold and which continues the chain (height `d+1`, `d+2`, …,
+//! parent hash, certificate and state batch matching) is re-applied to the
+//! index (locations, hashes, state batch) — a checksum-valid frame that does
+//! not continue the chain is corruption. At the first frame that is
+//! incomplete or fails its checksum, the rest of the log is searched for any
+//! further checksum-valid frame: if there is one, acknowledged data behind
+//! a damaged frame would be lost, and open reports
+//! [`StorageError::Corruption`] instead of skipping it; otherwise it is the
+//! torn tail of an unacknowledged append and is truncated (later segments
+//! deleted). The replayed segments are synced, then one durable redb
+//! commit records the replayed blocks. Finally the state root at the
+//! applied height must equal the one in that block's header.
+//!
+//! A frame whose sync succeeded but whose index commit failed (the append
+//! returned an error and poisoned the handle) is durable, so it is
+//! recovered by the next open: an append that returns an error may still
+//! turn out committed after a reopen, never partly.
+//!
+//! # Clean shutdown
+//! Opening clears the clean-shutdown marker in its first (durable) write,
+//! before any recovery write. A clean close — [`DurableStore::close`] or
+//! dropping a handle that is not poisoned — makes the index durable and
+//! sets the marker in one durable commit.
+//!
+//! By default redb's integrity check (every page checksum, a full read of
+//! the index) runs on **every** open
+//! ([`DurableConfig::force_index_check_on_open`], default `true`). redb
+//! verifies page checksums only in that check, never on ordinary reads, so
+//! it is what guarantees that damage done to the index while the store was
+//! closed is reported as corruption rather than served: the CRC sealed into
+//! every index value catches a damaged value when it is read, but not a
+//! damaged key that makes a lookup miss its row and find an older, intact
+//! one, nor a damaged page pointer (on which redb's readers can panic). The
+//! check costs time proportional to the index, so an operator who trusts
+//! the disk while the node is stopped can set
+//! `force_index_check_on_open = false`: the check then runs only when the
+//! marker is missing (after a crash, a failed close or a poisoned handle,
+//! [`DurableConfig::check_index_on_open`]), and reopening after a clean
+//! shutdown costs the same for any chain length.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use govchain_core::block::{Block, MAX_BLOCK_ENCODED_LEN};
@@ -46,10 +103,11 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{db_err, StorageError};
 use crate::format::{
-    check_segment_header, decode_stale_row, encode_frame, encode_segment_header, encode_stale_row,
-    node_key, parse_frame_header, seal, split_frame, unseal, value_key, Location, Manifest,
-    ManifestError, FORMAT_VERSION, FRAME_HEADER_LEN, MAX_CERT_LEN, MAX_FRAME_PAYLOAD,
-    SEGMENT_HEADER_LEN,
+    block_part_len, check_segment_header, decode_stale_row, decode_state_batch, encode_frame,
+    encode_segment_header, encode_stale_row, encode_state_batch, node_key, parse_frame_header,
+    seal, split_block_part, split_frame, unseal, value_key, Location, Manifest, ManifestError,
+    FORMAT_VERSION, FRAME_HEADER_LEN, FRAME_HEAD_LEN, FRAME_MAGIC, MAX_CERT_LEN, MAX_FRAME_PAYLOAD,
+    MAX_STATE_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::traits::{check_append, check_genesis, BlockStore, StateStore, StoredBlock};
 use crate::vfs::{FileLock, OpenMode, Vfs, VfsFile};
@@ -72,6 +130,16 @@ const META_APPLIED: &str = "applied_height";
 const META_OLDEST: &str = "oldest_height";
 const META_STATE_LATEST: &str = "state_latest";
 const META_STATE_OLDEST: &str = "state_oldest";
+const META_CLEAN: &str = "clean_shutdown";
+
+/// Default [`DurableConfig::checkpoint_interval`]: the index is made
+/// durable every 64 appends, so recovery after a crash replays at most 64
+/// frames, while 63 of 64 appends cost one sync (the frame's) instead of
+/// three.
+pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 64;
+
+/// Default [`DurableConfig::checkpoint_bytes`]: 64 MiB of frames.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Name of the manifest file.
 pub const MANIFEST_FILE: &str = "MANIFEST";
@@ -96,9 +164,29 @@ pub struct DurableConfig {
     /// Verify every indexed frame (checksum and hash) on open, not only the
     /// last one. Costs a full read of the log. Default `false`.
     pub verify_log_on_open: bool,
-    /// Run redb's integrity check (every page checksum) on open; a failure
-    /// is reported as corruption rather than repaired away. Default `true`.
+    /// Run redb's integrity check (every page checksum) on open when the
+    /// previous shutdown was not clean (no clean-shutdown marker: a crash,
+    /// a failed close or a poisoned handle); a failure is reported as
+    /// corruption rather than repaired away. Default `true`.
     pub check_index_on_open: bool,
+    /// Run redb's integrity check on every open, even after a clean
+    /// shutdown. Default `true`: redb does not verify page checksums on
+    /// ordinary reads, so this is what guarantees that index damage done
+    /// while the store was closed is reported, never served (see the
+    /// [module docs](self)). It reads the whole index, so opening takes
+    /// time proportional to it; `false` trusts a clean shutdown and makes
+    /// a clean reopen independent of the chain length.
+    pub force_index_check_on_open: bool,
+    /// Make the index durable (a checkpoint) every this many appends; the
+    /// other appends commit the index without a sync, the frame sync being
+    /// their durability. Recovery replays at most this many frames. At
+    /// least 1 (1: every append syncs the index too). Default
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`].
+    pub checkpoint_interval: u64,
+    /// Also checkpoint once this many bytes of frames have been appended
+    /// since the last checkpoint, to bound replay work for large blocks.
+    /// Default [`DEFAULT_CHECKPOINT_BYTES`].
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for DurableConfig {
@@ -108,6 +196,9 @@ impl Default for DurableConfig {
             cache_size: 64 * 1024 * 1024,
             verify_log_on_open: false,
             check_index_on_open: true,
+            force_index_check_on_open: true,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
         }
     }
 }
@@ -123,6 +214,11 @@ impl DurableConfig {
         if self.cache_size < 64 * 1024 {
             return Err(StorageError::InvalidConfig {
                 reason: "cache_size must be at least 64 KiB",
+            });
+        }
+        if self.checkpoint_interval == 0 {
+            return Err(StorageError::InvalidConfig {
+                reason: "checkpoint_interval must be at least 1",
             });
         }
         Ok(())
@@ -155,6 +251,9 @@ pub struct DurableStore {
     segments: RwLock<BTreeMap<u64, Arc<dyn VfsFile>>>,
     tip: RwLock<Tip>,
     poison: Mutex<Option<String>>,
+    /// Set once open succeeded, cleared by the clean close: a handle whose
+    /// open failed writes no clean-shutdown marker.
+    open: AtomicBool,
     /// The store lock; the last field, so it is released only after the
     /// database and the segments are closed.
     _lock: FileLock,
@@ -167,6 +266,15 @@ impl std::fmt::Debug for DurableStore {
             .field("chain_id", &self.chain_id)
             .field("tip", &*self.tip.read())
             .finish()
+    }
+}
+
+impl Drop for DurableStore {
+    /// The clean close of [`DurableStore::close`], its error ignored: a
+    /// failed clean close leaves the marker unset, and the next open runs
+    /// the checks of an unclean shutdown.
+    fn drop(&mut self) {
+        let _ = self.shutdown();
     }
 }
 
@@ -188,6 +296,23 @@ struct RecentNodes {
 struct Writer {
     /// Base height, file and end offset of the active segment.
     active: Option<(u64, Arc<dyn VfsFile>, u64)>,
+    /// Appends whose index commit was not durable, since the last durable
+    /// commit.
+    since_checkpoint: u64,
+    /// Their frame bytes.
+    bytes_since_checkpoint: u64,
+}
+
+/// A state batch checked and encoded for the index: sorted, sealed rows.
+struct IndexRows {
+    version: Version,
+    /// `(smt_nodes key, sealed value)`, in key order.
+    nodes: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `(smt_values key, sealed value)`, in key order.
+    values: Vec<([u8; 40], Vec<u8>)>,
+    /// The sealed `smt_stale` row, if the batch made anything stale.
+    stale: Option<Vec<u8>>,
+    recent: RecentNodes,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -260,6 +385,143 @@ fn put_meta(
         .insert(key, seal(key.as_bytes(), value).as_slice())
         .map_err(db_err)?;
     Ok(())
+}
+
+/// The state of a replay during recovery: the next height, its parent,
+/// the state tip, the open index transaction and the segments replayed
+/// from (to be synced).
+struct Replay {
+    expected: u64,
+    parent: Hash,
+    state_latest: Option<Version>,
+    txn: Option<redb::WriteTransaction>,
+    synced: Vec<u64>,
+}
+
+/// Reads `buf.len()` bytes of an indexed frame; running past the end of
+/// the segment is corruption (the index names bytes that are not there).
+fn read_indexed(
+    file: &dyn VfsFile,
+    path: &Path,
+    here: &dyn Fn() -> String,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<(), StorageError> {
+    file.read_at(offset, buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            StorageError::corrupt(here(), "indexed frame extends past the segment end")
+        } else {
+            StorageError::io("read", path, e)
+        }
+    })
+}
+
+/// Decodes the block and certificate of an indexed frame and checks them
+/// against the index entry.
+fn decode_stored(
+    height: u64,
+    loc: &Location,
+    block_bytes: &[u8],
+    cert_bytes: &[u8],
+) -> Result<StoredBlock, String> {
+    let block = Block::decode(block_bytes, MAX_BLOCK_ENCODED_LEN)
+        .map_err(|e| format!("block does not decode: {e}"))?;
+    if block.hash() != loc.hash || block.header.height.get() != height {
+        return Err("block hash differs from the index".into());
+    }
+    if cert_bytes.len() > MAX_CERT_LEN {
+        return Err("certificate too long".into());
+    }
+    let certificate = CommitCertificate::decode(cert_bytes)
+        .map_err(|e| format!("certificate does not decode: {e}"))?;
+    Ok(StoredBlock { block, certificate })
+}
+
+/// Checks a state batch and encodes it into sorted, sealed index rows —
+/// all before the frame is written, so that once the frame is durable the
+/// index commit can fail only on I/O (or an index that is already
+/// corrupt). Refuses entries at another version than the batch's, a node
+/// key written twice, and a stale index too large to encode.
+fn prepare_rows(batch: &TreeUpdateBatch) -> Result<IndexRows, StorageError> {
+    let foreign = batch
+        .nodes
+        .iter()
+        .map(|(k, _)| k.version)
+        .chain(batch.values.iter().map(|(_, v, _)| *v))
+        .any(|v| v != batch.version);
+    if foreign {
+        return Err(StorageError::InvalidBatch {
+            reason: "batch has an entry at another version than its own",
+        });
+    }
+    // Inserted in key order: a version's nodes are adjacent in the table
+    // (the key starts with the version, big-endian), so a commit appends to
+    // the right edge of the B-tree instead of dirtying a random leaf page
+    // per node.
+    let mut buf = Vec::with_capacity(MAX_NODE_LEN + 4);
+    let mut nodes: Vec<(Vec<u8>, Vec<u8>)> = batch
+        .nodes
+        .iter()
+        .map(|(k, n)| {
+            let k = node_key(k);
+            buf.clear();
+            n.encode_to(&mut buf);
+            let v = seal(&k, &buf);
+            (k, v)
+        })
+        .collect();
+    nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if nodes
+        .windows(2)
+        .any(|w| w.first().map(|a| &a.0) == w.get(1).map(|b| &b.0))
+    {
+        return Err(StorageError::InvalidBatch {
+            reason: "batch writes a node twice",
+        });
+    }
+    let mut values: Vec<([u8; 40], Vec<u8>)> = batch
+        .values
+        .iter()
+        .map(|(kh, version, value)| {
+            let k = value_key(kh, *version);
+            buf.clear();
+            match value {
+                Some(bytes) => {
+                    buf.push(1);
+                    buf.extend_from_slice(bytes);
+                }
+                None => buf.push(0),
+            }
+            let v = seal(&k, &buf);
+            (k, v)
+        })
+        .collect();
+    values.sort_by_key(|a| a.0);
+    let stale = if !batch.stale_nodes.is_empty() || !batch.stale_values.is_empty() {
+        let k = batch.version.to_be_bytes();
+        let v = encode_stale_row(batch).ok_or(StorageError::InvalidBatch {
+            reason: "stale index too large",
+        })?;
+        Some(seal(&k, &v))
+    } else {
+        None
+    };
+    let recent = RecentNodes {
+        version: batch.version,
+        nodes: batch
+            .nodes
+            .iter()
+            .filter(|(k, _)| k.version == batch.version)
+            .map(|(k, n)| (k.path, n.clone()))
+            .collect(),
+    };
+    Ok(IndexRows {
+        version: batch.version,
+        nodes,
+        values,
+        stale,
+        recent,
+    })
 }
 
 impl DurableStore {
@@ -361,16 +623,25 @@ impl DurableStore {
                 .map_err(io("rename", &tmp_path))?;
             vfs.sync_dir(&dir).map_err(io("sync dir", &dir))?;
         }
-        if config.check_index_on_open && index_exists {
-            match db.check_integrity() {
-                Ok(true) => {}
-                Ok(false) => {
+        // The integrity check reads the whole index: run it only when the
+        // previous shutdown was not clean (or when forced).
+        let clean = index_exists && Self::was_clean(&db);
+        let check = index_exists
+            && (config.force_index_check_on_open || (config.check_index_on_open && !clean));
+        if check {
+            // Guarded like the open above: a damaged page must give a
+            // typed error, not a panic.
+            let checked =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.check_integrity()));
+            match checked {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) | Err(_) => {
                     return Err(StorageError::corrupt(
                         index_path.display().to_string(),
                         "index database failed its integrity check",
                     ))
                 }
-                Err(e) => return Err(db_err(e)),
+                Ok(Err(e)) => return Err(db_err(e)),
             }
         }
         if !log_exists {
@@ -392,12 +663,33 @@ impl DurableStore {
             segments: RwLock::new(BTreeMap::new()),
             tip: RwLock::new(Tip::default()),
             poison: Mutex::new(None),
+            open: AtomicBool::new(false),
             _lock: lock,
         };
         store.init_or_check_meta()?;
         store.recover()?;
         store.check_state_root()?;
+        store.open.store(true, Ordering::SeqCst);
         Ok(store)
+    }
+
+    /// Whether the index records a clean shutdown. Anything unreadable
+    /// counts as not clean (so the integrity check runs and reports it);
+    /// a redb panic on a damaged page is caught for the same reason.
+    fn was_clean(db: &redb::Database) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Ok(read) = db.begin_read() else {
+                return false;
+            };
+            let Ok(meta) = read.open_table(META) else {
+                return false;
+            };
+            let Ok(Some(v)) = meta.get(META_CLEAN) else {
+                return false;
+            };
+            unseal(META_CLEAN.as_bytes(), v.value()) == Ok(&[1u8][..])
+        }))
+        .unwrap_or(false)
     }
 
     /// Refuses, without modifying anything, a directory that is neither
@@ -505,9 +797,21 @@ impl DurableStore {
             })
     }
 
+    /// A write transaction with immediate durability and two-phase commit:
+    /// its commit makes every earlier (non-durable) commit durable too.
     fn write_txn(&self) -> Result<redb::WriteTransaction, StorageError> {
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_two_phase_commit(true);
+        Ok(txn)
+    }
+
+    /// A write transaction whose commit is durable if `durable`, else
+    /// only visible ([`redb::Durability::None`]).
+    fn write_txn_with(&self, durable: bool) -> Result<redb::WriteTransaction, StorageError> {
+        let mut txn = self.write_txn()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None).map_err(db_err)?;
+        }
         Ok(txn)
     }
 
@@ -548,6 +852,10 @@ impl DurableStore {
                     })
                 }
             }
+            // Clear the clean-shutdown marker before anything else is
+            // written (this commit is durable): from here until a clean
+            // close, a crash leaves the marker unset.
+            put_meta(&mut meta, META_CLEAN, &[0])?;
             // Create every table so readers never meet a missing one.
             txn.open_table(BLOCKS).map_err(db_err)?;
             txn.open_table(HASHES).map_err(db_err)?;
@@ -635,25 +943,30 @@ impl DurableStore {
             }
         }
         let tip = *self.tip.read();
-        let (keep_from, keep_to, last) = if tip.latest == 0 {
-            (1, 0, None)
+        let last = if tip.latest == 0 {
+            None
         } else {
-            let last = self.location(tip.latest)?;
-            let first = self.location(tip.oldest)?;
-            (first.segment, last.segment, Some(last))
+            Some(self.location(tip.latest)?)
+        };
+        let keep_from = if tip.latest == 0 {
+            0
+        } else {
+            self.location(tip.oldest)?.segment
         };
         let mut segments = BTreeMap::new();
         for base in bases {
             let path = self.segment_path(base);
-            if base < keep_from || base > keep_to {
+            if base < keep_from {
                 // Below the oldest block: left over from an interrupted
-                // prune. Above the last indexed frame: unacknowledged tail.
+                // prune (whose index commit was durable).
                 self.vfs
                     .remove_file(&path)
                     .map_err(self.io("remove", &path))?;
                 dir_changed = true;
                 continue;
             }
+            // A segment's name becomes durable only after its header was
+            // synced, so every segment header must verify.
             let file = self
                 .vfs
                 .open(&path, OpenMode::Existing)
@@ -675,30 +988,285 @@ impl DurableStore {
                 .sync_dir(&log_dir)
                 .map_err(self.io("sync dir", &log_dir))?;
         }
-        if let Some(last) = last {
-            let Some(file) = segments.get(&last.segment).cloned() else {
-                return Err(StorageError::corrupt(
-                    self.segment_path(last.segment).display().to_string(),
-                    "segment holding the latest block is missing",
-                ));
+        *self.segments.write() = segments.clone();
+
+        // Where the durable prefix ends: after the frame of the applied
+        // height, which must verify first.
+        let mut end: Option<(u64, u64)> = match last {
+            Some(last) => {
+                if !segments.contains_key(&last.segment) {
+                    return Err(StorageError::corrupt(
+                        self.segment_path(last.segment).display().to_string(),
+                        "segment holding the latest block is missing",
+                    ));
+                }
+                self.read_block(tip.latest)?;
+                Some((
+                    last.segment,
+                    last.offset.saturating_add(u64::from(last.frame_len)),
+                ))
+            }
+            None => None,
+        };
+
+        // Replay the frames after it that continue the chain.
+        let mut replay = Replay {
+            expected: tip.latest.saturating_add(1),
+            parent: tip.latest_hash,
+            state_latest: tip.state_latest,
+            txn: None,
+            synced: Vec::new(),
+        };
+        let mut pos = match end {
+            Some(e) => Some(e),
+            // No block yet: the first frame opens the segment of height 1.
+            None => segments.contains_key(&1).then_some((1, SEGMENT_HEADER_LEN)),
+        };
+        // Where the scan stopped short of the end of the log, if it did: the
+        // start of a frame that failed its checks.
+        let mut stop: Option<(u64, u64)> = None;
+        while let Some((base, offset)) = pos {
+            let Some(file) = segments.get(&base).cloned() else {
+                break;
             };
-            *self.segments.write() = segments.clone();
-            // Must verify before truncating anything after it.
-            self.read_block(tip.latest)?;
-            let end = last.offset.saturating_add(u64::from(last.frame_len));
-            let path = self.segment_path(last.segment);
+            let path = self.segment_path(base);
             let len = file.len().map_err(self.io("stat", &path))?;
-            if len > end {
-                file.set_len(end).map_err(self.io("truncate", &path))?;
+            if offset >= len {
+                // The segment ends here: continue in the next one if it
+                // starts at the next height.
+                let next = segments.range(base + 1..).next().map(|(b, _)| *b);
+                pos = next
+                    .filter(|n| *n == replay.expected)
+                    .map(|n| (n, SEGMENT_HEADER_LEN));
+                continue;
+            }
+            let Some(frame) = self.frame_at(file.as_ref(), &path, offset, len)? else {
+                stop = Some((base, offset));
+                break;
+            };
+            let frame_len = frame.len() as u64;
+            self.replay_frame(&mut replay, base, offset, &frame)?;
+            if replay.synced.last() != Some(&base) {
+                replay.synced.push(base);
+            }
+            end = Some((base, offset + frame_len));
+            pos = Some((base, offset + frame_len));
+        }
+
+        // Everything after `end` is the torn tail of an unacknowledged
+        // append — unless a valid frame follows, which is corruption.
+        let search_from = match stop {
+            Some((base, offset)) => (base, offset + 1),
+            None => match end {
+                Some((base, offset)) => (base, offset),
+                None => (0, 0),
+            },
+        };
+        for (base, file) in segments.range(search_from.0..) {
+            let from = if *base == search_from.0 {
+                search_from.1.max(SEGMENT_HEADER_LEN)
+            } else {
+                SEGMENT_HEADER_LEN
+            };
+            let path = self.segment_path(*base);
+            if let Some(at) = self.find_valid_frame(file.as_ref(), &path, from)? {
+                let (b, o) = stop.unwrap_or((*base, at));
+                return Err(StorageError::corrupt(
+                    format!("{} @ {o}", self.segment_path(b).display()),
+                    format!(
+                        "damaged or missing frame for height {} followed by a valid frame at {} @ {at}",
+                        replay.expected,
+                        path.display()
+                    ),
+                ));
+            }
+        }
+
+        // The replayed frames may have been written by a handle whose
+        // sync failed: make them durable before the index names them.
+        for base in &replay.synced {
+            if let Some(file) = segments.get(base) {
+                let path = self.segment_path(*base);
                 file.sync_data().map_err(self.io("sync", &path))?;
             }
-            self.writer.lock().active = Some((last.segment, file, end));
-            if self.config.verify_log_on_open {
-                for h in tip.oldest..=tip.latest {
-                    self.read_block(h)?;
+        }
+        // Cut the tail: truncate the segment of the last frame after it,
+        // delete the later segments (they hold no valid frame).
+        let mut removed = false;
+        for (base, file) in &segments {
+            let path = self.segment_path(*base);
+            match end {
+                Some((b, offset)) if *base == b => {
+                    let len = file.len().map_err(self.io("stat", &path))?;
+                    if len > offset {
+                        file.set_len(offset).map_err(self.io("truncate", &path))?;
+                        file.sync_data().map_err(self.io("sync", &path))?;
+                    }
+                }
+                Some((b, _)) if *base < b => {}
+                _ => {
+                    self.vfs
+                        .remove_file(&path)
+                        .map_err(self.io("remove", &path))?;
+                    removed = true;
                 }
             }
         }
+        if removed || !replay.synced.is_empty() {
+            self.segments
+                .write()
+                .retain(|b, _| end.is_some_and(|(e, _)| *b <= e));
+            self.vfs
+                .sync_dir(&log_dir)
+                .map_err(self.io("sync dir", &log_dir))?;
+        }
+        // One durable commit records the replayed blocks.
+        if let Some(txn) = replay.txn.take() {
+            let latest = replay.expected - 1;
+            {
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                put_meta(&mut meta, META_APPLIED, &latest.to_le_bytes())?;
+                put_meta(&mut meta, META_STATE_LATEST, &latest.to_le_bytes())?;
+            }
+            txn.commit().map_err(db_err)?;
+            let mut t = self.tip.write();
+            if t.latest == 0 {
+                t.oldest = t.oldest.max(1);
+            }
+            t.latest = latest;
+            t.latest_hash = replay.parent;
+            t.state_latest = Some(latest);
+        }
+        if let Some((base, offset)) = end {
+            let file = self.segments.read().get(&base).cloned().ok_or_else(|| {
+                StorageError::corrupt(
+                    self.segment_path(base).display().to_string(),
+                    "segment holding the latest block is missing",
+                )
+            })?;
+            self.writer.lock().active = Some((base, file, offset));
+        }
+        let tip = *self.tip.read();
+        if self.config.verify_log_on_open && tip.latest > 0 {
+            for h in tip.oldest..=tip.latest {
+                self.check_frame(h)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole frame at `offset` of a segment of length `len`, if a
+    /// complete frame whose header and checksums verify starts there;
+    /// `None` if not (a torn or damaged frame). The length is checked
+    /// against the file before anything is allocated.
+    fn frame_at(
+        &self,
+        file: &dyn VfsFile,
+        path: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let left = len.saturating_sub(offset);
+        if left < FRAME_HEADER_LEN as u64 {
+            return Ok(None);
+        }
+        let mut header = [0u8; FRAME_HEADER_LEN];
+        file.read_at(offset, &mut header)
+            .map_err(self.io("read", path))?;
+        let Ok(fh) = parse_frame_header(&header) else {
+            return Ok(None);
+        };
+        if fh.frame_len() as u64 > left {
+            return Ok(None);
+        }
+        let mut frame = vec![0u8; fh.frame_len()];
+        file.read_at(offset, &mut frame)
+            .map_err(self.io("read", path))?;
+        Ok(split_frame(&frame).is_ok().then_some(frame))
+    }
+
+    /// The offset of the first checksum-valid frame starting at or after
+    /// `from` in a segment, if any.
+    fn find_valid_frame(
+        &self,
+        file: &dyn VfsFile,
+        path: &Path,
+        from: u64,
+    ) -> Result<Option<u64>, StorageError> {
+        let len = file.len().map_err(self.io("stat", path))?;
+        if from >= len {
+            return Ok(None);
+        }
+        let mut rest = vec![0u8; usize::try_from(len - from).unwrap_or(usize::MAX)];
+        file.read_at(from, &mut rest)
+            .map_err(self.io("read", path))?;
+        let mut i = 0;
+        while let Some(at) = rest
+            .get(i..)
+            .and_then(|r| r.windows(4).position(|w| w == FRAME_MAGIC))
+        {
+            let start = i + at;
+            let tail = rest.get(start..).unwrap_or_default();
+            if let Ok(fh) = parse_frame_header(tail) {
+                if let Some(frame) = tail.get(..fh.frame_len()) {
+                    if split_frame(frame).is_ok() {
+                        return Ok(Some(from + start as u64));
+                    }
+                }
+            }
+            i = start + 1;
+        }
+        Ok(None)
+    }
+
+    /// Re-applies one checksum-valid frame found after the durable prefix
+    /// to the replay transaction; corruption if it does not continue the
+    /// chain.
+    fn replay_frame(
+        &self,
+        replay: &mut Replay,
+        base: u64,
+        offset: u64,
+        frame: &[u8],
+    ) -> Result<(), StorageError> {
+        let here = || format!("{} @ {offset}", self.segment_path(base).display());
+        let bad = |r: String| StorageError::corrupt(here(), r);
+        let (block_bytes, cert_bytes, state_bytes) =
+            split_frame(frame).map_err(|r| bad(r.to_string()))?;
+        let block = Block::decode(block_bytes, MAX_BLOCK_ENCODED_LEN)
+            .map_err(|e| bad(format!("block does not decode: {e}")))?;
+        let certificate = CommitCertificate::decode(cert_bytes)
+            .map_err(|e| bad(format!("certificate does not decode: {e}")))?;
+        let batch =
+            decode_state_batch(state_bytes).map_err(|e| bad(format!("state batch: {e}")))?;
+        let height = replay.expected;
+        check_append(
+            self.chain_id.as_str(),
+            height - 1,
+            replay.parent,
+            replay.state_latest,
+            &block,
+            &certificate,
+            &batch,
+        )
+        .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
+        let rows = prepare_rows(&batch).map_err(|e| bad(format!("state batch: {e}")))?;
+        let hash = block.hash();
+        let loc = Location {
+            segment: base,
+            offset,
+            frame_len: u32::try_from(frame.len()).map_err(|_| bad("frame too long".into()))?,
+            hash,
+        };
+        if replay.txn.is_none() {
+            replay.txn = Some(self.write_txn()?);
+        }
+        if let Some(txn) = &replay.txn {
+            self.write_index(txn, height, &loc, &rows)?;
+        }
+        replay.expected = height + 1;
+        replay.parent = hash;
+        replay.state_latest = Some(height);
         Ok(())
     }
 
@@ -724,8 +1292,67 @@ impl DurableStore {
         Ok(())
     }
 
-    /// Reads and checks the frame of `height` (which must be indexed).
+    /// Reads and checks the block part of the frame of `height` (which must
+    /// be indexed): its checksum, decoding, and the hash in the index. The
+    /// state batch in the frame is not read.
     fn read_block(&self, height: u64) -> Result<StoredBlock, StorageError> {
+        let (loc, file, path) = self.frame_file(height)?;
+        let here = || format!("{} @ {}", path.display(), loc.offset);
+        let read =
+            |offset: u64, buf: &mut [u8]| read_indexed(file.as_ref(), &path, &here, offset, buf);
+        let mut head = [0u8; FRAME_HEAD_LEN];
+        read(loc.offset, &mut head)?;
+        let fh = parse_frame_header(&head).map_err(|r| StorageError::corrupt(here(), r))?;
+        if fh.height != height || fh.frame_len() != loc.frame_len as usize {
+            return Err(StorageError::corrupt(
+                here(),
+                "frame header does not match its index entry",
+            ));
+        }
+        let part_len = block_part_len(&head, &fh).map_err(|r| StorageError::corrupt(here(), r))?;
+        let mut part = vec![0u8; part_len];
+        read(loc.offset, &mut part)?;
+        let (block_bytes, cert_bytes) =
+            split_block_part(&part).map_err(|r| StorageError::corrupt(here(), r))?;
+        decode_stored(height, &loc, block_bytes, cert_bytes)
+            .map_err(|r| StorageError::corrupt(here(), r))
+    }
+
+    /// Reads the whole frame of `height` (which must be indexed) and checks
+    /// both its checksums, the state batch's decoding and the block part
+    /// as [`read_block`](Self::read_block) does.
+    fn check_frame(&self, height: u64) -> Result<StoredBlock, StorageError> {
+        let (loc, file, path) = self.frame_file(height)?;
+        let here = || format!("{} @ {}", path.display(), loc.offset);
+        let mut frame = vec![0u8; loc.frame_len as usize];
+        read_indexed(file.as_ref(), &path, &here, loc.offset, &mut frame)?;
+        let fh = parse_frame_header(&frame).map_err(|r| StorageError::corrupt(here(), r))?;
+        if fh.height != height || fh.frame_len() != frame.len() {
+            return Err(StorageError::corrupt(
+                here(),
+                "frame header does not match its index entry",
+            ));
+        }
+        let (block_bytes, cert_bytes, state_bytes) =
+            split_frame(&frame).map_err(|r| StorageError::corrupt(here(), r))?;
+        let batch = decode_state_batch(state_bytes)
+            .map_err(|e| StorageError::corrupt(here(), format!("state batch: {e}")))?;
+        if batch.version != height {
+            return Err(StorageError::corrupt(
+                here(),
+                "state batch of another version",
+            ));
+        }
+        decode_stored(height, &loc, block_bytes, cert_bytes)
+            .map_err(|r| StorageError::corrupt(here(), r))
+    }
+
+    /// The index entry of `height`, the open segment holding its frame and
+    /// that segment's path; the frame length is range-checked.
+    fn frame_file(
+        &self,
+        height: u64,
+    ) -> Result<(Location, Arc<dyn VfsFile>, PathBuf), StorageError> {
         let loc = self.location(height)?;
         let path = self.segment_path(loc.segment);
         let here = || format!("{} @ {}", path.display(), loc.offset);
@@ -736,50 +1363,13 @@ impl DurableStore {
             .cloned()
             .ok_or_else(|| StorageError::corrupt(here(), "indexed segment is missing"))?;
         let frame_len = usize::try_from(loc.frame_len).unwrap_or(usize::MAX);
-        if !(FRAME_HEADER_LEN + 8..=MAX_FRAME_PAYLOAD + FRAME_HEADER_LEN + 4).contains(&frame_len) {
+        if !(FRAME_HEAD_LEN + 8..=MAX_FRAME_PAYLOAD + FRAME_HEADER_LEN + 4).contains(&frame_len) {
             return Err(StorageError::corrupt(
                 here(),
                 "indexed frame length out of range",
             ));
         }
-        let read = |offset: u64, buf: &mut [u8]| {
-            file.read_at(offset, buf).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    StorageError::corrupt(here(), "indexed frame extends past the segment end")
-                } else {
-                    StorageError::io("read", &path, e)
-                }
-            })
-        };
-        let mut header = [0u8; FRAME_HEADER_LEN];
-        read(loc.offset, &mut header)?;
-        let fh = parse_frame_header(&header).map_err(|r| StorageError::corrupt(here(), r))?;
-        if fh.height != height || fh.frame_len() != frame_len {
-            return Err(StorageError::corrupt(
-                here(),
-                "frame header does not match its index entry",
-            ));
-        }
-        let mut frame = vec![0u8; frame_len];
-        read(loc.offset, &mut frame)?;
-        let (block_bytes, cert_bytes) =
-            split_frame(&frame).map_err(|r| StorageError::corrupt(here(), r))?;
-        let block = Block::decode(block_bytes, MAX_BLOCK_ENCODED_LEN)
-            .map_err(|e| StorageError::corrupt(here(), format!("block does not decode: {e}")))?;
-        if block.hash() != loc.hash || block.header.height.get() != height {
-            return Err(StorageError::corrupt(
-                here(),
-                "block hash differs from the index",
-            ));
-        }
-        let certificate: CommitCertificate = if cert_bytes.len() > MAX_CERT_LEN {
-            return Err(StorageError::corrupt(here(), "certificate too long"));
-        } else {
-            CommitCertificate::decode(cert_bytes).map_err(|e| {
-                StorageError::corrupt(here(), format!("certificate does not decode: {e}"))
-            })?
-        };
-        Ok(StoredBlock { block, certificate })
+        Ok((loc, file, path))
     }
 
     fn check_poison(&self) -> Result<(), StorageError> {
@@ -817,8 +1407,9 @@ impl DurableStore {
         &self.dir
     }
 
-    /// Reads every stored block and checks it (frame checksum, decoding,
-    /// hash against the index, parent links). Returns the number checked,
+    /// Reads every stored frame and checks it (both frame checksums, the
+    /// decoding of block, certificate and state batch, the hash against
+    /// the index, parent links). Returns the number checked,
     /// or the first corruption found.
     pub fn verify(&self) -> Result<u64, StorageError> {
         let tip = *self.tip.read();
@@ -827,7 +1418,7 @@ impl DurableStore {
         }
         let mut parent: Option<Hash> = None;
         for h in tip.oldest..=tip.latest {
-            let b = self.read_block(h)?;
+            let b = self.check_frame(h)?;
             if let Some(p) = parent {
                 if b.block.header.parent_hash != p {
                     return Err(StorageError::corrupt(
@@ -894,91 +1485,60 @@ impl DurableStore {
         })
     }
 
-    fn write_batch(
+    /// Writes prepared state rows into `txn`, and stages the version's
+    /// nodes as the recent ones (used once the state tip reaches it).
+    fn write_rows(
         &self,
         txn: &redb::WriteTransaction,
-        batch: &TreeUpdateBatch,
+        rows: &IndexRows,
     ) -> Result<(), StorageError> {
-        // Staged now, used once the state tip reaches `batch.version`.
-        let recent = RecentNodes {
-            version: batch.version,
-            nodes: batch
-                .nodes
-                .iter()
-                .filter(|(k, _)| k.version == batch.version)
-                .map(|(k, n)| (k.path, n.clone()))
-                .collect(),
-        };
-        *self.recent.write() = Some(Arc::new(recent));
-        // Inserted in key order: a version's nodes are adjacent in the
-        // table (the key starts with the version, big-endian), so a commit
-        // appends to the right edge of the B-tree instead of dirtying a
-        // random leaf page per node.
-        let mut rows: Vec<(Vec<u8>, &Node)> =
-            batch.nodes.iter().map(|(k, n)| (node_key(k), n)).collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        *self.recent.write() = Some(Arc::new(RecentNodes {
+            version: rows.recent.version,
+            nodes: rows.recent.nodes.clone(),
+        }));
         let mut nodes = txn.open_table(NODES).map_err(db_err)?;
-        let mut buf = Vec::with_capacity(MAX_NODE_LEN + 4);
-        for (k, node) in &rows {
-            buf.clear();
-            node.encode_to(&mut buf);
-            let v = seal(k, &buf);
+        for (k, v) in &rows.nodes {
             if nodes
                 .insert(k.as_slice(), v.as_slice())
                 .map_err(db_err)?
                 .is_some()
             {
-                return Err(StorageError::InvalidBatch {
-                    reason: "batch rewrites an existing node",
-                });
+                return Err(StorageError::corrupt(
+                    "index smt_nodes",
+                    "a new state version's node is already in the index",
+                ));
             }
         }
-        let mut rows: Vec<([u8; 40], &Option<Vec<u8>>)> = batch
-            .values
-            .iter()
-            .map(|(kh, version, value)| (value_key(kh, *version), value))
-            .collect();
-        rows.sort_unstable_by_key(|a| a.0);
         let mut values = txn.open_table(VALUES).map_err(db_err)?;
-        for (k, value) in &rows {
-            buf.clear();
-            match value {
-                Some(bytes) => {
-                    buf.push(1);
-                    buf.extend_from_slice(bytes);
-                }
-                None => buf.push(0),
-            }
-            values
-                .insert(k.as_slice(), seal(k, &buf).as_slice())
-                .map_err(db_err)?;
+        for (k, v) in &rows.values {
+            values.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
         }
-        if !batch.stale_nodes.is_empty() || !batch.stale_values.is_empty() {
-            let k = batch.version.to_be_bytes();
-            let v = encode_stale_row(batch).ok_or(StorageError::InvalidBatch {
-                reason: "stale index too large",
-            })?;
+        if let Some(v) = &rows.stale {
+            let k = rows.version.to_be_bytes();
             let mut stale = txn.open_table(STALE).map_err(db_err)?;
             if stale
-                .insert(&k[..], seal(&k, &v).as_slice())
+                .insert(&k[..], v.as_slice())
                 .map_err(db_err)?
                 .is_some()
             {
-                return Err(StorageError::InvalidBatch {
-                    reason: "batch rewrites the stale index of an existing version",
-                });
+                return Err(StorageError::corrupt(
+                    "index smt_stale",
+                    "a new state version's stale row is already in the index",
+                ));
             }
         }
         Ok(())
     }
 
-    fn commit_append(
+    /// Writes the index records of the block at `height` (location, hash)
+    /// and its state rows into `txn`.
+    fn write_index(
         &self,
+        txn: &redb::WriteTransaction,
         height: u64,
         loc: &Location,
-        batch: &TreeUpdateBatch,
+        rows: &IndexRows,
     ) -> Result<(), StorageError> {
-        let txn = self.write_txn()?;
         {
             let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
             blocks
@@ -989,12 +1549,60 @@ impl DurableStore {
             hashes
                 .insert(&k[..], seal(k, &height.to_le_bytes()).as_slice())
                 .map_err(db_err)?;
-            self.write_batch(&txn, batch)?;
+        }
+        self.write_rows(txn, rows)
+    }
+
+    /// The index commit of an append: durable if `durable` (a checkpoint),
+    /// else only visible.
+    fn commit_append(
+        &self,
+        height: u64,
+        loc: &Location,
+        rows: &IndexRows,
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        let txn = self.write_txn_with(durable)?;
+        self.write_index(&txn, height, loc, rows)?;
+        {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             put_meta(&mut meta, META_APPLIED, &height.to_le_bytes())?;
             put_meta(&mut meta, META_STATE_LATEST, &height.to_le_bytes())?;
         }
         txn.commit().map_err(db_err)
+    }
+
+    /// The clean close: one durable commit that makes the index durable
+    /// and sets the clean-shutdown marker. Runs once, and only on a handle
+    /// whose open succeeded and that is not poisoned.
+    fn shutdown(&self) -> Result<(), StorageError> {
+        let mut w = self.writer.lock();
+        if !self.open.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.check_poison()?;
+        *self.reader.write() = None;
+        let r = (|| {
+            let txn = self.write_txn()?;
+            {
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                put_meta(&mut meta, META_CLEAN, &[1])?;
+            }
+            txn.commit().map_err(db_err)
+        })();
+        self.poisoning(r)?;
+        w.since_checkpoint = 0;
+        w.bytes_since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Closes the store cleanly: makes the index durable and records the
+    /// clean shutdown, so the next open skips the index integrity check.
+    /// Dropping a handle does the same but cannot report a failure; after
+    /// a failure (or on a poisoned handle) the next open treats the
+    /// shutdown as a crash.
+    pub fn close(self) -> Result<(), StorageError> {
+        self.shutdown()
     }
 
     fn read_txn(&self) -> Result<redb::ReadTransaction, StorageError> {
@@ -1022,19 +1630,39 @@ impl BlockStore for DurableStore {
             &state,
         )?;
         let height = block.header.height.get();
+        // Everything that can refuse the batch runs before the frame is
+        // written: once the frame is durable, the block is committed.
+        let rows = prepare_rows(&state)?;
         let block_bytes = block.to_bytes();
         let cert_bytes = certificate.to_bytes();
-        let frame =
-            encode_frame(height, &block_bytes, &cert_bytes).ok_or(StorageError::TooLarge {
-                len: 4 + block_bytes.len() + cert_bytes.len(),
+        let state_bytes = encode_state_batch(&state).ok_or(StorageError::TooLarge {
+            len: usize::MAX,
+            max: MAX_STATE_LEN,
+        })?;
+        let frame = encode_frame(height, &block_bytes, &cert_bytes, &state_bytes).ok_or(
+            StorageError::TooLarge {
+                len: 12 + block_bytes.len() + cert_bytes.len() + state_bytes.len(),
                 max: MAX_FRAME_PAYLOAD,
-            })?;
+            },
+        )?;
+        let frame_len = frame.len() as u64;
         let hash = block.hash();
+        // (1) The frame, synced: the durability point.
         let mut loc = self.poisoning(self.append_frame(&mut w, height, &frame))?;
         loc.hash = hash;
-        self.poisoning(self.commit_append(height, &loc, &state))?;
+        // (2) The index, durably every `checkpoint_interval` appends.
+        let durable = w.since_checkpoint.saturating_add(1) >= self.config.checkpoint_interval
+            || w.bytes_since_checkpoint.saturating_add(frame_len) >= self.config.checkpoint_bytes;
+        self.poisoning(self.commit_append(height, &loc, &rows, durable))?;
+        if durable {
+            w.since_checkpoint = 0;
+            w.bytes_since_checkpoint = 0;
+        } else {
+            w.since_checkpoint += 1;
+            w.bytes_since_checkpoint = w.bytes_since_checkpoint.saturating_add(frame_len);
+        }
         if let Some((_, _, end)) = w.active.as_mut() {
-            *end = loc.offset.saturating_add(frame.len() as u64);
+            *end = loc.offset.saturating_add(frame_len);
         }
         let mut t = self.tip.write();
         if t.latest == 0 {
@@ -1101,7 +1729,7 @@ impl BlockStore for DurableStore {
     }
 
     fn prune_blocks_below(&self, height: Height) -> Result<(), StorageError> {
-        let w = self.writer.lock();
+        let mut w = self.writer.lock();
         self.check_poison()?;
         let tip = *self.tip.read();
         let below = height.get().min(tip.latest);
@@ -1123,7 +1751,12 @@ impl BlockStore for DurableStore {
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 put_meta(&mut meta, META_OLDEST, &below.to_le_bytes())?;
             }
+            // Durable (like every commit but an append's): it also makes
+            // every earlier append's index durable, before any segment the
+            // older index names is deleted.
             txn.commit().map_err(db_err)?;
+            w.since_checkpoint = 0;
+            w.bytes_since_checkpoint = 0;
             self.tip.write().oldest = below;
             // Delete segments holding only pruned heights: those followed
             // by a segment whose base is <= the new oldest height.
@@ -1244,9 +1877,10 @@ impl StateStore for DurableStore {
         self.check_poison()?;
         let tip = *self.tip.read();
         check_genesis(tip.latest, tip.state_latest, &batch)?;
+        let rows = prepare_rows(&batch)?;
         let r = (|| {
             let txn = self.write_txn()?;
-            self.write_batch(&txn, &batch)?;
+            self.write_rows(&txn, &rows)?;
             {
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 put_meta(&mut meta, META_STATE_LATEST, &batch.version.to_le_bytes())?;

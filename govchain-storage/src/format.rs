@@ -1,6 +1,7 @@
 //! The on-disk formats of the durable store: manifest, segment header,
-//! block frame and index records. All integers are little-endian unless
-//! said otherwise; every record carries a CRC-32C (Castagnoli).
+//! block frame (with the state batch it commits, [`encode_state_batch`])
+//! and index records. All integers are little-endian unless said
+//! otherwise; every record carries a CRC-32C (Castagnoli).
 //!
 //! # Why CRC-32C and not a truncated BLAKE3
 //! The checksums here guard against *accidents* — torn writes, media bit
@@ -15,8 +16,11 @@
 //! block.
 
 use govchain_core::block::MAX_BLOCK_ENCODED_LEN;
+use govchain_core::codec::{Decode, DecodeError, Encode, Reader};
 use govchain_core::hash::Hash;
-use govchain_core::smt::{KeyHash, NodeKey, TreeUpdateBatch, Version};
+use govchain_core::smt::{
+    KeyHash, Node, NodeKey, StaleNodeIndex, StaleValueIndex, TreeUpdateBatch, Version,
+};
 
 /// The store format version this build writes and reads.
 ///
@@ -24,7 +28,13 @@ use govchain_core::smt::{KeyHash, NodeKey, TreeUpdateBatch, Version};
 /// - 2: SMT nodes stored as 16-slot pages with inline leaves
 ///   ([`govchain_core::smt::InternalNode`]); one stale-index row per version
 ///   (`smt_stale`). Stores in format 1 are refused.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: the block log is a write-ahead log: each frame (frame version 2)
+///   carries the block, its certificate *and* the state batch, so the
+///   frame sync alone makes an append durable and the index is rebuilt
+///   from the log after a crash; the index records a clean shutdown
+///   (`meta["clean_shutdown"]`). Stores in formats 1 and 2 are refused
+///   with [`StorageError::UnsupportedFormat`](crate::StorageError::UnsupportedFormat).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Magic bytes opening the `MANIFEST` file.
 pub const MANIFEST_MAGIC: [u8; 16] = *b"GOVCHAIN-STORE\r\n";
@@ -38,11 +48,15 @@ pub const SEGMENT_HEADER_LEN: u64 = 32;
 /// Magic bytes opening every block frame.
 pub const FRAME_MAGIC: [u8; 4] = *b"GCBF";
 
-/// The frame format version.
-pub const FRAME_VERSION: u8 = 1;
+/// The frame format version (1 in store formats 1 and 2).
+pub const FRAME_VERSION: u8 = 2;
 
 /// Bytes before a frame's payload.
 pub const FRAME_HEADER_LEN: usize = 20;
+
+/// Bytes of a frame up to the block: the header, then the block and
+/// certificate lengths.
+pub const FRAME_HEAD_LEN: usize = FRAME_HEADER_LEN + 8;
 
 /// Bytes after a frame's payload (the CRC).
 pub const FRAME_TRAILER_LEN: usize = 4;
@@ -50,9 +64,16 @@ pub const FRAME_TRAILER_LEN: usize = 4;
 /// Largest commit certificate accepted in a frame.
 pub const MAX_CERT_LEN: usize = 1024 * 1024;
 
-/// Largest frame payload: a maximal block, a maximal certificate and the
-/// 4-byte block length. Checked before anything is allocated.
-pub const MAX_FRAME_PAYLOAD: usize = 4 + MAX_BLOCK_ENCODED_LEN + MAX_CERT_LEN;
+/// Largest encoded state batch accepted in a frame ([`encode_state_batch`]).
+pub const MAX_STATE_LEN: usize = 512 * 1024 * 1024;
+
+/// Largest value stored under one state key in a state batch.
+pub const MAX_STATE_VALUE_LEN: usize = 64 * 1024 * 1024;
+
+/// Largest frame payload: the two lengths, a maximal block, a maximal
+/// certificate, the block-part CRC and a maximal state batch. Checked
+/// before anything is allocated.
+pub const MAX_FRAME_PAYLOAD: usize = 8 + MAX_BLOCK_ENCODED_LEN + MAX_CERT_LEN + 4 + MAX_STATE_LEN;
 
 /// Length of an index location record.
 pub const LOCATION_LEN: usize = 56;
@@ -173,22 +194,40 @@ pub(crate) fn check_segment_header(h: &[u8], base: u64) -> Result<(), &'static s
     Ok(())
 }
 
-/// Encodes one block frame from the canonical encodings of a block and its
-/// certificate; `None` if they exceed [`MAX_FRAME_PAYLOAD`]. Layout:
+/// Encodes one block frame from the canonical encodings of a block, its
+/// certificate and the state batch it commits ([`encode_state_batch`]);
+/// `None` if they exceed [`MAX_FRAME_PAYLOAD`] or a per-part limit.
+/// Layout (`B`, `C`, `S`: block, certificate and state lengths):
 ///
 /// ```text
-/// offset  size  field
-/// 0       4     magic "GCBF"
-/// 4       1     frame version (1)
-/// 5       3     reserved, zero
-/// 8       4     payload length L (u32), at most MAX_FRAME_PAYLOAD
-/// 12      8     height (u64)
-/// 20      L     payload: block length (u32) | block | certificate
-/// 20+L    4     CRC-32C of bytes 0 .. 20+L
+/// offset    size  field
+/// 0         4     magic "GCBF"
+/// 4         1     frame version (2)
+/// 5         3     reserved, zero
+/// 8         4     payload length L = 12 + B + C + S (u32), at most MAX_FRAME_PAYLOAD
+/// 12        8     height (u64)
+/// 20        4     block length B (u32)
+/// 24        4     certificate length C (u32)
+/// 28        B     block
+/// 28+B      C     certificate
+/// 28+B+C    4     CRC-32C of bytes 0 .. 28+B+C (the *block part*)
+/// 32+B+C    S     state batch
+/// 20+L      4     CRC-32C of bytes 0 .. 20+L (the whole frame)
 /// ```
-pub fn encode_frame(height: u64, block: &[u8], cert: &[u8]) -> Option<Vec<u8>> {
-    let payload_len = 4 + block.len() + cert.len();
-    if payload_len > MAX_FRAME_PAYLOAD || cert.len() > MAX_CERT_LEN {
+///
+/// The block part has its own checksum so that a read by height reads and
+/// checks only the block and certificate, not the state batch (which only
+/// recovery needs); recovery and [`verify`](crate::DurableStore::verify)
+/// check the whole-frame checksum.
+pub fn encode_frame(height: u64, block: &[u8], cert: &[u8], state: &[u8]) -> Option<Vec<u8>> {
+    if block.len() > MAX_BLOCK_ENCODED_LEN
+        || cert.len() > MAX_CERT_LEN
+        || state.len() > MAX_STATE_LEN
+    {
+        return None;
+    }
+    let payload_len = 12 + block.len() + cert.len() + state.len();
+    if payload_len > MAX_FRAME_PAYLOAD {
         return None;
     }
     let mut out = Vec::with_capacity(FRAME_HEADER_LEN + payload_len + FRAME_TRAILER_LEN);
@@ -198,8 +237,12 @@ pub fn encode_frame(height: u64, block: &[u8], cert: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(&u32::try_from(payload_len).ok()?.to_le_bytes());
     out.extend_from_slice(&height.to_le_bytes());
     out.extend_from_slice(&u32::try_from(block.len()).ok()?.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(cert.len()).ok()?.to_le_bytes());
     out.extend_from_slice(block);
     out.extend_from_slice(cert);
+    let c = crc(&[&out]);
+    out.extend_from_slice(&c.to_le_bytes());
+    out.extend_from_slice(state);
     let c = crc(&[&out]);
     out.extend_from_slice(&c.to_le_bytes());
     Some(out)
@@ -231,7 +274,7 @@ pub(crate) fn parse_frame_header(h: &[u8]) -> Result<FrameHeader, &'static str> 
     }
     let len = u32_at(h, 8).ok_or("frame header truncated")?;
     let payload_len = usize::try_from(len).map_err(|_| "frame length overflow")?;
-    if !(4..=MAX_FRAME_PAYLOAD).contains(&payload_len) {
+    if !(12..=MAX_FRAME_PAYLOAD).contains(&payload_len) {
         return Err("frame length out of range");
     }
     let height = u64_at(h, 12).ok_or("frame header truncated")?;
@@ -241,21 +284,41 @@ pub(crate) fn parse_frame_header(h: &[u8]) -> Result<FrameHeader, &'static str> 
     })
 }
 
-/// Checks a whole frame's CRC and splits its payload into block and
-/// certificate bytes.
-pub(crate) fn split_frame(frame: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
-    let body_len = frame
-        .len()
-        .checked_sub(FRAME_TRAILER_LEN)
-        .ok_or("frame truncated")?;
-    let (body, tail) = frame.split_at(body_len);
-    if u32_at(tail, 0) != Some(crc(&[body])) {
-        return Err("frame checksum mismatch");
-    }
-    let payload = body.get(FRAME_HEADER_LEN..).ok_or("frame truncated")?;
-    let block_len = u32_at(payload, 0).ok_or("frame payload truncated")?;
+/// The length of the block part of a frame (header, lengths, block,
+/// certificate and the block-part CRC), from the first [`FRAME_HEAD_LEN`]
+/// bytes of a frame whose header `fh` was parsed; checked against the
+/// frame length and the per-part limits before anything is allocated.
+pub(crate) fn block_part_len(head: &[u8], fh: &FrameHeader) -> Result<usize, &'static str> {
+    let block_len = u32_at(head, 20).ok_or("frame header truncated")?;
+    let cert_len = u32_at(head, 24).ok_or("frame header truncated")?;
     let block_len = usize::try_from(block_len).map_err(|_| "block length overflow")?;
-    let rest = payload.get(4..).ok_or("frame payload truncated")?;
+    let cert_len = usize::try_from(cert_len).map_err(|_| "certificate length overflow")?;
+    if block_len > MAX_BLOCK_ENCODED_LEN {
+        return Err("block too long");
+    }
+    if cert_len > MAX_CERT_LEN {
+        return Err("certificate too long");
+    }
+    let part = FRAME_HEAD_LEN + block_len + cert_len + 4;
+    if part + FRAME_TRAILER_LEN > fh.frame_len() {
+        return Err("block and certificate lengths exceed the frame");
+    }
+    if fh.frame_len() - part - FRAME_TRAILER_LEN > MAX_STATE_LEN {
+        return Err("state batch too long");
+    }
+    Ok(part)
+}
+
+/// Checks the block-part CRC of `part` (the first [`block_part_len`] bytes
+/// of a frame) and splits it into block and certificate bytes.
+pub(crate) fn split_block_part(part: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
+    let body_len = part.len().checked_sub(4).ok_or("frame truncated")?;
+    let (body, tail) = part.split_at(body_len);
+    if u32_at(tail, 0) != Some(crc(&[body])) {
+        return Err("frame block checksum mismatch");
+    }
+    let block_len = u32_at(body, 20).ok_or("frame truncated")? as usize;
+    let rest = body.get(FRAME_HEAD_LEN..).ok_or("frame truncated")?;
     if block_len > rest.len() {
         return Err("block length exceeds the frame");
     }
@@ -264,6 +327,147 @@ pub(crate) fn split_frame(frame: &[u8]) -> Result<(&[u8], &[u8]), &'static str> 
         return Err("certificate too long");
     }
     Ok((block, cert))
+}
+
+/// The block, certificate and state batch bytes of a frame.
+pub(crate) type FrameParts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// Checks a whole frame (both CRCs and the part lengths) and splits it into
+/// block, certificate and state batch bytes.
+pub(crate) fn split_frame(frame: &[u8]) -> Result<FrameParts<'_>, &'static str> {
+    let fh = parse_frame_header(frame)?;
+    if fh.frame_len() != frame.len() {
+        return Err("frame length mismatch");
+    }
+    let body_len = frame
+        .len()
+        .checked_sub(FRAME_TRAILER_LEN)
+        .ok_or("frame truncated")?;
+    let (body, tail) = frame.split_at(body_len);
+    if u32_at(tail, 0) != Some(crc(&[body])) {
+        return Err("frame checksum mismatch");
+    }
+    let part = block_part_len(frame, &fh)?;
+    let (block, cert) = split_block_part(body.get(..part).ok_or("frame truncated")?)?;
+    let state = body.get(part..).ok_or("frame truncated")?;
+    Ok((block, cert, state))
+}
+
+/// Encodes a state batch for a frame, canonically:
+///
+/// ```text
+/// version u64
+/// node count u32,  then per node:  node key (NodeKey codec) | node (Node codec)
+/// value count u32, then per value: key hash 32 | version u64 | 0 (deleted)
+///                                  or 1 | length u32 | bytes
+/// stale node count u32,  then per entry: stale_since u64 | node key
+/// stale value count u32, then per entry: stale_since u64 | key hash 32 | version u64
+/// ```
+///
+/// (the `govchain-core` canonical codec: integers little-endian). `None` if
+/// it exceeds [`MAX_STATE_LEN`] or a value exceeds [`MAX_STATE_VALUE_LEN`].
+pub fn encode_state_batch(batch: &TreeUpdateBatch) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    batch.version.encode_to(&mut out);
+    encode_count(batch.nodes.len(), &mut out)?;
+    for (k, n) in &batch.nodes {
+        k.encode_to(&mut out);
+        n.encode_to(&mut out);
+    }
+    encode_count(batch.values.len(), &mut out)?;
+    for (kh, v, value) in &batch.values {
+        kh.encode_to(&mut out);
+        v.encode_to(&mut out);
+        match value {
+            None => out.push(0),
+            Some(bytes) => {
+                if bytes.len() > MAX_STATE_VALUE_LEN {
+                    return None;
+                }
+                out.push(1);
+                encode_count(bytes.len(), &mut out)?;
+                out.extend_from_slice(bytes);
+            }
+        }
+    }
+    encode_count(batch.stale_nodes.len(), &mut out)?;
+    for s in &batch.stale_nodes {
+        s.stale_since.encode_to(&mut out);
+        s.node_key.encode_to(&mut out);
+    }
+    encode_count(batch.stale_values.len(), &mut out)?;
+    for s in &batch.stale_values {
+        s.stale_since.encode_to(&mut out);
+        s.key_hash.encode_to(&mut out);
+        s.version.encode_to(&mut out);
+    }
+    (out.len() <= MAX_STATE_LEN).then_some(out)
+}
+
+fn encode_count(n: usize, out: &mut Vec<u8>) -> Option<()> {
+    out.extend_from_slice(&u32::try_from(n).ok()?.to_le_bytes());
+    Some(())
+}
+
+/// Decodes a state batch written by [`encode_state_batch`], refusing any
+/// non-canonical or oversized input. Every count is checked against the
+/// input left (at its smallest encoded item size) before anything is
+/// allocated.
+pub fn decode_state_batch(bytes: &[u8]) -> Result<TreeUpdateBatch, DecodeError> {
+    if bytes.len() > MAX_STATE_LEN {
+        return Err(DecodeError::InputTooLarge {
+            len: bytes.len(),
+            limit: MAX_STATE_LEN,
+        });
+    }
+    let r = &mut Reader::new(bytes);
+    let mut batch = TreeUpdateBatch::default();
+    batch.version = Version::decode_from(r)?;
+    // Smallest items: node key 10 + empty node 1; value 32 + 8 + 1; stale
+    // node 8 + 10; stale value 8 + 32 + 8.
+    let n = r.length("state batch nodes", MAX_STATE_LEN, 11)?;
+    batch.nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        batch
+            .nodes
+            .push((NodeKey::decode_from(r)?, Node::decode_from(r)?));
+    }
+    let n = r.length("state batch values", MAX_STATE_LEN, 41)?;
+    batch.values = Vec::with_capacity(n);
+    for _ in 0..n {
+        let kh = KeyHash::decode_from(r)?;
+        let v = Version::decode_from(r)?;
+        let value = match r.u8()? {
+            0 => None,
+            1 => Some(r.bytes("state value", MAX_STATE_VALUE_LEN)?.to_vec()),
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "state value",
+                    tag,
+                })
+            }
+        };
+        batch.values.push((kh, v, value));
+    }
+    let n = r.length("state batch stale nodes", MAX_STATE_LEN, 18)?;
+    batch.stale_nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        batch.stale_nodes.push(StaleNodeIndex {
+            stale_since: Version::decode_from(r)?,
+            node_key: NodeKey::decode_from(r)?,
+        });
+    }
+    let n = r.length("state batch stale values", MAX_STATE_LEN, 48)?;
+    batch.stale_values = Vec::with_capacity(n);
+    for _ in 0..n {
+        batch.stale_values.push(StaleValueIndex {
+            stale_since: Version::decode_from(r)?,
+            key_hash: KeyHash::decode_from(r)?,
+            version: Version::decode_from(r)?,
+        });
+    }
+    r.finish()?;
+    Ok(batch)
 }
 
 /// Where a block's frame lives, as the index records it.
@@ -412,11 +616,16 @@ mod tests {
 
     #[test]
     fn frame_round_trip_and_every_bit_flip_is_caught() {
-        let frame = encode_frame(7, b"block-bytes", b"cert").unwrap();
+        let frame = encode_frame(7, b"block-bytes", b"cert", b"state").unwrap();
         let h = parse_frame_header(&frame).unwrap();
         assert_eq!((h.height, h.frame_len()), (7, frame.len()));
         assert_eq!(
             split_frame(&frame).unwrap(),
+            (&b"block-bytes"[..], &b"cert"[..], &b"state"[..])
+        );
+        let part = block_part_len(&frame, &h).unwrap();
+        assert_eq!(
+            split_block_part(&frame[..part]).unwrap(),
             (&b"block-bytes"[..], &b"cert"[..])
         );
         for i in 0..frame.len() * 8 {
@@ -429,14 +638,63 @@ mod tests {
                 !header_ok || split_frame(&bad).is_err(),
                 "bit {i} undetected"
             );
+            // A read by height checks only the block part: every flip in
+            // it is caught there.
+            if i / 8 < part {
+                let caught = parse_frame_header(&bad)
+                    .and_then(|h| {
+                        let p = block_part_len(&bad, &h)?;
+                        if h.height != 7 || h.frame_len() != frame.len() || p > bad.len() {
+                            return Err("header changed");
+                        }
+                        split_block_part(&bad[..p]).map(|_| ())
+                    })
+                    .is_err();
+                assert!(caught, "bit {i} in the block part undetected by a read");
+            }
         }
     }
 
     #[test]
     fn oversized_length_is_refused_before_allocation() {
-        let mut frame = encode_frame(1, b"b", b"").unwrap();
+        let mut frame = encode_frame(1, b"b", b"", b"").unwrap();
         frame[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(parse_frame_header(&frame).is_err());
+        let mut frame = encode_frame(1, b"b", b"", b"").unwrap();
+        frame[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        let h = parse_frame_header(&frame).unwrap();
+        assert!(block_part_len(&frame, &h).is_err());
+    }
+
+    #[test]
+    fn state_batch_round_trip_and_refusals() {
+        use govchain_core::smt::{MemoryNodeStore, SparseMerkleTree};
+        let store = MemoryNodeStore::new();
+        let tree = SparseMerkleTree::new(&store);
+        let key = |i: u8| KeyHash::of(&[b'k', i]);
+        let v1: Vec<_> = (0..40).map(|i| (key(i), Some(vec![i; 5]))).collect();
+        let (_, b1) = tree.apply_batch(None, 1, &v1).unwrap();
+        store.write_batch(b1.clone()).unwrap();
+        let (_, b2) = tree
+            .apply_batch(Some(1), 2, &[(key(0), None), (key(1), Some(vec![]))])
+            .unwrap();
+        for b in [&b1, &b2, &TreeUpdateBatch::default()] {
+            let bytes = encode_state_batch(b).unwrap();
+            assert_eq!(&decode_state_batch(&bytes).unwrap(), b);
+            // Truncations and trailing bytes are refused.
+            for cut in [0, 1, bytes.len() / 2, bytes.len().saturating_sub(1)] {
+                if cut < bytes.len() {
+                    assert!(decode_state_batch(&bytes[..cut]).is_err());
+                }
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert!(decode_state_batch(&long).is_err());
+        }
+        // A huge count is refused before allocating.
+        let mut bytes = encode_state_batch(&TreeUpdateBatch::default()).unwrap();
+        bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_state_batch(&bytes).is_err());
     }
 
     #[test]

@@ -33,8 +33,13 @@ pub struct StoredBlock {
 ///   version) writes nothing and leaves the store usable. An I/O error
 ///   during a write *poisons* a durable handle: every later write returns
 ///   [`StorageError::Poisoned`] until the store is reopened, which recovers
-///   to the last acknowledged block. Reads of acknowledged blocks keep
+///   at least to the last acknowledged block. The block of the failed
+///   append itself may be there after the reopen — whole, never in part —
+///   if it had become durable before the failure (for [`DurableStore`],
+///   once its log frame was synced). Reads of acknowledged blocks keep
 ///   working on a poisoned handle.
+///
+/// [`DurableStore`]: crate::DurableStore
 /// - **Corruption** is reported as [`StorageError::Corruption`], never served
 ///   and never skipped.
 /// - **Pruning.** After `prune_blocks_below(h)`, heights below `h` return

@@ -10,8 +10,8 @@ use govchain_core::codec::Encode;
 use govchain_core::smt::{KeyHash, MemoryNodeStore, NodeKey, NodeStore, SparseMerkleTree};
 use govchain_core::types::{ChainId, Height};
 use govchain_storage::format::{
-    encode_frame, encode_manifest, encode_segment_header, encode_stale_row, node_key, seal,
-    value_key, FORMAT_VERSION,
+    encode_frame, encode_manifest, encode_segment_header, encode_stale_row, encode_state_batch,
+    node_key, seal, value_key, FORMAT_VERSION,
 };
 use govchain_storage::sim::SimDisk;
 use govchain_storage::{BlockStore, DurableStore, StateStore, StorageError};
@@ -31,10 +31,13 @@ fn build(seed: u64, blocks: u64) -> (SimDisk, Workload) {
     (disk, wl)
 }
 
-/// Flips random bits in the segments and the redb file. Opening and every
-/// read must then either return exactly the original data or a typed error
-/// — never different data, never a panic; a flip inside the log's written
-/// range is always caught by open, a read, or `verify`.
+/// Flips random bits in the segments and the redb file of a cleanly closed
+/// store. Opening (with the default configuration) and every read must
+/// then either return exactly the original data or a typed error — never
+/// different data, never a panic; a flip inside the log's written range is
+/// always caught by open, a read, or `verify`. The default runs redb's
+/// integrity check on every open, which is what catches index flips that
+/// no read would (see the `durable` module docs).
 #[test]
 fn bit_flips_are_detected_never_served() {
     let seed = seed("bit_flips_are_detected_never_served");
@@ -184,8 +187,9 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Pins the on-disk bytes of a manifest, a segment header, a frame and
-/// the state rows of the index (an SMT page, a value, a stale-index row).
+/// Pins the on-disk bytes of a manifest, a segment header, a frame, the
+/// state rows of the index (an SMT page, a value, a stale-index row) and
+/// the state batch encoding carried in frames.
 /// Regenerate deliberately with `GOVCHAIN_BLESS=1` after a format change
 /// (and bump `FORMAT_VERSION`, which names the file).
 #[test]
@@ -197,8 +201,10 @@ fn golden_on_disk_format() {
     out.push_str(&hex(&encode_manifest(FORMAT_VERSION, "hz-main")));
     out.push_str("# segment header, base height 4711\n");
     out.push_str(&hex(&encode_segment_header(4711)));
-    out.push_str("# frame: height 42, block b\"block\", certificate b\"cert\"\n");
-    out.push_str(&hex(&encode_frame(42, b"block", b"cert").unwrap()));
+    out.push_str(
+        "# frame: height 42, block b\"block\", certificate b\"cert\", state batch b\"state\"\n",
+    );
+    out.push_str(&hex(&encode_frame(42, b"block", b"cert", b"state").unwrap()));
 
     // State rows: keys "k0".."k5" at version 1, then version 2 overwrites
     // k0 and deletes k1.
@@ -230,6 +236,8 @@ fn golden_on_disk_format() {
     out.push_str("# smt_stale key and sealed row of version 2\n");
     out.push_str(&hex(&sk));
     out.push_str(&hex(&seal(&sk, &encode_stale_row(&b2).unwrap())));
+    out.push_str("# state batch of version 2, as carried in its block's frame\n");
+    out.push_str(&hex(&encode_state_batch(&b2).unwrap()));
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("tests/golden/format-v{FORMAT_VERSION}.hex"));
@@ -241,4 +249,32 @@ fn golden_on_disk_format() {
         out, golden,
         "on-disk format changed; bump FORMAT_VERSION and re-bless"
     );
+}
+
+/// The previous format stays pinned by `tests/golden/format-v2.hex`: a
+/// store whose manifest holds those exact format-2 bytes is refused with
+/// `UnsupportedFormat` before anything in it is touched (format 3 changed
+/// the frame, so a format-2 log cannot be read as a write-ahead log).
+#[test]
+fn format_v2_store_is_refused_untouched() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/format-v2.hex");
+    let golden = std::fs::read_to_string(&path).unwrap();
+    // The first section of the golden file is the format-2 manifest.
+    let manifest: Vec<u8> = golden
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with('#'))
+        .flat_map(|l| l.split_whitespace())
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    assert_eq!(manifest, encode_manifest(2, CHAIN), "golden v2 manifest");
+    let (disk, _) = build(4, 3);
+    disk.write_file(&Path::new(DIR).join("MANIFEST"), &manifest)
+        .unwrap();
+    let before = snapshot(&disk);
+    assert!(matches!(
+        open_sim(&disk),
+        Err(StorageError::UnsupportedFormat { found: 2, supported }) if supported == FORMAT_VERSION
+    ));
+    assert_eq!(snapshot(&disk), before);
 }
