@@ -137,7 +137,7 @@ impl ValidatorSet {
 
     /// Decodes a set from untrusted bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_exact(bytes, 4 + MAX_VALIDATORS * (PublicKey::ENCODED_LEN + 8))
+        decode_exact(bytes, 4 + MAX_VALIDATORS * (PublicKey::MAX_ENCODED_LEN + 8))
     }
 
     /// The validators in canonical order.
