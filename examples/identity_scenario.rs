@@ -70,7 +70,7 @@
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
@@ -569,12 +569,12 @@ struct Scenario<'a> {
     writer: &'a NodeHandle,
     hall_node: &'a NodeHandle,
     chain: &'a ChainId,
-    nonces: BTreeMap<[u8; 32], u64>,
+    nonces: BTreeMap<PublicKey, u64>,
 }
 
 impl Scenario<'_> {
     fn next_nonce(&mut self, step: &'static str, key: &PublicKey) -> Result<u64, IdentityError> {
-        if let Some(n) = self.nonces.get(key.as_bytes()) {
+        if let Some(n) = self.nonces.get(key) {
             return Ok(*n);
         }
         let n = self
@@ -582,7 +582,7 @@ impl Scenario<'_> {
             .read_state(self.chain, |s| NonceTracker::next(s, key))
             .map_err(step_err(step))?
             .map_err(step_err(step))?;
-        self.nonces.insert(*key.as_bytes(), n);
+        self.nonces.insert(key.clone(), n);
         Ok(n)
     }
 
@@ -601,7 +601,7 @@ impl Scenario<'_> {
                 Transaction::new_signed(self.chain.clone(), signer, nonce, op.to_bytes())
                     .map_err(step_err(step))?,
             );
-            self.nonces.insert(*pk.as_bytes(), nonce + 1);
+            self.nonces.insert(pk.clone(), nonce + 1);
         }
         let ids: Vec<Hash> = txs.iter().map(Transaction::id).collect();
         let verdicts = self
@@ -892,13 +892,15 @@ fn percentile_us(sorted_ns: &[u64], p: f64) -> f64 {
 const CLAIM_MARKERS: [&str; 3] = ["Synthetic Citizen", "SYN33010", "Synthetic Road"];
 
 /// Whether `bytes` hold a citizen's text claim or one of `holder_keys`.
-fn leaks(bytes: &[u8], holder_keys: &HashSet<[u8; 32]>) -> bool {
+fn leaks(bytes: &[u8], holder_keys: &HashSet<Vec<u8>>) -> bool {
+    // Raw keys of every algorithm (32 bytes for Ed25519, 33 for SM2).
+    let key_lens: BTreeSet<usize> = holder_keys.iter().map(Vec::len).collect();
     CLAIM_MARKERS
         .iter()
         .any(|m| bytes.windows(m.len()).any(|w| w == m.as_bytes()))
-        || bytes
-            .windows(32)
-            .any(|w| <[u8; 32]>::try_from(w).is_ok_and(|k| holder_keys.contains(&k)))
+        || key_lens
+            .iter()
+            .any(|&n| bytes.windows(n).any(|w| holder_keys.contains(w)))
 }
 
 /// Runs the scenario against running nodes of `chain` (which must run
@@ -1215,9 +1217,9 @@ pub fn run(
 
     // 7. Privacy: no claim value or holder key anywhere on the ledger.
     const SCAN: &str = "privacy scan";
-    let holder_keys: HashSet<[u8; 32]> = wallets
+    let holder_keys: HashSet<Vec<u8>> = wallets
         .iter()
-        .map(|w| *w.holder.public_key().as_bytes())
+        .map(|w| w.holder.public_key().raw_bytes().to_vec())
         .collect();
     let tip = writer.height(chain).map_err(step_err(SCAN))?;
     let (mut scanned_txs, mut hits) = (0usize, 0usize);
@@ -1295,7 +1297,9 @@ mod tests {
     #[test]
     fn privacy_scan_finds_claims_and_holder_keys() {
         let holder = demo_key("test holder");
-        let keys: HashSet<[u8; 32]> = [*holder.public_key().as_bytes()].into_iter().collect();
+        let keys: HashSet<Vec<u8>> = [holder.public_key().raw_bytes().to_vec()]
+            .into_iter()
+            .collect();
         assert!(!leaks(b"id/issuer/hz-bureau", &keys));
         for (_, value) in Sandbox::citizen_claims(42) {
             if let govchain_identity::schema::ClaimValue::Text(t) = value {
@@ -1307,7 +1311,7 @@ mod tests {
             }
         }
         let mut bytes = vec![7u8; 5];
-        bytes.extend_from_slice(holder.public_key().as_bytes());
+        bytes.extend_from_slice(holder.public_key().raw_bytes());
         assert!(leaks(&bytes, &keys));
     }
 

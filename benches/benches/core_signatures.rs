@@ -1,13 +1,17 @@
 //! Criterion benches for signatures: one verification against
-//! `ed25519-dalek` `verify_strict`, and batches of 4,096 (parallel and on one
-//! thread). The perf-report (`benches/src/core/signatures.rs`) prints the
-//! same comparisons as ratios.
+//! `ed25519-dalek` `verify_strict`, batches of 4,096 (parallel and on one
+//! thread), and the two suites side by side (sign, verify, batch of 1,024;
+//! SM3 against BLAKE3 hashing). The perf-report
+//! (`benches/src/core/signatures.rs`, `benches/src/core/suites.rs`) prints
+//! the same comparisons as ratios.
 #![allow(missing_docs)]
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use govchain_benches::core::signatures::{Workload, BATCH_N};
-use govchain_core::crypto::{verify, verify_batch, verify_batch_sequential};
+use govchain_benches::core::suites::{SuiteWorkload, SUITE_BATCH_N};
+use govchain_core::crypto::{verify, verify_batch, verify_batch_sequential, CryptoSuite, Signer};
+use govchain_core::hash::{Domain, Hash, HashFunction};
 
 fn single(c: &mut Criterion) {
     let w = Workload::new(1, 1, 1);
@@ -17,7 +21,10 @@ fn single(c: &mut Criterion) {
     group.bench_function("single", |b| {
         b.iter(|| verify(black_box(key), black_box(message), black_box(signature)))
     });
-    if let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes()) {
+    if let Some(Ok(vk)) = key
+        .ed25519_bytes()
+        .map(ed25519_dalek::VerifyingKey::from_bytes)
+    {
         let sig = ed25519_dalek::Signature::from_bytes(signature.as_bytes());
         group.bench_function("ed25519_dalek_verify_strict", |b| {
             b.iter(|| vk.verify_strict(black_box(message), black_box(&sig)))
@@ -41,5 +48,43 @@ fn batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, single, batch);
+fn suites(c: &mut Criterion) {
+    for (name, suite) in [
+        ("ed25519", CryptoSuite::Ed25519Blake3),
+        ("sm2", CryptoSuite::Sm2Sm3),
+    ] {
+        let w = SuiteWorkload::new(suite, SUITE_BATCH_N, 1);
+        let (sk, key, message, signature) =
+            (&w.secrets[0], &w.keys[0], &w.messages[0], &w.signatures[0]);
+        let mut group = c.benchmark_group(format!("core/suite/alg={name}"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("sign", |b| b.iter(|| sk.sign(black_box(message))));
+        group.bench_function("verify", |b| {
+            b.iter(|| verify(black_box(key), black_box(message), black_box(signature)))
+        });
+        let items = w.items();
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(SUITE_BATCH_N as u64));
+        group.bench_function(format!("verify_batch/n={SUITE_BATCH_N}"), |b| {
+            b.iter(|| verify_batch(black_box(&items)))
+        });
+        group.finish();
+    }
+    let data = vec![0x5au8; 1024];
+    let (l, r) = (Hash::from_bytes([1; 32]), Hash::from_bytes([2; 32]));
+    for f in HashFunction::ALL {
+        let mut group = c.benchmark_group(format!("core/suite_hash/fn={}", f.name()));
+        group.throughput(Throughput::Bytes(data.len() as u64));
+        group.bench_function("len=1024", |b| {
+            b.iter(|| f.hash(Domain::TxLeaf, black_box(&data)))
+        });
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("node", |b| {
+            b.iter(|| f.hash_node(Domain::TxNode, black_box(&l), black_box(&r)))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, single, batch, suites);
 criterion_main!(benches);

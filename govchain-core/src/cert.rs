@@ -215,7 +215,7 @@ impl CommitCertificate {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         decode_exact(
             bytes,
-            128 + MAX_VALIDATORS * (PublicKey::ENCODED_LEN + Signature::ENCODED_LEN),
+            128 + MAX_VALIDATORS * (PublicKey::MAX_ENCODED_LEN + Signature::ENCODED_LEN),
         )
     }
 

@@ -1,4 +1,5 @@
-//! The 32-byte [`Hash`](struct@Hash) and the one table of hashing domains.
+//! The 32-byte [`Hash`](struct@Hash), the one table of hashing domains, and
+//! the hash functions a crypto suite can choose.
 //!
 //! Every object that govchain hashes is hashed under a BLAKE3 *derived key*
 //! that belongs to its kind ([`Domain`]). Two objects of different kinds can
@@ -6,6 +7,33 @@
 //! be passed off as an inner node, a vote as a header, and so on. The derived
 //! keys are computed once, from the context strings in [`Domain::context`],
 //! which are the only place where a domain is declared.
+//!
+//! [`Hash::of`], [`Hash::of_parts`] and [`Hash::node`] are BLAKE3, the hash
+//! of the default suite. A chain of the national-standard suite hashes with
+//! SM3 (GM/T 0004) instead, through [`HashFunction`] (or the
+//! [`CryptoSuite`](crate::crypto::CryptoSuite) methods that delegate to it),
+//! with the same domains and the same 32-byte [`Hash`](struct@Hash):
+//!
+//! | | BLAKE3 ([`HashFunction::Blake3`]) | SM3 ([`HashFunction::Sm3`]) |
+//! |---|---|---|
+//! | per-domain secret-free parameter | key `K_d = derive_key(context_d, "")` | prefix `P_d = SM3(context_d) ‖ 0³²`, one 64-byte block |
+//! | `hash(d, data)` | `keyed_hash(K_d, data)` | `SM3(P_d ‖ data)` |
+//! | `node(d, l, r)` | `keyed_hash(K_d, l ‖ r)`: one compression | `SM3(P_d ‖ l ‖ r)`: two compressions (data, padding) |
+//!
+//! **Why SM3 keeps "no two kinds of object ever hash alike".** SM3 has no
+//! keyed mode, so the domain goes into the input as a prefix of fixed
+//! length (64 bytes). Distinct domains have distinct context strings (a unit
+//! test checks it), hence distinct prefixes unless SM3 itself collides on
+//! the context strings. Since every prefix has the same length, the map
+//! `(d, data) ↦ P_d ‖ data` is injective: two inputs of different domains
+//! already differ within their first 64 bytes, and two of the same domain
+//! differ exactly where their data differ. So a cross-domain collision
+//! `SM3(P_a ‖ x) = SM3(P_b ‖ y)` with `a ≠ b` is an SM3 collision on two
+//! distinct strings, which is exactly as hard as any SM3 collision. (A
+//! variable-length prefix would need to be prefix-free for this argument; a
+//! fixed-length one needs nothing more.) The prefix fills exactly one SM3
+//! block, so the state after it is computed once per domain and cloned:
+//! the domain separation costs no compression per hash.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,7 +44,9 @@ use crate::codec::{Decode, DecodeError, Encode, Reader};
 /// Length of a [`Hash`](struct@Hash) in bytes.
 pub const HASH_LEN: usize = 32;
 
-/// A 32-byte BLAKE3 digest.
+/// A 32-byte digest: BLAKE3 under a per-domain key ([`Hash::of`]), or SM3
+/// under a per-domain prefix for chains of the national-standard suite
+/// ([`HashFunction::Sm3`]).
 ///
 /// `Display` and `FromStr` use lower-case hex; `Debug` shows a short prefix.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -212,6 +242,100 @@ domains! {
     Test => "govchain v1 2026-11 test vectors only",
 }
 
+/// A hash function of a crypto suite. Both give a 32-byte
+/// [`Hash`](struct@Hash) and separate the same [`Domain`]s (see the [module
+/// docs](self) for how, and why SM3's prefixes are as good as BLAKE3's
+/// keys).
+///
+/// The byte value is a stable id (suites name their hash function by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum HashFunction {
+    /// BLAKE3 keyed by a per-domain derived key: exactly [`Hash::of`],
+    /// [`Hash::of_parts`] and [`Hash::node`].
+    Blake3 = 1,
+    /// SM3 (GM/T 0004-2012, GB/T 32905-2016) of a per-domain 64-byte prefix
+    /// followed by the data.
+    Sm3 = 2,
+}
+
+impl HashFunction {
+    /// Every hash function, in id order.
+    pub const ALL: &'static [HashFunction] = &[HashFunction::Blake3, HashFunction::Sm3];
+
+    /// The stable id of this hash function.
+    pub const fn id(self) -> u8 {
+        self as u8
+    }
+
+    /// A stable human-readable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HashFunction::Blake3 => "blake3",
+            HashFunction::Sm3 => "sm3",
+        }
+    }
+
+    /// Hashes `data` under `domain`.
+    pub fn hash(self, domain: Domain, data: &[u8]) -> Hash {
+        match self {
+            HashFunction::Blake3 => Hash::of(domain, data),
+            HashFunction::Sm3 => sm3_finish(sm3_hasher(domain), &[data]),
+        }
+    }
+
+    /// Hashes the concatenation of `parts` under `domain`, without first
+    /// copying them into one buffer.
+    pub fn hash_parts(self, domain: Domain, parts: &[&[u8]]) -> Hash {
+        match self {
+            HashFunction::Blake3 => Hash::of_parts(domain, parts),
+            HashFunction::Sm3 => sm3_finish(sm3_hasher(domain), parts),
+        }
+    }
+
+    /// Hashes the 64-byte concatenation `left || right` under `domain` (a
+    /// Merkle inner node).
+    pub fn hash_node(self, domain: Domain, left: &Hash, right: &Hash) -> Hash {
+        match self {
+            HashFunction::Blake3 => Hash::node(domain, left, right),
+            HashFunction::Sm3 => sm3_finish(sm3_hasher(domain), &[&left.0, &right.0]),
+        }
+    }
+}
+
+/// The 64-byte SM3 prefix of `domain`: `SM3(context) ‖ 0³²`.
+pub fn sm3_domain_prefix(domain: Domain) -> [u8; 64] {
+    use sm3::Digest;
+    let mut prefix = [0u8; 64];
+    prefix[..HASH_LEN].copy_from_slice(&sm3::Sm3::digest(domain.context().as_bytes()));
+    prefix
+}
+
+/// An SM3 hasher that has absorbed `domain`'s prefix (one full block,
+/// computed once per process and cloned).
+fn sm3_hasher(domain: Domain) -> sm3::Sm3 {
+    use sm3::Digest;
+    static HASHERS: OnceLock<Vec<sm3::Sm3>> = OnceLock::new();
+    let hashers = HASHERS.get_or_init(|| {
+        Domain::ALL
+            .iter()
+            .map(|d| sm3::Sm3::new_with_prefix(sm3_domain_prefix(*d)))
+            .collect()
+    });
+    // `ALL` lists every variant in declaration order (see `Domain::key`).
+    hashers[domain as usize].clone()
+}
+
+fn sm3_finish(mut hasher: sm3::Sm3, parts: &[&[u8]]) -> Hash {
+    use sm3::Digest;
+    for part in parts {
+        hasher.update(part);
+    }
+    let mut out = [0u8; HASH_LEN];
+    out.copy_from_slice(&hasher.finalize());
+    Hash(out)
+}
+
 impl Domain {
     /// The 32-byte BLAKE3 key of this domain, derived once per process.
     pub fn key(self) -> &'static [u8; 32] {
@@ -265,6 +389,74 @@ mod tests {
             Hash::of_parts(Domain::TxNode, &[l.as_bytes(), r.as_bytes()]),
             Hash::of(Domain::TxNode, &cat)
         );
+    }
+
+    /// The BLAKE3 arm is exactly `Hash::of`/`of_parts`/`node`, which are
+    /// `keyed_hash` under `derive_key(context)`, as before the SM3 arm.
+    #[test]
+    fn blake3_arm_is_unchanged() {
+        let l = Hash::of(Domain::Test, b"l");
+        let r = Hash::of(Domain::Test, b"r");
+        for d in Domain::ALL {
+            let b = HashFunction::Blake3;
+            assert_eq!(b.hash(*d, b"abc"), Hash::of(*d, b"abc"));
+            assert_eq!(
+                b.hash_parts(*d, &[b"a", b"bc"]),
+                Hash::of_parts(*d, &[b"a", b"bc"])
+            );
+            assert_eq!(b.hash_node(*d, &l, &r), Hash::node(*d, &l, &r));
+            assert_eq!(
+                Hash::of(*d, b"abc"),
+                Hash::from_bytes(*blake3::keyed_hash(d.key(), b"abc").as_bytes())
+            );
+            assert_eq!(*d.key(), blake3::derive_key(d.context(), &[]));
+        }
+    }
+
+    /// The SM3 arm is `SM3(SM3(context) ‖ 0³² ‖ data)`, computed here from
+    /// scratch; parts and nodes hash their concatenation.
+    #[test]
+    fn sm3_arm_is_the_prefixed_digest() {
+        use sm3::Digest;
+        let sm3 = HashFunction::Sm3;
+        let l = sm3.hash(Domain::Test, b"l");
+        let r = sm3.hash(Domain::Test, b"r");
+        let mut cat = l.to_bytes().to_vec();
+        cat.extend_from_slice(r.as_bytes());
+        for d in Domain::ALL {
+            for data in [&b""[..], b"abc", &[7u8; 64], &[9u8; 200]] {
+                let mut input = sm3::Sm3::digest(d.context().as_bytes()).to_vec();
+                input.extend_from_slice(&[0u8; 32]);
+                input.extend_from_slice(data);
+                let direct = sm3::Sm3::digest(&input);
+                assert_eq!(sm3.hash(*d, data).as_bytes()[..], direct[..]);
+                let (a, b) = data.split_at(data.len() / 2);
+                assert_eq!(sm3.hash_parts(*d, &[a, b]), sm3.hash(*d, data));
+            }
+            assert_eq!(sm3.hash_node(*d, &l, &r), sm3.hash(*d, &cat));
+            assert_ne!(sm3.hash(*d, b"abc"), HashFunction::Blake3.hash(*d, b"abc"));
+        }
+    }
+
+    #[test]
+    fn sm3_domains_are_distinct() {
+        let prefixes: HashSet<_> = Domain::ALL.iter().map(|d| sm3_domain_prefix(*d)).collect();
+        assert_eq!(prefixes.len(), Domain::ALL.len());
+        let data = [7u8; 64];
+        let all: HashSet<_> = Domain::ALL
+            .iter()
+            .map(|d| HashFunction::Sm3.hash(*d, &data))
+            .collect();
+        assert_eq!(all.len(), Domain::ALL.len());
+        let l = Hash::from_bytes([1; 32]);
+        let nodes: HashSet<_> = Domain::ALL
+            .iter()
+            .map(|d| HashFunction::Sm3.hash_node(*d, &l, &l))
+            .collect();
+        assert_eq!(nodes.len(), Domain::ALL.len());
+        assert_eq!(HashFunction::Sm3.id(), 2);
+        assert_eq!(HashFunction::Blake3.id(), 1);
+        assert_eq!(HashFunction::Sm3.name(), "sm3");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Primitives for permissioned government blockchains: BLAKE3 hashing,
-//! canonical encoding, Ed25519 signatures, Merkle trees and proofs, chain
-//! types and light-client verification.
+//! Primitives for permissioned government blockchains: BLAKE3 or SM3
+//! hashing, canonical encoding, Ed25519 or SM2 signatures, Merkle trees and
+//! proofs, chain types and light-client verification.
 //!
 //! # Overview
 //! govchain-core is what every other govchain crate builds on, and all a
@@ -9,7 +9,9 @@
 //!   of object ([`hash::Domain`]), so that no two kinds ever hash alike;
 //! - [`codec`]: the one canonical byte form of every type, strict and bounded;
 //! - [`crypto`]: algorithm-tagged keys and signatures, Ed25519 verified under
-//!   ZIP-215 rules so that single and parallel batch verification agree;
+//!   ZIP-215 rules so that single and parallel batch verification agree, and
+//!   the national-standard SM2/SM3 suite ([`crypto::CryptoSuite`]); a
+//!   suite's hash function is a [`hash::HashFunction`];
 //! - [`merkle`]: the RFC 9162 transaction tree and the append-only history
 //!   log, with inclusion and consistency proofs; [`lanes`] hashes their
 //!   nodes eight at a time;

@@ -21,7 +21,7 @@ pub const MAX_PAYLOAD_LEN: usize = 256 * 1024;
 
 /// Largest encoded transaction: the payload plus every fixed field.
 pub const MAX_TX_ENCODED_LEN: usize =
-    MAX_PAYLOAD_LEN + 4 + 32 + PublicKey::ENCODED_LEN + 8 + 4 + Signature::ENCODED_LEN;
+    MAX_PAYLOAD_LEN + 4 + 32 + PublicKey::MAX_ENCODED_LEN + 8 + 4 + Signature::ENCODED_LEN;
 
 /// A signed transaction.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -157,7 +157,7 @@ impl Transaction {
     /// Length of the canonical encoding, without encoding.
     pub fn encoded_len(&self) -> usize {
         4 + self.chain_id.as_str().len()
-            + PublicKey::ENCODED_LEN
+            + self.sender.encoded_len()
             + 8
             + 4
             + self.payload.len()

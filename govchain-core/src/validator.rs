@@ -304,7 +304,7 @@ impl ValidatorSet {
 
     /// Upper bound of the encoded length of any set.
     pub const MAX_ENCODED_LEN: usize =
-        8 + MAX_VALIDATORS * (2 * PublicKey::ENCODED_LEN + 8 + 2 * 9);
+        8 + MAX_VALIDATORS * (2 * PublicKey::MAX_ENCODED_LEN + 8 + 2 * 9);
 
     /// The window of `key` (unbounded for a key without one, member or not).
     pub fn key_window(&self, key: &PublicKey) -> KeyWindow {

@@ -355,7 +355,9 @@ fn raw_zip215_single_and_batch_agree_on_all_vectors() {
         let mut mixed = ed25519_consensus::batch::Verifier::new();
         for i in 0..20 {
             mixed.queue((
-                ed25519_consensus::VerificationKeyBytes::from(*keys[i].as_bytes()),
+                ed25519_consensus::VerificationKeyBytes::from(
+                    *keys[i].ed25519_bytes().expect("ed25519"),
+                ),
                 ed25519_consensus::Signature::from(*sigs[i].as_bytes()),
                 &messages[i][..],
             ));
@@ -442,7 +444,7 @@ proptest! {
         position in 0usize..24,
     ) {
         let sk = SecretKey::from_seed(&seed);
-        let mut key = *sk.public_key().as_bytes();
+        let mut key = *sk.public_key().ed25519_bytes().expect("ed25519");
         let mut sig = *sk.sign(&message).as_bytes();
         let mut message = message;
         match target {

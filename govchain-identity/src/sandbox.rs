@@ -88,7 +88,7 @@ pub struct Sandbox {
     current_key: KeyId,
     schema: Schema,
     allocator: StatusAllocator,
-    nonces: BTreeMap<[u8; 32], u64>,
+    nonces: BTreeMap<PublicKey, u64>,
     now: Timestamp,
 }
 
@@ -267,10 +267,7 @@ impl Sandbox {
         use govchain_core::codec::Encode;
         let mut txs = Vec::with_capacity(ops.len());
         for (signer, op) in ops {
-            let n = self
-                .nonces
-                .entry(*signer.public_key().as_bytes())
-                .or_insert(0);
+            let n = self.nonces.entry(signer.public_key()).or_insert(0);
             txs.push(Transaction::new_signed(
                 self.chain.chain_id().clone(),
                 *signer,

@@ -284,9 +284,10 @@ fn head_seq(queue: &Queue) -> Option<u64> {
     queue.first_key_value().map(|(_, e)| e.seq)
 }
 
-/// The smallest possible encoding of a transaction on `chain` (empty payload).
+/// The smallest possible encoding of a transaction on `chain` (empty payload,
+/// the shortest key encoding).
 fn min_tx_len(chain: &ChainId) -> usize {
-    4 + chain.as_str().len() + PublicKey::ENCODED_LEN + 8 + 4 + Signature::ENCODED_LEN
+    4 + chain.as_str().len() + PublicKey::MIN_ENCODED_LEN + 8 + 4 + Signature::ENCODED_LEN
 }
 
 /// Batches shorter than this hash on the calling thread: handing a few

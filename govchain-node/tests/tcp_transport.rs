@@ -626,7 +626,7 @@ fn four_nodes_run_tendermint_and_raft_over_tcp() {
         .zip(&transports)
         .map(|((k, d), t)| {
             let mut cfg = NodeConfig::new(
-                format!("n{}", k.public_key().as_bytes()[0]),
+                format!("n{}", k.public_key().raw_bytes()[0]),
                 k.clone(),
                 StorageKind::Durable(d.path().to_owned()),
             );

@@ -107,7 +107,7 @@ impl Workload {
     pub fn cold_keys(&self) -> Vec<PublicKey> {
         self.keys
             .iter()
-            .filter_map(|k| PublicKey::ed25519_from_bytes(*k.as_bytes()).ok())
+            .filter_map(|k| PublicKey::from_raw(k.algorithm(), k.raw_bytes()).ok())
             .collect()
     }
 }
@@ -282,7 +282,11 @@ fn single_latency(workload: &Workload, calls: usize) -> (f64, f64) {
         &workload.messages[0],
         &workload.signatures[0],
     );
-    let dalek_key = ed25519_dalek::VerifyingKey::from_bytes(key.as_bytes());
+    let Some(key_bytes) = key.ed25519_bytes() else {
+        progress("signatures: the workload's key is not an Ed25519 key");
+        return (f64::NAN, f64::NAN);
+    };
+    let dalek_key = ed25519_dalek::VerifyingKey::from_bytes(key_bytes);
     let dalek_sig = ed25519_dalek::Signature::from_bytes(signature.as_bytes());
     let per_call = |d: Duration| d.as_secs_f64() * 1e6 / calls as f64;
     let Ok(vk) = dalek_key else {

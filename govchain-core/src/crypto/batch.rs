@@ -8,7 +8,7 @@ use rand_core::SeedableRng;
 use rayon::prelude::*;
 
 use super::equation::{coefficient, BatchEquation};
-use super::{verify, PublicKey, Signature, SignatureError};
+use super::{verify, PublicKey, Signature, SignatureAlgorithm, SignatureError};
 use crate::hash::{Domain, Hash};
 
 /// Largest number of signatures in one batch equation.
@@ -130,7 +130,7 @@ pub fn verify_batch_sequential(items: &[BatchItem<'_>]) -> Result<(), BatchVerif
 pub fn verify_batch_all(items: &[BatchItem<'_>]) -> Result<(), SignatureError> {
     if items.len() <= BATCH_MIN_CHUNK_LEN {
         // One chunk: on the calling thread (see `verify_batch`).
-        return if chunk_holds(items) {
+        return if chunk_holds(items, true) {
             Ok(())
         } else {
             Err(SignatureError::Invalid)
@@ -138,7 +138,7 @@ pub fn verify_batch_all(items: &[BatchItem<'_>]) -> Result<(), SignatureError> {
     }
     if chunk_ranges(items.len())
         .into_par_iter()
-        .all(|(start, end)| chunk_holds(&items[start..end]))
+        .all(|(start, end)| chunk_holds(&items[start..end], true))
     {
         Ok(())
     } else {
@@ -184,52 +184,104 @@ fn chunk_ranges(n: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Indexes (offset by `offset`) of the invalid items of `chunk`.
-fn bad_in_chunk(chunk: &[BatchItem<'_>], offset: usize, parallel: bool) -> Vec<usize> {
-    if chunk_holds(chunk) {
-        return Vec::new();
-    }
-    let bad = |(i, item): (usize, &BatchItem<'_>)| item.verify().is_err().then_some(offset + i);
-    if parallel {
+/// Whether `item` goes into its chunk's batch equation: an Ed25519 key
+/// with an Ed25519 signature. Every other item (SM2, and any key/signature
+/// algorithm mismatch) is checked alone with [`verify`]: SM2 has no batch
+/// equation (see [the module docs](super#sm2)), and a mismatch is invalid
+/// without arithmetic.
+fn in_equation(item: &BatchItem<'_>) -> bool {
+    item.key.algorithm() == SignatureAlgorithm::Ed25519
+        && item.signature.algorithm() == SignatureAlgorithm::Ed25519
+}
+
+/// Indexes (into `chunk`) of the items that are checked alone and fail,
+/// in parallel on the rayon pool when `parallel`.
+fn bad_singles(chunk: &[BatchItem<'_>], parallel: bool) -> Vec<usize> {
+    let bad = |(i, item): (usize, &BatchItem<'_>)| {
+        (!in_equation(item) && item.verify().is_err()).then_some(i)
+    };
+    let singles = chunk.iter().filter(|item| !in_equation(item)).count();
+    if parallel && singles > 1 {
         chunk.par_iter().enumerate().filter_map(bad).collect()
     } else {
         chunk.iter().enumerate().filter_map(bad).collect()
     }
 }
 
-/// Whether the chunk's batch equation holds: for the 128-bit coefficients
-/// `zᵢ` drawn in item order from the chunk's Fiat–Shamir stream,
-/// `[8](−(Σ zᵢSᵢ)B + Σ zᵢRᵢ + Σ (zᵢkᵢ)Aᵢ) = 0`, with the terms of one key
-/// merged. A chunk of one is checked with [`verify`] itself.
-fn chunk_holds(chunk: &[BatchItem<'_>]) -> bool {
-    if let [item] = chunk {
-        return item.verify().is_ok();
-    }
-    let mut rng = ChaCha20Rng::from_seed(chunk_seed(chunk).to_bytes());
-    let mut equation = BatchEquation::with_capacity(chunk.len());
-    for item in chunk {
-        if item.key.algorithm() != item.signature.algorithm() {
-            return false;
+/// Indexes (offset by `offset`) of the invalid items of `chunk`.
+///
+/// Items checked alone are reported as [`verify`] judges them; if the
+/// batch equation of the other items fails, each of those is re-checked with
+/// [`verify`]. Either way the indexes are exactly those [`verify`] rejects.
+fn bad_in_chunk(chunk: &[BatchItem<'_>], offset: usize, parallel: bool) -> Vec<usize> {
+    let mut bad = bad_singles(chunk, parallel);
+    let equation: Vec<(usize, BatchItem<'_>)> = chunk
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, item)| in_equation(item))
+        .collect();
+    let items: Vec<BatchItem<'_>> = equation.iter().map(|(_, item)| *item).collect();
+    if !equation_holds(&items) {
+        let check = |&(i, item): &(usize, BatchItem<'_>)| item.verify().is_err().then_some(i);
+        if parallel {
+            bad.par_extend(equation.par_iter().filter_map(check));
+        } else {
+            bad.extend(equation.iter().filter_map(check));
         }
-        let Some(a) = item.key.decompressed() else {
+        bad.sort_unstable();
+    }
+    bad.into_iter().map(|i| offset + i).collect()
+}
+
+/// Whether every item of the chunk is valid: the items checked alone (SM2,
+/// algorithm mismatches; in parallel when `parallel`) all verify, and the
+/// batch equation of the Ed25519 items holds.
+fn chunk_holds(chunk: &[BatchItem<'_>], parallel: bool) -> bool {
+    let equation: Vec<BatchItem<'_>> = chunk.iter().copied().filter(in_equation).collect();
+    if equation.len() == chunk.len() {
+        return equation_holds(&equation);
+    }
+    let single_ok = |item: &BatchItem<'_>| in_equation(item) || item.verify().is_ok();
+    let singles_ok = if parallel {
+        chunk.par_iter().all(single_ok)
+    } else {
+        chunk.iter().all(single_ok)
+    };
+    singles_ok && equation_holds(&equation)
+}
+
+/// Whether the batch equation of `items` (all Ed25519) holds: for the
+/// 128-bit coefficients `zᵢ` drawn in item order from the items'
+/// Fiat–Shamir stream, `[8](−(Σ zᵢSᵢ)B + Σ zᵢRᵢ + Σ (zᵢkᵢ)Aᵢ) = 0`, with the
+/// terms of one key merged. No items hold trivially; one item is checked
+/// with [`verify`] itself.
+fn equation_holds(items: &[BatchItem<'_>]) -> bool {
+    match items {
+        [] => return true,
+        [item] => return item.verify().is_ok(),
+        _ => {}
+    }
+    let mut rng = ChaCha20Rng::from_seed(chunk_seed(items).to_bytes());
+    let mut equation = BatchEquation::with_capacity(items.len());
+    for item in items {
+        let (Some(a), Some(a_bytes)) = (item.key.decompressed(), item.key.ed25519_bytes()) else {
             return false;
         };
+        if item.signature.algorithm() != SignatureAlgorithm::Ed25519 {
+            return false;
+        }
         let z = coefficient(&mut rng);
-        if !equation.push(
-            z,
-            a,
-            item.key.as_bytes(),
-            item.signature.as_bytes(),
-            item.message,
-        ) {
+        if !equation.push(z, a, a_bytes, item.signature.as_bytes(), item.message) {
             return false;
         }
     }
     equation.holds()
 }
 
-/// The Fiat–Shamir seed of a chunk: a hash of everything the batch equation
-/// depends on. Each item contributes a fixed 10-byte header (key tag,
+/// The Fiat–Shamir seed of a chunk's batch equation: a hash of everything
+/// the equation depends on (its items: the chunk's Ed25519 items, which are
+/// all of a chunk without SM2 items). Each item contributes a fixed 10-byte header (key tag,
 /// signature tag, message length), then the key, signature and message bytes;
 /// the tags fix the key and signature lengths, so the parts parse uniquely.
 fn chunk_seed(chunk: &[BatchItem<'_>]) -> Hash {

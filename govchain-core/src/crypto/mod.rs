@@ -1,10 +1,48 @@
 //! Keys and signatures behind a small crypto-suite abstraction.
 //!
 //! Public keys and signatures are algorithm-tagged values: their canonical
-//! encoding starts with a [`SignatureAlgorithm`] byte. Callers sign through the
-//! [`Signer`] trait and verify with [`verify`] and [`verify_batch`], so a
-//! national-standard SM2/SM3 suite is a new [`CryptoSuite`] and
-//! [`SignatureAlgorithm`] variant here, not a change at every call site.
+//! encoding starts with a [`SignatureAlgorithm`] byte, followed by the
+//! algorithm's fixed-length raw bytes. Callers sign through the [`Signer`]
+//! trait and verify with [`verify`] and [`verify_batch`], which dispatch on
+//! the tag, so the two suites ([`CryptoSuite::Ed25519Blake3`], the default,
+//! and the national-standard [`CryptoSuite::Sm2Sm3`]) share every call site.
+//!
+//! | algorithm | tag | key (raw / encoded) | signature (raw / encoded) |
+//! |---|---|---|---|
+//! | [`SignatureAlgorithm::Ed25519`] | 1 | 32 / 33 bytes | `R ‖ S`, 64 / 65 bytes |
+//! | [`SignatureAlgorithm::Sm2`] | 2 | compressed SEC1 point, 33 / 34 bytes | `r ‖ s`, 64 / 65 bytes |
+//!
+//! A key never accepts a signature of another algorithm: [`verify`] returns
+//! [`SignatureError::AlgorithmMismatch`] and every batch entry point reports
+//! the item as invalid (cross-suite confusion is refused before any
+//! arithmetic).
+//!
+//! # SM2
+//! SM2 (GM/T 0003-2012, GB/T 32918-2016) on the recommended curve
+//! `sm2p256v1`, verified with the RustCrypto `sm2` crate:
+//! - **Keys** are compressed SEC1 points. Decompression is part of parsing,
+//!   so [`PublicKey::sm2_from_bytes`] (and decoding) refuses a first byte
+//!   other than `02`/`03`, `x ≥ p`, and an `x` with no curve point; the point
+//!   at infinity has no compressed encoding. The parsed key is cached.
+//! - **Signatures** are `r ‖ s` (32 bytes each, big-endian) with
+//!   `0 < r, s < n`, checked by [`Signature::sm2_from_bytes`]; `r` and `s`
+//!   have no second encoding. (`(r, s)` and `(r, n − s)` are *not* both
+//!   valid in SM2, unlike ECDSA's `s`/`−s`: `s` enters the verification as
+//!   `[s]G + [r + s]P`.)
+//! - **Signer identity.** The message digest is `e = SM3(Z_A ‖ M)` where
+//!   `Z_A` hashes the default distinguishing identifier
+//!   [`SM2_DEFAULT_DISTID`] (`"1234567812345678"`, GM/T 0009-2012), the curve
+//!   and the key. Every govchain SM2 signature uses it.
+//! - **Signing** is deterministic: the nonce comes from RFC 6979 with
+//!   HMAC-SM3, as in the `sm2` crate (byte-identical signatures).
+//! - **Batches.** SM2 has no batch equation: verification recomputes
+//!   `x₁` of `[s]G + [r + s]P` and compares `(e + x₁) mod n` with `r`, and
+//!   the signature carries only the x-coordinate information `r`, not the
+//!   point `R` (its y is lost), so signatures cannot be summed into one
+//!   multi-scalar equation the way Ed25519's `R` can. SM2 items in a batch are
+//!   therefore verified one by one with [`verify`], in parallel on the rayon
+//!   pool (or in sequence for [`verify_batch_sequential`]), within the same
+//!   chunks; their verdicts are by construction those of [`verify`].
 //!
 //! # Validity rules (consensus-critical)
 //!
@@ -79,6 +117,13 @@
 //! disagree is the false accept above: a chunk containing an invalid
 //! signature whose equation holds anyway, probability `≤ 2^-128` per chunk.
 //!
+//! Only Ed25519 items (key and signature) enter a chunk's equation. SM2
+//! items, and items whose key and signature algorithms differ, are checked
+//! one by one with [`verify`] within their chunk (in parallel, except in
+//! [`verify_batch_sequential`]), so mixed batches work and their verdicts
+//! are exactly [`verify`]'s; a chunk with no SM2 item evaluates the same
+//! equation, bit for bit, as before SM2 existed.
+//!
 //! ## Deterministic coefficients (why no OS randomness is needed)
 //! Soundness needs only that the `zᵢ` are unpredictable *to whoever chose
 //! the signatures, before they chose them*. govchain derives them
@@ -116,6 +161,7 @@ mod batch;
 mod ed25519;
 mod equation;
 mod keys;
+mod sm2;
 mod suite;
 
 pub use batch::{
@@ -123,6 +169,7 @@ pub use batch::{
     BatchVerifyError, BATCH_CHUNK_LEN, BATCH_MIN_CHUNK_LEN, BATCH_PARALLEL_CHUNKS,
 };
 pub use keys::{PublicKey, SecretKey, Signature, Signer};
+pub use sm2::SM2_DEFAULT_DISTID;
 pub use suite::{CryptoSuite, SignatureAlgorithm};
 
 /// Why a signature did not verify.
@@ -158,10 +205,18 @@ pub fn verify(
             signature: signature.algorithm(),
         });
     }
-    let Some(a) = key.decompressed() else {
-        return Err(SignatureError::Invalid);
+    let valid = match signature.algorithm() {
+        SignatureAlgorithm::Ed25519 => match (key.decompressed(), key.ed25519_bytes()) {
+            (Some(a), Some(a_bytes)) => {
+                equation::verify_one(a, a_bytes, signature.as_bytes(), message)
+            }
+            _ => false,
+        },
+        SignatureAlgorithm::Sm2 => key
+            .sm2()
+            .is_some_and(|k| k.verify(message, signature.as_bytes())),
     };
-    if equation::verify_one(a, key.as_bytes(), signature.as_bytes(), message) {
+    if valid {
         Ok(())
     } else {
         Err(SignatureError::Invalid)

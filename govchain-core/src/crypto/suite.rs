@@ -1,6 +1,7 @@
 //! The crypto suite of a chain and the signature algorithms it names.
 
 use crate::codec::{Decode, DecodeError, Encode, Reader};
+use crate::hash::{Domain, Hash, HashFunction};
 
 /// A signature algorithm. The byte value is the tag in the canonical encoding
 /// of [`PublicKey`](super::PublicKey) and [`Signature`](super::Signature).
@@ -12,9 +13,44 @@ pub enum SignatureAlgorithm {
     /// Ed25519: RFC 8032 signing, verified under ZIP-215 plus govchain's
     /// strictness checks (see the [module docs](super)).
     Ed25519 = 1,
+    /// SM2 (GM/T 0003-2012, GB/T 32918-2016) on the recommended 256-bit
+    /// curve `sm2p256v1`, with SM3 message hashing, the signer identity
+    /// `Z_A` over the default distinguishing identifier
+    /// [`SM2_DEFAULT_DISTID`](super::SM2_DEFAULT_DISTID) (GM/T 0009), and
+    /// RFC 6979 deterministic nonces (see the [module docs](super#sm2)).
+    Sm2 = 2,
 }
 
 impl SignatureAlgorithm {
+    /// Every algorithm, in tag order.
+    pub const ALL: &'static [SignatureAlgorithm] =
+        &[SignatureAlgorithm::Ed25519, SignatureAlgorithm::Sm2];
+
+    /// Length of a raw public key of this algorithm (without the tag): 32
+    /// for Ed25519, 33 for SM2 (a compressed SEC1 point).
+    pub const fn public_key_len(self) -> usize {
+        match self {
+            SignatureAlgorithm::Ed25519 => 32,
+            SignatureAlgorithm::Sm2 => 33,
+        }
+    }
+
+    /// Length of a raw signature of this algorithm (without the tag): 64 for
+    /// both (`R ‖ S` for Ed25519, `r ‖ s` for SM2).
+    pub const fn signature_len(self) -> usize {
+        match self {
+            SignatureAlgorithm::Ed25519 | SignatureAlgorithm::Sm2 => 64,
+        }
+    }
+
+    /// A stable human-readable name (the prefix of a key's `Display`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SignatureAlgorithm::Ed25519 => "ed25519",
+            SignatureAlgorithm::Sm2 => "sm2",
+        }
+    }
+
     /// The tag byte of this algorithm in canonical encodings.
     pub const fn tag(self) -> u8 {
         self as u8
@@ -24,6 +60,7 @@ impl SignatureAlgorithm {
     pub fn from_tag(tag: u8) -> Result<Self, DecodeError> {
         match tag {
             1 => Ok(SignatureAlgorithm::Ed25519),
+            2 => Ok(SignatureAlgorithm::Sm2),
             tag => Err(DecodeError::InvalidTag {
                 what: "signature algorithm",
                 tag,
@@ -37,17 +74,25 @@ impl SignatureAlgorithm {
 ///
 /// Code that signs and verifies goes through [`Signer`](super::Signer),
 /// [`verify`](super::verify) and [`verify_batch`](super::verify_batch), which
-/// dispatch on the algorithm tag carried by every key and signature. Adding
-/// the Chinese national-standard suite (SM2 signatures with SM3 hashing,
-/// issue #8) therefore means:
-/// - a new variant here (`Sm2Sm3 = 2`) and in [`SignatureAlgorithm`]
-///   (`Sm2 = 2`);
-/// - new internal representations inside `PublicKey`/`Signature` and a new
-///   arm in the verification dispatch, with its own batch strategy;
-/// - no change for callers of `verify`, `verify_batch` or `Signer`.
+/// dispatch on the algorithm tag carried by every key and signature; code
+/// that hashes for a chain goes through [`CryptoSuite::hash`],
+/// [`CryptoSuite::hash_parts`] and [`CryptoSuite::hash_node`] (or the
+/// [`HashFunction`] of [`CryptoSuite::hash_function`]).
 ///
-/// Both enums are `#[non_exhaustive]`, so downstream matches already carry a
-/// wildcard arm.
+/// | suite | id | name | signatures | hash |
+/// |---|---|---|---|---|
+/// | [`CryptoSuite::Ed25519Blake3`] (default) | 1 | `ed25519-blake3` | [`SignatureAlgorithm::Ed25519`] | [`HashFunction::Blake3`] |
+/// | [`CryptoSuite::Sm2Sm3`] | 2 | `sm2-sm3` | [`SignatureAlgorithm::Sm2`] | [`HashFunction::Sm3`] |
+///
+/// Verification itself never looks at the suite: a key and a signature
+/// carry their algorithm, and a key of one algorithm never accepts a
+/// signature of the other ([`SignatureError::AlgorithmMismatch`](super::SignatureError::AlgorithmMismatch)).
+/// A chain that fixes its suite at genesis must also refuse keys of other
+/// algorithms where it admits them (validators, senders), with
+/// [`CryptoSuite::admits`].
+///
+/// Ids and names are stable. Both enums are `#[non_exhaustive]`, so
+/// downstream matches carry a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[non_exhaustive]
 pub enum CryptoSuite {
@@ -55,11 +100,15 @@ pub enum CryptoSuite {
     /// hashing under per-object derived keys ([`crate::hash`]).
     #[default]
     Ed25519Blake3 = 1,
+    /// The Chinese national-standard suite: SM2 signatures (see
+    /// [`SignatureAlgorithm::Sm2`]) with SM3 hashing under per-object
+    /// prefixes ([`HashFunction::Sm3`]).
+    Sm2Sm3 = 2,
 }
 
 impl CryptoSuite {
     /// Every suite, in id order.
-    pub const ALL: &'static [CryptoSuite] = &[CryptoSuite::Ed25519Blake3];
+    pub const ALL: &'static [CryptoSuite] = &[CryptoSuite::Ed25519Blake3, CryptoSuite::Sm2Sm3];
 
     /// The stable id byte of this suite (its canonical encoding).
     pub const fn id(self) -> u8 {
@@ -70,6 +119,7 @@ impl CryptoSuite {
     pub fn from_id(id: u8) -> Result<Self, DecodeError> {
         match id {
             1 => Ok(CryptoSuite::Ed25519Blake3),
+            2 => Ok(CryptoSuite::Sm2Sm3),
             tag => Err(DecodeError::InvalidTag {
                 what: "crypto suite",
                 tag,
@@ -81,13 +131,50 @@ impl CryptoSuite {
     pub const fn signature_algorithm(self) -> SignatureAlgorithm {
         match self {
             CryptoSuite::Ed25519Blake3 => SignatureAlgorithm::Ed25519,
+            CryptoSuite::Sm2Sm3 => SignatureAlgorithm::Sm2,
         }
+    }
+
+    /// The hash function of this suite.
+    pub const fn hash_function(self) -> HashFunction {
+        match self {
+            CryptoSuite::Ed25519Blake3 => HashFunction::Blake3,
+            CryptoSuite::Sm2Sm3 => HashFunction::Sm3,
+        }
+    }
+
+    /// The suite with this name (`"ed25519-blake3"`, `"sm2-sm3"`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        CryptoSuite::ALL.iter().copied().find(|s| s.name() == name)
+    }
+
+    /// Whether keys of `algorithm` belong to this suite.
+    pub fn admits(self, algorithm: SignatureAlgorithm) -> bool {
+        self.signature_algorithm() == algorithm
+    }
+
+    /// Hashes `data` under `domain` with this suite's hash function.
+    pub fn hash(self, domain: Domain, data: &[u8]) -> Hash {
+        self.hash_function().hash(domain, data)
+    }
+
+    /// Hashes the concatenation of `parts` under `domain` with this suite's
+    /// hash function.
+    pub fn hash_parts(self, domain: Domain, parts: &[&[u8]]) -> Hash {
+        self.hash_function().hash_parts(domain, parts)
+    }
+
+    /// Hashes the Merkle node `left || right` under `domain` with this
+    /// suite's hash function.
+    pub fn hash_node(self, domain: Domain, left: &Hash, right: &Hash) -> Hash {
+        self.hash_function().hash_node(domain, left, right)
     }
 
     /// A stable human-readable name, for configuration files and logs.
     pub const fn name(self) -> &'static str {
         match self {
             CryptoSuite::Ed25519Blake3 => "ed25519-blake3",
+            CryptoSuite::Sm2Sm3 => "sm2-sm3",
         }
     }
 }
@@ -122,17 +209,58 @@ mod tests {
             CryptoSuite::Ed25519Blake3.signature_algorithm(),
             SignatureAlgorithm::Ed25519
         );
+        assert_eq!(CryptoSuite::Sm2Sm3.id(), 2);
+        assert_eq!(CryptoSuite::Sm2Sm3.name(), "sm2-sm3");
+        assert_eq!(
+            CryptoSuite::Sm2Sm3.signature_algorithm(),
+            SignatureAlgorithm::Sm2
+        );
+        assert_eq!(CryptoSuite::Sm2Sm3.hash_function(), HashFunction::Sm3);
+        assert_eq!(
+            CryptoSuite::Ed25519Blake3.hash_function(),
+            HashFunction::Blake3
+        );
+        for suite in CryptoSuite::ALL {
+            assert_eq!(CryptoSuite::from_name(suite.name()), Some(*suite));
+            assert!(suite.admits(suite.signature_algorithm()));
+        }
+        assert!(!CryptoSuite::Sm2Sm3.admits(SignatureAlgorithm::Ed25519));
+        assert_eq!(CryptoSuite::from_name("sm2"), None);
         assert!(decode_exact::<CryptoSuite>(&[0], 1).is_err());
-        assert!(decode_exact::<CryptoSuite>(&[2], 1).is_err());
+        assert!(decode_exact::<CryptoSuite>(&[3], 1).is_err());
+    }
+
+    #[test]
+    fn suites_hash_with_their_function() {
+        let (l, r) = (Hash::from_bytes([1; 32]), Hash::from_bytes([2; 32]));
+        for suite in CryptoSuite::ALL {
+            let f = suite.hash_function();
+            assert_eq!(suite.hash(Domain::Test, b"x"), f.hash(Domain::Test, b"x"));
+            assert_eq!(
+                suite.hash_parts(Domain::Test, &[b"x", b"y"]),
+                f.hash(Domain::Test, b"xy")
+            );
+            assert_eq!(
+                suite.hash_node(Domain::TxNode, &l, &r),
+                f.hash_node(Domain::TxNode, &l, &r)
+            );
+        }
+        assert_eq!(
+            CryptoSuite::Ed25519Blake3.hash(Domain::Test, b"x"),
+            Hash::of(Domain::Test, b"x")
+        );
     }
 
     #[test]
     fn algorithm_tags_are_stable() {
         assert_eq!(SignatureAlgorithm::Ed25519.tag(), 1);
-        assert_eq!(
-            SignatureAlgorithm::from_tag(1),
-            Ok(SignatureAlgorithm::Ed25519)
-        );
+        assert_eq!(SignatureAlgorithm::Sm2.tag(), 2);
+        for a in SignatureAlgorithm::ALL {
+            assert_eq!(SignatureAlgorithm::from_tag(a.tag()), Ok(*a));
+        }
+        assert_eq!(SignatureAlgorithm::Ed25519.public_key_len(), 32);
+        assert_eq!(SignatureAlgorithm::Sm2.public_key_len(), 33);
         assert!(SignatureAlgorithm::from_tag(0).is_err());
+        assert!(SignatureAlgorithm::from_tag(3).is_err());
     }
 }

@@ -29,8 +29,9 @@ pub const PROLOGUE_LABEL: &[u8] = b"govchain-net/1";
 /// are 32, 96 and 64 bytes.
 const MAX_HANDSHAKE_MESSAGE: usize = 256;
 
-/// The encoded length of a binding message: tag, key, signature.
-const BINDING_LEN: usize = 1 + PublicKey::ENCODED_LEN + Signature::ENCODED_LEN;
+/// The longest encoded binding message: tag, key (whose length depends on
+/// its algorithm), signature. Decoding checks that nothing follows.
+const MAX_BINDING_LEN: usize = 1 + PublicKey::MAX_ENCODED_LEN + Signature::ENCODED_LEN;
 
 macro_rules! net_domains {
     ($( $(#[$doc:meta])* $name:ident => $ctx:literal, )*) => {
@@ -176,7 +177,7 @@ impl LocalIdentity {
             &self.key,
         );
         let signature = self.signer.sign(digest.as_bytes());
-        let mut out = Vec::with_capacity(BINDING_LEN);
+        let mut out = Vec::with_capacity(MAX_BINDING_LEN);
         out.push(tag::BINDING);
         self.key.encode_to(&mut out);
         signature.encode_to(&mut out);
@@ -199,10 +200,8 @@ pub(crate) fn verify_binding(
     expected: Option<&PublicKey>,
     admit: &dyn Fn(&PublicKey) -> bool,
 ) -> Result<PublicKey, NetError> {
-    if frame.len() != BINDING_LEN {
-        return Err(NetError::BadBinding {
-            reason: "wrong length",
-        });
+    if frame.len() > MAX_BINDING_LEN {
+        return Err(NetError::BadBinding { reason: "too long" });
     }
     let mut r = Reader::new(frame);
     if r.u8()? != tag::BINDING {
@@ -394,7 +393,7 @@ pub(crate) fn establish(
     let mut reader = RecordReader::new(
         BufReader::with_capacity(1 << 16, source),
         state.clone(),
-        BINDING_LEN,
+        MAX_BINDING_LEN,
     );
     let mut writer = RecordWriter::new(BufWriter::with_capacity(1 << 16, write_half), state);
 
@@ -703,7 +702,7 @@ mod tests {
         let _ = writer.write_frame(&vec![0; 1 << 20]);
         let result = server.join().unwrap();
         assert!(
-            matches!(result, Err(NetError::FrameTooLarge { max, .. }) if max == BINDING_LEN),
+            matches!(result, Err(NetError::FrameTooLarge { max, .. }) if max == MAX_BINDING_LEN),
             "{result:?}"
         );
     }

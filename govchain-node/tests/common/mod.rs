@@ -56,7 +56,7 @@ pub fn start(
     dir: &std::path::Path,
     specs: Vec<ChainSpec>,
 ) -> NodeHandle {
-    let name: String = key.public_key().as_bytes()[..4]
+    let name: String = key.public_key().raw_bytes()[..4]
         .iter()
         .map(|x| format!("{x:02x}"))
         .collect();
