@@ -125,7 +125,9 @@ use govchain_core::crypto::PublicKey;
 use govchain_core::hash::Hash;
 use govchain_core::tx::{Transaction, MAX_PAYLOAD_LEN};
 use govchain_core::types::{ChainId, Height};
-use govchain_core::validator::{Validator, ValidatorSet, ValidatorSetError, MAX_VALIDATORS};
+use govchain_core::validator::{
+    KeyWindow, Validator, ValidatorSet, ValidatorSetError, MAX_VALIDATORS,
+};
 
 /// Version byte that opens every encoded [`GovernanceOp`].
 pub const GOVERNANCE_OP_VERSION: u8 = 1;
@@ -634,6 +636,34 @@ pub enum Action {
         /// The registered department.
         department: DepartmentId,
     },
+    /// Records that validator `key` of `chain` expires: from the effective
+    /// height on, the set records a [`KeyWindow`] under which the key signs
+    /// only heights below `expires_at` (in `chain`'s heights), so its
+    /// signatures stop counting there while quorum stays over the whole
+    /// set. Any compromise already recorded for the key is kept.
+    SetKeyExpiry {
+        /// The governed chain.
+        chain: ChainId,
+        /// A validator of `chain` (in its latest scheduled set).
+        key: PublicKey,
+        /// First height of `chain` the key may no longer sign; at least the
+        /// effective height.
+        expires_at: Height,
+    },
+    /// Reports validator `key` of `chain` compromised: every certificate,
+    /// vote and light client following `chain` refuses its signatures at
+    /// `from` and above (in `chain`'s heights) once the set recording it
+    /// takes effect. A distinct action from an expiry: it may name a height
+    /// already past (certificates accepted before the set took effect
+    /// stay accepted), and an earlier report of the same key wins.
+    ReportKeyCompromise {
+        /// The governed chain.
+        chain: ChainId,
+        /// A validator of `chain` (in its latest scheduled set).
+        key: PublicKey,
+        /// First height of `chain` whose signatures by `key` are void.
+        from: Height,
+    },
 }
 
 impl Action {
@@ -643,7 +673,9 @@ impl Action {
             Action::AddValidator { chain, .. }
             | Action::RemoveValidator { chain, .. }
             | Action::RegisterSideChain { chain, .. }
-            | Action::SetParameter { chain, .. } => chain,
+            | Action::SetParameter { chain, .. }
+            | Action::SetKeyExpiry { chain, .. }
+            | Action::ReportKeyCompromise { chain, .. } => chain,
             Action::RegisterDepartment { .. } | Action::RemoveDepartment { .. } => main,
         }
     }
@@ -695,6 +727,22 @@ impl Encode for Action {
                 out.push(6);
                 department.encode_to(out);
             }
+            Action::SetKeyExpiry {
+                chain,
+                key,
+                expires_at,
+            } => {
+                out.push(7);
+                chain.encode_to(out);
+                key.encode_to(out);
+                expires_at.encode_to(out);
+            }
+            Action::ReportKeyCompromise { chain, key, from } => {
+                out.push(8);
+                chain.encode_to(out);
+                key.encode_to(out);
+                from.encode_to(out);
+            }
         }
     }
 }
@@ -730,6 +778,16 @@ impl Decode for Action {
             },
             6 => Action::RemoveDepartment {
                 department: DepartmentId::decode_from(r)?,
+            },
+            7 => Action::SetKeyExpiry {
+                chain: ChainId::decode_from(r)?,
+                key: PublicKey::decode_from(r)?,
+                expires_at: Height::decode_from(r)?,
+            },
+            8 => Action::ReportKeyCompromise {
+                chain: ChainId::decode_from(r)?,
+                key: PublicKey::decode_from(r)?,
+                from: Height::decode_from(r)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {
@@ -1484,6 +1542,23 @@ pub fn verify_chain_certificate(
     }
 }
 
+/// `set` with the key windows that `previous` recorded for the keys still
+/// in it: a membership change never clears an expiry or a compromise.
+fn keep_key_windows(
+    set: ValidatorSet,
+    previous: Option<&ValidatorSet>,
+) -> Result<ValidatorSet, ValidatorSetError> {
+    let Some(previous) = previous else {
+        return Ok(set);
+    };
+    let windows: Vec<(PublicKey, KeyWindow)> = previous
+        .key_windows()
+        .filter(|(key, _)| set.find(key).is_some())
+        .map(|(key, window)| (key.clone(), *window))
+        .collect();
+    set.with_key_windows(windows)
+}
+
 /// `chain`'s validator schedule: effective height → set. The set for height
 /// `h` is the entry with the greatest key `<= h`, the form the consensus
 /// engines take.
@@ -2163,6 +2238,47 @@ impl GovernanceApp {
         Ok(())
     }
 
+    /// Schedules, at `effective_height`, `chain`'s latest set with `key`'s
+    /// window changed by `change` (`key` must be a member).
+    fn change_key_window(
+        &self,
+        ctx: &BlockContext,
+        state: &mut StateOverlay<'_>,
+        chain: &ChainId,
+        key: &PublicKey,
+        effective_height: Height,
+        change: impl FnOnce(&mut KeyWindow),
+    ) -> Result<(), OpError> {
+        Self::registered_chain(state, chain)?;
+        let schedule = validator_schedule(state, chain)?;
+        let latest = schedule.last_key_value();
+        self.check_effective_height(ctx, state, chain, effective_height, latest.map(|(h, _)| *h))?;
+        let Some((_, current)) = latest else {
+            return fail(
+                CODE_INVALID_ACTION,
+                format!("chain {chain} has no validators"),
+            );
+        };
+        if current.find(key).is_none() {
+            return fail(
+                CODE_INVALID_ACTION,
+                format!("{key} is not a validator of chain {chain}"),
+            );
+        }
+        let mut window = current.key_window(key);
+        change(&mut window);
+        let set = current
+            .clone()
+            .with_key_windows([(key.clone(), window)])
+            .map_err(|e| {
+                OpError::Fail(Failure {
+                    code: CODE_INVALID_ACTION,
+                    reason: e.to_string(),
+                })
+            })?;
+        Self::schedule_set(state, chain, effective_height, &set)
+    }
+
     /// Checks `action` against `state` and writes its effect. With
     /// `passing == false` only the checks that can not change before the
     /// proposal passes are binding; the writes go to a scratch overlay that
@@ -2221,12 +2337,14 @@ impl GovernanceApp {
                     public_key: key.clone(),
                     power: *power,
                 });
-                let set = ValidatorSet::new(validators).map_err(|e| {
-                    OpError::Fail(Failure {
-                        code: CODE_INVALID_ACTION,
-                        reason: e.to_string(),
-                    })
-                })?;
+                let set = ValidatorSet::new(validators)
+                    .and_then(|set| keep_key_windows(set, latest.map(|(_, s)| s)))
+                    .map_err(|e| {
+                        OpError::Fail(Failure {
+                            code: CODE_INVALID_ACTION,
+                            reason: e.to_string(),
+                        })
+                    })?;
                 Self::schedule_set(state, chain, effective_height, &set)
             }
             Action::RemoveValidator { chain, key } => {
@@ -2258,13 +2376,37 @@ impl GovernanceApp {
                     .filter(|v| &v.public_key != key)
                     .cloned()
                     .collect();
-                let set = ValidatorSet::new(remaining).map_err(|e| {
-                    OpError::Fail(Failure {
-                        code: CODE_INVALID_ACTION,
-                        reason: format!("removing {key} from {chain}: {e}"),
-                    })
-                })?;
+                let set = ValidatorSet::new(remaining)
+                    .and_then(|set| keep_key_windows(set, Some(current)))
+                    .map_err(|e| {
+                        OpError::Fail(Failure {
+                            code: CODE_INVALID_ACTION,
+                            reason: format!("removing {key} from {chain}: {e}"),
+                        })
+                    })?;
                 Self::schedule_set(state, chain, effective_height, &set)
+            }
+            Action::SetKeyExpiry {
+                chain,
+                key,
+                expires_at,
+            } => {
+                if *expires_at < effective_height {
+                    return fail(
+                        CODE_INVALID_ACTION,
+                        format!(
+                            "an expiry at {expires_at} is before the effective height {effective_height}"
+                        ),
+                    );
+                }
+                self.change_key_window(ctx, state, chain, key, effective_height, |w| {
+                    w.expires_at = Some(*expires_at);
+                })
+            }
+            Action::ReportKeyCompromise { chain, key, from } => {
+                self.change_key_window(ctx, state, chain, key, effective_height, |w| {
+                    w.revoked_from = Some(w.revoked_from.map_or(*from, |r| r.min(*from)));
+                })
             }
             Action::RegisterSideChain {
                 chain,
@@ -2962,6 +3104,20 @@ mod tests {
             ),
             (chain_strategy(), key_strategy())
                 .prop_map(|(chain, key)| Action::RemoveValidator { chain, key }),
+            (chain_strategy(), key_strategy(), any::<u64>()).prop_map(|(chain, key, h)| {
+                Action::SetKeyExpiry {
+                    chain,
+                    key,
+                    expires_at: Height::new(h),
+                }
+            }),
+            (chain_strategy(), key_strategy(), any::<u64>()).prop_map(|(chain, key, h)| {
+                Action::ReportKeyCompromise {
+                    chain,
+                    key,
+                    from: Height::new(h),
+                }
+            }),
             (
                 chain_strategy(),
                 any::<bool>(),

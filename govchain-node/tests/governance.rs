@@ -1,6 +1,7 @@
 //! The governance application on a certified main chain built with the
 //! core testkit: proposals, votes, validator changes at their effective
-//! heights, and side-chain anchors (BFT and Raft).
+//! heights, side-chain anchors (BFT and Raft), and validator key expiry and
+//! compromise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,7 +17,7 @@ use govchain_core::light::LightClient;
 use govchain_core::testkit::{ChainBuilder, KvApp, TestkitError};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_core::validator::{KeyWindow, Validator, ValidatorSet};
 use govchain_node::governance::*;
 
 fn sk(i: u8) -> SecretKey {
@@ -569,6 +570,32 @@ fn invalid_actions_are_refused_when_proposed() {
             },
             CODE_INVALID_ACTION,
         ),
+        // Key windows only for members, and no expiry before the change
+        // takes effect.
+        (
+            Action::SetKeyExpiry {
+                chain: chain("side-bft"),
+                key: pk(4),
+                expires_at: Height::new(200),
+            },
+            CODE_INVALID_ACTION,
+        ),
+        (
+            Action::ReportKeyCompromise {
+                chain: chain("side-bft"),
+                key: pk(7),
+                from: Height::new(1),
+            },
+            CODE_INVALID_ACTION,
+        ),
+        (
+            Action::SetKeyExpiry {
+                chain: chain("side-bft"),
+                key: pk(1),
+                expires_at: Height::new(99),
+            },
+            CODE_INVALID_ACTION,
+        ),
     ];
     for (action, code) in cases {
         let r = main.run(1, propose(action.clone()));
@@ -958,4 +985,96 @@ fn a_department_is_removed_only_once_it_validates_nothing() {
     )
     .unwrap();
     assert!(main.chain.app().check_tx(&main.view(), &late).is_err());
+}
+
+#[test]
+fn key_expiry_and_compromise_bind_anchors_and_survive_membership_changes() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let side_id = chain("side-bft");
+    let at4 = Height::new(4);
+    let passes = |main: &mut Main, action: Action, at: Height| {
+        let (_, st) = pass(main, action.clone(), at);
+        assert_eq!(st, ProposalStatus::Passed, "{action:?}");
+    };
+    // From side height 4: department 4 joins; department 2's key is
+    // reported compromised from 4 (a later report does not move it);
+    // department 3's key expires at 20.
+    passes(
+        &mut main,
+        Action::AddValidator {
+            chain: side_id.clone(),
+            key: pk(4),
+            power: 1,
+            department: dept(4),
+        },
+        at4,
+    );
+    for from in [4, 9] {
+        passes(
+            &mut main,
+            Action::ReportKeyCompromise {
+                chain: side_id.clone(),
+                key: pk(2),
+                from: Height::new(from),
+            },
+            at4,
+        );
+    }
+    passes(
+        &mut main,
+        Action::SetKeyExpiry {
+            chain: side_id.clone(),
+            key: pk(3),
+            expires_at: Height::new(20),
+        },
+        at4,
+    );
+    let schedule = validator_schedule(&main.view(), &side_id).unwrap();
+    let set = schedule[&at4].clone();
+    assert_eq!(set.key_window(&pk(2)), KeyWindow::revoked_from(at4));
+    assert_eq!(
+        set.key_window(&pk(3)),
+        KeyWindow::expiring_at(Height::new(20))
+    );
+    assert_eq!(set.valid_power_at(at4), 3);
+
+    // A later membership change keeps both windows.
+    passes(
+        &mut main,
+        Action::RemoveValidator {
+            chain: side_id.clone(),
+            key: pk(1),
+        },
+        Height::new(30),
+    );
+    let later = &validator_schedule(&main.view(), &side_id).unwrap()[&Height::new(30)];
+    assert_eq!(later.len(), 3);
+    assert_eq!(later.key_window(&pk(2)), KeyWindow::revoked_from(at4));
+    assert_eq!(
+        later.key_window(&pk(3)),
+        KeyWindow::expiring_at(Height::new(20))
+    );
+
+    // The side chain runs with the recorded set from height 4, signed by
+    // the keys inside their windows (1, 3 and 4).
+    let mut side = Side::new("side-bft", &[1, 2, 3], 3);
+    side.chain
+        .change_validator_set(vec![sk(1), sk(2), sk(3), sk(4)], set);
+    for h in 4..=6u64 {
+        side.chain
+            .produce_block(vec![], Timestamp::new(T0.get() + h))
+            .unwrap();
+    }
+    // Height 5 with the compromised key's signature counted is refused...
+    let mut op = side.anchor_op(5);
+    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
+        *certificate = side.cert_by(5, &[1, 2, 4]);
+    }
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    // ...and the honest certificate, without it, is accepted.
+    let honest = side.anchor_op(5);
+    if let GovernanceOp::Anchor { certificate, .. } = &honest {
+        assert!(certificate.signatures.iter().all(|s| s.validator != pk(2)));
+    }
+    assert_eq!(main.run(1, honest).code, CODE_OK);
 }
