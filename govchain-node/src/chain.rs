@@ -33,7 +33,7 @@ use govchain_core::merkle::HistoryTree;
 use govchain_core::smt::{KeyHash, SparseMerkleTree, TreeUpdateBatch};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Timestamp};
-use govchain_core::validator::ValidatorSet;
+use govchain_core::validator::{KeyWindow, ValidatorSet};
 use govchain_storage::{
     BlockStore, DurableConfig, DurableStore, MemoryStore, RecordLog, StateStore,
 };
@@ -507,6 +507,17 @@ impl ChainRunner {
             Engine::Bft(e) => Some(e.as_mut()),
             Engine::Raft(_) => None,
         }
+    }
+
+    /// The window of `me` in the set this node knows for `height`, when it
+    /// is a member and the window is bounded.
+    pub fn own_key_window(&self, me: &PublicKey, height: Height) -> Option<KeyWindow> {
+        let set = match &self.engine {
+            Engine::Bft(e) => e.config().validators_at(height),
+            Engine::Raft(_) => Some(&self.spec.validators),
+        }?;
+        set.find(me)?;
+        Some(set.key_window(me)).filter(|w| !w.is_unbounded())
     }
 
     /// The validator sets by first height this node knows for the chain.

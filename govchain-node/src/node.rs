@@ -2,7 +2,7 @@
 //! [`NodeHandle`] through which the host submits transactions, queries
 //! state with proofs and follows commits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,7 +20,7 @@ use govchain_core::merkle::InclusionProof;
 use govchain_core::smt::{KeyHash, SparseMerkleProof, SparseMerkleTree};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Timestamp};
-use govchain_core::validator::ValidatorSet;
+use govchain_core::validator::{KeyWindow, ValidatorSet};
 use govchain_storage::StoredBlock;
 use parking_lot::{Mutex, RwLock};
 
@@ -47,6 +47,11 @@ pub struct NodeConfig {
     pub tick_ms: u64,
     /// Capacity of the inbox (network envelopes and submissions).
     pub inbox_capacity: usize,
+    /// A chain's status warns that this node's key is about to leave its
+    /// window (expiry or a reported compromise) once that is this many
+    /// blocks away or fewer ([`ChainStatus::key_blocks_left`]). Default
+    /// 1,000.
+    pub key_warning_blocks: u64,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -70,6 +75,7 @@ impl NodeConfig {
             chains: Vec::new(),
             tick_ms: 5,
             inbox_capacity: 65_536,
+            key_warning_blocks: 1_000,
         }
     }
 
@@ -156,6 +162,13 @@ pub struct ChainStatus {
     pub sync: Option<crate::sync::SyncProgress>,
     /// Block-sync counters.
     pub sync_counters: crate::sync::SyncCounters,
+    /// This node's key window on the chain, when its key is a validator
+    /// whose window is bounded (an expiry, or a reported compromise), in
+    /// the set for the next height.
+    pub key_window: Option<KeyWindow>,
+    /// Blocks from the next height until that window closes (0: closed;
+    /// the key's signatures no longer count on this chain).
+    pub key_blocks_left: Option<u64>,
 }
 
 /// A node's status.
@@ -280,6 +293,8 @@ impl Node {
             transport,
             shared: shared.clone(),
             tick_ms: config.tick_ms,
+            key_warning_blocks: config.key_warning_blocks,
+            key_warned: BTreeSet::new(),
             own_nonces: BTreeMap::new(),
             carry: Vec::new(),
         };
@@ -679,6 +694,9 @@ pub(crate) struct Worker {
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) shared: Arc<Shared>,
     tick_ms: u64,
+    key_warning_blocks: u64,
+    /// (chain index, window) pairs already warned about in the status.
+    key_warned: BTreeSet<(usize, Option<Height>, Option<Height>)>,
     /// The next nonce of this node's own transactions, per chain.
     pub(crate) own_nonces: BTreeMap<ChainId, u64>,
     /// Effects left over when a turn's round budget ran out.
@@ -1005,8 +1023,25 @@ impl Worker {
 
     pub(crate) fn refresh_status(&mut self) -> Result<(), NodeError> {
         let mut chains = Vec::with_capacity(self.chains.len());
-        for c in &self.chains {
+        let mut warnings = Vec::new();
+        for (i, c) in self.chains.iter().enumerate() {
             let height = c.latest_height()?;
+            let next = Height::new(height.get().saturating_add(1));
+            let key_window = c.own_key_window(&self.me, next);
+            let key_blocks_left = key_window.and_then(|w| {
+                [w.expires_at, w.revoked_from]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|end| end.get().saturating_sub(next.get()))
+            });
+            if let (Some(w), Some(left)) = (key_window, key_blocks_left) {
+                if left <= self.key_warning_blocks
+                    && self.key_warned.insert((i, w.expires_at, w.revoked_from))
+                {
+                    warnings.push(key_warning(c.chain_id(), &self.me, next, &w, left));
+                }
+            }
             chains.push(ChainStatus {
                 chain: c.chain_id().clone(),
                 height,
@@ -1014,14 +1049,22 @@ impl Worker {
                 counters: c.counters,
                 sync: c.sync.progress(height),
                 sync_counters: c.sync.counters,
+                key_window,
+                key_blocks_left,
             });
         }
-        let mut s = self.shared.status.lock();
-        s.chains = chains;
+        self.shared.status.lock().chains = chains;
+        for w in warnings {
+            self.note(w);
+        }
         Ok(())
     }
 
     /// Records a warning in the node's status.
+    ///
+    /// Warnings are also how an operator learns ahead of time that this
+    /// node's key is leaving its window on a chain (see
+    /// [`NodeConfig::key_warning_blocks`]).
     pub(crate) fn note(&self, warning: String) {
         let mut s = self.shared.status.lock();
         if s.warnings.len() >= 64 {
@@ -1068,5 +1111,22 @@ impl Worker {
             }),
             None => Err(NodeError::Stopped),
         }
+    }
+}
+
+/// The status warning for this node's key approaching the end of its
+/// window on `chain`.
+fn key_warning(chain: &ChainId, me: &PublicKey, next: Height, w: &KeyWindow, left: u64) -> String {
+    let why = match (w.revoked_from, w.expires_at) {
+        (Some(from), _) if w.expires_at.is_none_or(|at| from <= at) => {
+            format!("was reported compromised from height {from}")
+        }
+        (_, Some(at)) => format!("expires at height {at}"),
+        _ => "leaves its window".to_string(),
+    };
+    if left == 0 {
+        format!("key {me} {why} on chain {chain}: its signatures no longer count there (height {next}); rotate it")
+    } else {
+        format!("key {me} {why} on chain {chain}: {left} blocks left; rotate it before then")
     }
 }

@@ -187,6 +187,21 @@ fn render_rest(
     }
     header(
         out,
+        "govchain_key_blocks_left",
+        "gauge",
+        "Blocks until this node's validator key leaves its window (expiry or reported compromise); only chains where it has one.",
+    );
+    for c in &status.chains {
+        if let Some(left) = c.key_blocks_left {
+            let _ = writeln!(
+                out,
+                "govchain_key_blocks_left{{chain=\"{}\"}} {left}",
+                c.chain
+            );
+        }
+    }
+    header(
+        out,
         "govchain_chain_mempool_txs",
         "gauge",
         "Transactions waiting in the chain's mempool.",

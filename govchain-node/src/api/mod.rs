@@ -655,6 +655,11 @@ fn chain_status_json(c: &crate::node::ChainStatus) -> Value {
             "blocks_per_s": p.blocks_per_s,
         })),
         "synced_blocks": c.sync_counters.synced_blocks,
+        "key_window": c.key_window.map(|w| json!({
+            "expires_at": w.expires_at.map(|h| h.get()),
+            "compromised_from": w.revoked_from.map(|h| h.get()),
+            "blocks_left": c.key_blocks_left,
+        })),
     })
 }
 

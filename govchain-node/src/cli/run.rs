@@ -40,6 +40,9 @@ fn run_err(reason: impl ToString) -> CliError {
 
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// The key warning is repeated at every progress line from this many
+/// blocks before the key leaves its window (the node's default).
+const KEY_WARNING_BLOCKS: u64 = 1_000;
 
 pub(super) fn run(config_path: &Path) -> Result<(), CliError> {
     let settings = NodeSettings::load(config_path)?;
@@ -106,6 +109,7 @@ pub(super) fn run(config_path: &Path) -> Result<(), CliError> {
     let main = settings.genesis.main.clone();
     let mut admitted = genesis_admitted;
     let mut last_progress = std::time::Instant::now();
+    let mut logged_warnings: Vec<String> = Vec::new();
     let mut outcome = Ok(());
     loop {
         match stop_rx.recv_timeout(Duration::from_secs(1)) {
@@ -140,7 +144,28 @@ pub(super) fn run(config_path: &Path) -> Result<(), CliError> {
                 admitted = now;
             }
         }
+        // The node's warnings (a key leaving its window, a refused sync
+        // block, ...) are logged once each as they appear.
+        for w in status
+            .warnings
+            .iter()
+            .filter(|w| !logged_warnings.contains(*w))
+        {
+            tracing::warn!(warning = %w, "node warning");
+        }
+        logged_warnings = status.warnings.clone();
         for c in &status.chains {
+            if let (Some(left), Some(w)) = (c.key_blocks_left, c.key_window) {
+                if last_progress.elapsed() >= PROGRESS_EVERY && left <= KEY_WARNING_BLOCKS {
+                    tracing::warn!(
+                        chain = %c.chain,
+                        blocks_left = left,
+                        expires_at = ?w.expires_at.map(|h| h.get()),
+                        compromised_from = ?w.revoked_from.map(|h| h.get()),
+                        "this node's key is leaving its window"
+                    );
+                }
+            }
             if let Some(p) = c.sync {
                 tracing::info!(
                     chain = %c.chain,
