@@ -187,6 +187,13 @@ pub struct DurableConfig {
     /// since the last checkpoint, to bound replay work for large blocks.
     /// Default [`DEFAULT_CHECKPOINT_BYTES`].
     pub checkpoint_bytes: u64,
+    /// Decoded state-tree pages kept in memory after being read from the
+    /// index (0: none). Pages are immutable — a key names one version's
+    /// page — so a cached page is always the stored one; the cache only
+    /// saves the index lookups and decoding that dominate state updates
+    /// once the tree outgrows redb's page cache. Default 65,536 (tens of
+    /// MiB: the upper four levels of a tree of a million keys).
+    pub node_cache_entries: usize,
 }
 
 impl Default for DurableConfig {
@@ -199,6 +206,7 @@ impl Default for DurableConfig {
             force_index_check_on_open: true,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+            node_cache_entries: 65_536,
         }
     }
 }
@@ -246,6 +254,8 @@ pub struct DurableStore {
     /// the index. Consulted only once the state tip has reached its version
     /// (so only after its commit succeeded).
     recent: RwLock<Option<Arc<RecentNodes>>>,
+    /// Pages read from the index, decoded ([`DurableConfig::node_cache_entries`]).
+    node_cache: NodeCache,
     db: redb::Database,
     writer: Mutex<Writer>,
     segments: RwLock<BTreeMap<u64, Arc<dyn VfsFile>>>,
@@ -650,6 +660,7 @@ impl DurableStore {
             vfs.sync_dir(&dir).map_err(io("sync dir", &dir))?;
         }
 
+        let node_cache_entries = config.node_cache_entries;
         let store = DurableStore {
             vfs,
             dir,
@@ -658,6 +669,7 @@ impl DurableStore {
             config,
             reader: RwLock::new(None),
             recent: RwLock::new(None),
+            node_cache: NodeCache::new(node_cache_entries),
             db,
             writer: Mutex::new(Writer::default()),
             segments: RwLock::new(BTreeMap::new()),
@@ -1825,6 +1837,9 @@ impl NodeStore for DurableStore {
                 }
             }
         }
+        if let Some(node) = self.node_cache.get(key) {
+            return Ok(Some(node));
+        }
         let reader = self.state_reader()?;
         let k = node_key(key);
         let Some(v) = reader.nodes.get(k.as_slice()).map_err(db_err)? else {
@@ -1832,9 +1847,10 @@ impl NodeStore for DurableStore {
         };
         let where_ = || format!("index smt_nodes[{key:?}]");
         let raw = unseal(&k, v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
-        decode_exact::<Node>(raw, MAX_NODE_LEN)
-            .map(Some)
-            .map_err(|e| StorageError::corrupt(where_(), e.to_string()))
+        let node = decode_exact::<Node>(raw, MAX_NODE_LEN)
+            .map_err(|e| StorageError::corrupt(where_(), e.to_string()))?;
+        self.node_cache.insert(*key, &node);
+        Ok(Some(node))
     }
 
     fn get_value(
@@ -1915,7 +1931,60 @@ impl StateStore for DurableStore {
         })();
         self.poisoning(r)?;
         self.tip.write().state_oldest = Some(below);
+        // Pruned pages must not outlive their rows.
+        self.node_cache.clear();
         Ok(())
+    }
+}
+
+/// A bounded cache of decoded state-tree pages: 16 shards, each emptied
+/// when it fills (no recency bookkeeping on the read path; the hot upper
+/// pages come straight back).
+struct NodeCache {
+    shards: Vec<Mutex<HashMap<NodeKey, Node>>>,
+    per_shard: usize,
+}
+
+impl NodeCache {
+    const SHARDS: usize = 16;
+
+    fn new(entries: usize) -> Self {
+        NodeCache {
+            shards: (0..Self::SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            per_shard: entries / Self::SHARDS,
+        }
+    }
+
+    fn shard(&self, key: &NodeKey) -> Option<&Mutex<HashMap<NodeKey, Node>>> {
+        if self.per_shard == 0 {
+            return None;
+        }
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.shards.get(h.finish() as usize % Self::SHARDS)
+    }
+
+    fn get(&self, key: &NodeKey) -> Option<Node> {
+        self.shard(key)?.lock().get(key).cloned()
+    }
+
+    fn insert(&self, key: NodeKey, node: &Node) {
+        if let Some(shard) = self.shard(&key) {
+            let mut map = shard.lock();
+            if map.len() >= self.per_shard {
+                map.clear();
+            }
+            map.insert(key, node.clone());
+        }
+    }
+
+    fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().clear();
+        }
     }
 }
 
