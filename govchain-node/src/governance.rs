@@ -2238,17 +2238,16 @@ impl GovernanceApp {
         Ok(())
     }
 
-    /// Schedules, at `effective_height`, `chain`'s latest set with `key`'s
-    /// window changed by `change` (`key` must be a member).
-    fn change_key_window(
+    /// `chain`'s latest scheduled set, after checking that a change of it
+    /// may take effect at `effective_height` and that `key` is a member.
+    fn latest_set_with(
         &self,
         ctx: &BlockContext,
-        state: &mut StateOverlay<'_>,
+        state: &StateOverlay<'_>,
         chain: &ChainId,
         key: &PublicKey,
         effective_height: Height,
-        change: impl FnOnce(&mut KeyWindow),
-    ) -> Result<(), OpError> {
+    ) -> Result<ValidatorSet, OpError> {
         Self::registered_chain(state, chain)?;
         let schedule = validator_schedule(state, chain)?;
         let latest = schedule.last_key_value();
@@ -2265,6 +2264,21 @@ impl GovernanceApp {
                 format!("{key} is not a validator of chain {chain}"),
             );
         }
+        Ok(current.clone())
+    }
+
+    /// Schedules, at `effective_height`, `chain`'s latest set with `key`'s
+    /// window changed by `change` (`key` must be a member).
+    fn change_key_window(
+        &self,
+        ctx: &BlockContext,
+        state: &mut StateOverlay<'_>,
+        chain: &ChainId,
+        key: &PublicKey,
+        effective_height: Height,
+        change: impl FnOnce(&mut KeyWindow),
+    ) -> Result<(), OpError> {
+        let current = self.latest_set_with(ctx, state, chain, key, effective_height)?;
         let mut window = current.key_window(key);
         change(&mut window);
         let set = current
@@ -2348,28 +2362,7 @@ impl GovernanceApp {
                 Self::schedule_set(state, chain, effective_height, &set)
             }
             Action::RemoveValidator { chain, key } => {
-                Self::registered_chain(state, chain)?;
-                let schedule = validator_schedule(state, chain)?;
-                let latest = schedule.last_key_value();
-                self.check_effective_height(
-                    ctx,
-                    state,
-                    chain,
-                    effective_height,
-                    latest.map(|(h, _)| *h),
-                )?;
-                let Some((_, current)) = latest else {
-                    return fail(
-                        CODE_INVALID_ACTION,
-                        format!("chain {chain} has no validators"),
-                    );
-                };
-                if current.find(key).is_none() {
-                    return fail(
-                        CODE_INVALID_ACTION,
-                        format!("{key} is not a validator of chain {chain}"),
-                    );
-                }
+                let current = self.latest_set_with(ctx, state, chain, key, effective_height)?;
                 let remaining: Vec<Validator> = current
                     .validators()
                     .iter()
@@ -2377,7 +2370,7 @@ impl GovernanceApp {
                     .cloned()
                     .collect();
                 let set = ValidatorSet::new(remaining)
-                    .and_then(|set| keep_key_windows(set, Some(current)))
+                    .and_then(|set| keep_key_windows(set, Some(&current)))
                     .map_err(|e| {
                         OpError::Fail(Failure {
                             code: CODE_INVALID_ACTION,
