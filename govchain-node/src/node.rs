@@ -1053,9 +1053,11 @@ impl Worker {
                 key_blocks_left,
             });
         }
-        self.shared.status.lock().chains = chains;
+        // One update: a reader never sees a height without its warnings.
+        let mut status = self.shared.status.lock();
+        status.chains = chains;
         for w in warnings {
-            self.note(w);
+            push_warning(&mut status, w);
         }
         Ok(())
     }
@@ -1066,11 +1068,7 @@ impl Worker {
     /// node's key is leaving its window on a chain (see
     /// [`NodeConfig::key_warning_blocks`]).
     pub(crate) fn note(&self, warning: String) {
-        let mut s = self.shared.status.lock();
-        if s.warnings.len() >= 64 {
-            s.warnings.remove(0);
-        }
-        s.warnings.push(warning);
+        push_warning(&mut self.shared.status.lock(), warning);
     }
 
     /// Signs and submits one of this node's own transactions to `chain`.
@@ -1112,6 +1110,14 @@ impl Worker {
             None => Err(NodeError::Stopped),
         }
     }
+}
+
+/// Adds a warning to `status`, keeping the latest 64.
+fn push_warning(status: &mut NodeStatus, warning: String) {
+    if status.warnings.len() >= 64 {
+        status.warnings.remove(0);
+    }
+    status.warnings.push(warning);
 }
 
 /// The status warning for this node's key approaching the end of its
