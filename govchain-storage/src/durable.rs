@@ -1198,7 +1198,10 @@ impl DurableStore {
     }
 
     /// The offset of the first checksum-valid frame starting at or after
-    /// `from` in a segment, if any.
+    /// `from` in a segment, if any. The segment is scanned in bounded
+    /// windows, so a damaged or planted file of any length costs bounded
+    /// memory; a candidate frame is read only after its header parsed and
+    /// its length fits in the file ([`frame_at`](Self::frame_at)).
     fn find_valid_frame(
         &self,
         file: &dyn VfsFile,
@@ -1206,29 +1209,13 @@ impl DurableStore {
         from: u64,
     ) -> Result<Option<u64>, StorageError> {
         let len = file.len().map_err(self.io("stat", path))?;
-        if from >= len {
-            return Ok(None);
-        }
-        let mut rest = vec![0u8; usize::try_from(len - from).unwrap_or(usize::MAX)];
-        file.read_at(from, &mut rest)
-            .map_err(self.io("read", path))?;
-        let mut i = 0;
-        while let Some(at) = rest
-            .get(i..)
-            .and_then(|r| r.windows(4).position(|w| w == FRAME_MAGIC))
-        {
-            let start = i + at;
-            let tail = rest.get(start..).unwrap_or_default();
-            if let Ok(fh) = parse_frame_header(tail) {
-                if let Some(frame) = tail.get(..fh.frame_len()) {
-                    if split_frame(frame).is_ok() {
-                        return Ok(Some(from + start as u64));
-                    }
-                }
-            }
-            i = start + 1;
-        }
-        Ok(None)
+        scan_for_frame(
+            len,
+            from,
+            SCAN_WINDOW,
+            &mut |at, buf| file.read_at(at, buf).map_err(self.io("read", path)),
+            &mut |at| Ok(self.frame_at(file, path, at, len)?.is_some()),
+        )
     }
 
     /// Re-applies one checksum-valid frame found after the durable prefix
@@ -1937,6 +1924,53 @@ impl StateStore for DurableStore {
     }
 }
 
+/// Bytes read at a time when scanning a segment for a frame.
+const SCAN_WINDOW: u64 = 1 << 20;
+
+/// Reads bytes at an offset into a buffer (exactly its length).
+type ReadAt<'a> = dyn FnMut(u64, &mut [u8]) -> Result<(), StorageError> + 'a;
+/// Whether a valid frame starts at an offset.
+type FrameAt<'a> = dyn FnMut(u64) -> Result<bool, StorageError> + 'a;
+
+/// The first offset at or after `from`, in a file of `len` bytes read
+/// through `read`, where the frame magic starts and `accept` confirms a
+/// valid frame. Reads windows of `window` bytes overlapping by the magic's
+/// length minus one, so a magic straddling two windows is found, and memory
+/// stays bounded whatever the file's length.
+fn scan_for_frame(
+    len: u64,
+    from: u64,
+    window: u64,
+    read: &mut ReadAt<'_>,
+    accept: &mut FrameAt<'_>,
+) -> Result<Option<u64>, StorageError> {
+    let magic = FRAME_MAGIC.len() as u64;
+    let window = window.max(magic);
+    let mut start = from;
+    let mut buf = Vec::new();
+    while start < len {
+        let end = len.min(start.saturating_add(window));
+        buf.resize(usize::try_from(end - start).unwrap_or(0), 0);
+        read(start, &mut buf)?;
+        let mut i = 0;
+        while let Some(at) = buf
+            .get(i..)
+            .and_then(|r| r.windows(FRAME_MAGIC.len()).position(|w| w == FRAME_MAGIC))
+        {
+            let candidate = start + (i + at) as u64;
+            if accept(candidate)? {
+                return Ok(Some(candidate));
+            }
+            i += at + 1;
+        }
+        if end == len {
+            break;
+        }
+        start = end - (magic - 1);
+    }
+    Ok(None)
+}
+
 /// A bounded cache of decoded state-tree pages: 16 shards, each emptied
 /// when it fills (no recency bookkeeping on the read path; the hot upper
 /// pages come straight back).
@@ -2030,6 +2064,48 @@ mod tests {
     use govchain_core::crypto::{SecretKey, Signer};
     use govchain_core::smt::{Child, SparseMerkleTree};
     use govchain_core::types::{Round, Timestamp};
+
+    /// The windowed frame scan finds exactly what a scan of the whole file
+    /// finds, for every window size, including magics that straddle two
+    /// windows and candidates that are not valid frames.
+    #[test]
+    fn windowed_frame_scan_matches_a_whole_file_scan() {
+        let frame = crate::format::encode_frame(7, b"block", b"cert", b"state").unwrap();
+        let mut file = b"xxGCBFgarbage".to_vec(); // a magic without a frame
+        let first = file.len() as u64;
+        file.extend_from_slice(&frame);
+        file.extend_from_slice(b"GCB"); // a truncated magic
+        let second = file.len() as u64;
+        file.extend_from_slice(&frame);
+        let valid = |at: u64| {
+            let at = at as usize;
+            file.get(at..)
+                .and_then(|rest| crate::format::parse_frame_header(rest).ok())
+                .and_then(|fh| file.get(at..at + fh.frame_len()))
+                .is_some_and(|f| crate::format::split_frame(f).is_ok())
+        };
+        let len = file.len() as u64;
+        for window in 1..=(len + 3) {
+            for (from, expected) in [
+                (0, Some(first)),
+                (first + 1, Some(second)),
+                (second + 1, None),
+            ] {
+                let found = scan_for_frame(
+                    len,
+                    from,
+                    window,
+                    &mut |at, buf| {
+                        buf.copy_from_slice(&file[at as usize..at as usize + buf.len()]);
+                        Ok(())
+                    },
+                    &mut |at| Ok(valid(at)),
+                )
+                .unwrap();
+                assert_eq!(found, expected, "window {window}, from {from}");
+            }
+        }
+    }
 
     /// Every node key reachable from the roots of `versions`.
     fn reachable(
