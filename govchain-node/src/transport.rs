@@ -109,6 +109,17 @@ pub enum TransportError {
         /// The peer.
         peer: PublicKey,
     },
+    /// The encoded envelope is larger than the transport's frame limit; it
+    /// was dropped (a peer would refuse it and drop the connection).
+    #[error("envelope for peer {peer} is {len} bytes, over the frame limit of {max}")]
+    TooLarge {
+        /// The peer.
+        peer: PublicKey,
+        /// The encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// The sending half of a node's connections. Receiving is the transport's

@@ -343,7 +343,7 @@ fn oversized_frame_drops_the_connection() {
     // b refuses to send what a peer could not accept.
     assert!(matches!(
         b.transport.send(&a.pk(), envelope(100_000)),
-        Err(TransportError::QueueFull { .. })
+        Err(TransportError::TooLarge { len, max, .. }) if len > max && max == 64 * 1024
     ));
     assert_eq!(stats(&b).sends_too_large, 1);
 }

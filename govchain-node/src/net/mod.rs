@@ -49,7 +49,9 @@
 //! 8 MiB: a proposal of 1,000 transactions of 250 bytes is about 0.3 MB)
 //! before anything is allocated; a frame over the limit, a record that fails
 //! decryption or overruns its frame, or a message that does not decode drops
-//! the connection with a logged reason and a counter in [`NetStats`].
+//! the connection with a logged reason and a counter in [`NetStats`]. This
+//! node refuses to send an envelope over its own limit with
+//! [`TransportError::TooLarge`].
 //!
 //! # Bounds
 //! - Each peer's outgoing queue is bounded in envelopes and bytes
@@ -600,12 +602,14 @@ impl Transport for TcpTransport {
         let mut frame = Vec::new();
         frame::encode_envelope(&envelope, &mut frame);
         if frame.len() > inner.config.max_frame_bytes {
-            // The transport error type has no variant for this; the
-            // envelope is dropped like a full queue's.
             bump(&inner.stats.sends_too_large, 1);
             warn!(peer = %to, len = frame.len(), max = inner.config.max_frame_bytes,
                 "govchain-net: envelope over max_frame_bytes dropped");
-            return Err(TransportError::QueueFull { peer: to.clone() });
+            return Err(TransportError::TooLarge {
+                peer: to.clone(),
+                len: frame.len(),
+                max: inner.config.max_frame_bytes,
+            });
         }
         match outbox.push(frame) {
             Ok(()) => Ok(()),
