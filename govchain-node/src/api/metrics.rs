@@ -131,20 +131,13 @@ impl Metrics {
     /// Prometheus text exposition (format 0.0.4).
     pub(crate) fn render(&self, status: &NodeStatus, peers: Option<(usize, usize)>) -> String {
         let mut out = String::new();
-        header(
+        per_chain(
             &mut out,
-            "govchain_chain_height",
-            "gauge",
+            status,
+            ("govchain_chain_height", "gauge"),
             "Latest committed height of the chain on this node.",
+            |c| Some(c.height.get()),
         );
-        for c in &status.chains {
-            let _ = writeln!(
-                out,
-                "govchain_chain_height{{chain=\"{}\"}} {}",
-                c.chain,
-                c.height.get()
-            );
-        }
         render_rest(&mut out, self, status, peers);
         out
     }
@@ -166,94 +159,71 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One metric with a sample per chain that `value` gives a value for.
+fn per_chain(
+    out: &mut String,
+    status: &NodeStatus,
+    (name, kind): (&str, &str),
+    help: &str,
+    value: impl Fn(&crate::node::ChainStatus) -> Option<u64>,
+) {
+    header(out, name, kind, help);
+    for c in &status.chains {
+        if let Some(v) = value(c) {
+            let _ = writeln!(out, "{name}{{chain=\"{}\"}} {v}", c.chain);
+        }
+    }
+}
+
 fn render_rest(
     out: &mut String,
     metrics: &Metrics,
     status: &NodeStatus,
     peers: Option<(usize, usize)>,
 ) {
-    header(
+    per_chain(
         out,
-        "govchain_chain_committed_txs_total",
-        "counter",
+        status,
+        ("govchain_chain_committed_txs_total", "counter"),
         "Transactions committed on the chain by this node (tx/s: rate()).",
+        |c| Some(c.counters.committed_txs),
     );
-    for c in &status.chains {
-        let _ = writeln!(
-            out,
-            "govchain_chain_committed_txs_total{{chain=\"{}\"}} {}",
-            c.chain, c.counters.committed_txs
-        );
-    }
-    header(
+    per_chain(
         out,
-        "govchain_key_blocks_left",
-        "gauge",
+        status,
+        ("govchain_key_blocks_left", "gauge"),
         "Blocks until this node's validator key leaves its window (expiry or reported compromise); only chains where it has one.",
+        |c| c.key_blocks_left,
     );
-    for c in &status.chains {
-        if let Some(left) = c.key_blocks_left {
-            let _ = writeln!(
-                out,
-                "govchain_key_blocks_left{{chain=\"{}\"}} {left}",
-                c.chain
-            );
-        }
-    }
-    header(
+    per_chain(
         out,
-        "govchain_chain_mempool_txs",
-        "gauge",
+        status,
+        ("govchain_chain_mempool_txs", "gauge"),
         "Transactions waiting in the chain's mempool.",
+        |c| Some(c.mempool_txs as u64),
     );
-    for c in &status.chains {
-        let _ = writeln!(
-            out,
-            "govchain_chain_mempool_txs{{chain=\"{}\"}} {}",
-            c.chain, c.mempool_txs
-        );
-    }
-    header(
+    per_chain(
         out,
-        "govchain_chain_rejected_proposals_total",
-        "counter",
+        status,
+        ("govchain_chain_rejected_proposals_total", "counter"),
         "Proposals this node judged invalid.",
+        |c| Some(c.counters.rejected_proposals),
     );
-    for c in &status.chains {
-        let _ = writeln!(
-            out,
-            "govchain_chain_rejected_proposals_total{{chain=\"{}\"}} {}",
-            c.chain, c.counters.rejected_proposals
-        );
-    }
-    header(
+    per_chain(
         out,
-        "govchain_chain_evidence_total",
-        "counter",
+        status,
+        ("govchain_chain_evidence_total", "counter"),
         "Evidence of equivocation seen on the chain.",
+        |c| Some(c.counters.evidence),
     );
-    for c in &status.chains {
-        let _ = writeln!(
-            out,
-            "govchain_chain_evidence_total{{chain=\"{}\"}} {}",
-            c.chain, c.counters.evidence
-        );
-    }
     let chains = metrics.chains.lock().clone();
-    header(
+    per_chain(
         out,
-        "govchain_chain_blocks_observed_total",
-        "counter",
+        status,
+        ("govchain_chain_blocks_observed_total", "counter"),
         "Blocks the API saw committed since it started.",
+        |c| Some(chains.get(&c.chain).map_or(0, |m| m.blocks)),
     );
-    for c in &status.chains {
-        let blocks = chains.get(&c.chain).map_or(0, |m| m.blocks);
-        let _ = writeln!(
-            out,
-            "govchain_chain_blocks_observed_total{{chain=\"{}\"}} {blocks}",
-            c.chain
-        );
-    }
     header(
         out,
         "govchain_tx_commit_latency_seconds",
