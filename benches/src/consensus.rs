@@ -96,7 +96,7 @@ use govchain_core::crypto::{verify_batch, BatchItem, PublicKey, SecretKey, Signe
 use govchain_core::hash::Hash;
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_core::validator::ValidatorSet;
 
 use crate::core::signatures::{Workload, BATCH_N};
 use crate::{progress, Row};
@@ -207,15 +207,8 @@ impl BenchEngine for Tendermint {
         i: usize,
         now: Timestamp,
     ) -> anyhow::Result<(Self, Effects)> {
-        let set = ValidatorSet::new(
-            keys.iter()
-                .map(|k| Validator {
-                    public_key: k.public_key(),
-                    power: 1,
-                })
-                .collect(),
-        )
-        .map_err(|e| anyhow!("validator set: {e}"))?;
+        let set = ValidatorSet::with_equal_power(keys.iter().map(|k| k.public_key()))
+            .map_err(|e| anyhow!("validator set: {e}"))?;
         let mut cfg = TendermintConfig::new(chain.clone(), set);
         cfg.app_validation = true;
         let key = keys.get(i).ok_or_else(|| anyhow!("no key {i}"))?.clone();

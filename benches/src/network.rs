@@ -234,7 +234,7 @@ fn four_processes(total: usize) -> anyhow::Result<f64> {
 fn catch_up(blocks: usize, source: Option<&Path>) -> anyhow::Result<(f64, f64)> {
     use govchain_core::crypto::{SecretKey, Signer};
     use govchain_core::testkit::KvApp;
-    use govchain_core::validator::{Validator, ValidatorSet};
+    use govchain_core::validator::ValidatorSet;
     use govchain_node::{ChainRole, ChainSpec, InProcessNetwork, Node, NodeConfig, StorageKind};
     use std::sync::Arc;
 
@@ -242,14 +242,7 @@ fn catch_up(blocks: usize, source: Option<&Path>) -> anyhow::Result<(f64, f64)> 
     let keys: Vec<Arc<SecretKey>> = (1..=4u8)
         .map(|i| Arc::new(SecretKey::from_seed(&[i; 32])))
         .collect();
-    let set = ValidatorSet::new(
-        keys.iter()
-            .map(|k| Validator {
-                public_key: k.public_key(),
-                power: 1,
-            })
-            .collect(),
-    )?;
+    let set = ValidatorSet::with_equal_power(keys.iter().map(|k| k.public_key()))?;
     let spec = || {
         let mut s = ChainSpec::new(
             chain.clone(),

@@ -29,7 +29,7 @@ use govchain_core::light::LightClient;
 use govchain_core::testkit::{ChainBuilder, KvApp};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Timestamp};
-use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_core::validator::ValidatorSet;
 use govchain_node::crosschain::CrossChainProofBuilder;
 use govchain_node::governance::{
     AnchorRecord, DepartmentId, EngineKind, GenesisDepartment, GovernanceApp, GovernanceGenesis,
@@ -42,13 +42,8 @@ use crate::{progress, Row};
 const AREA: &str = "node";
 
 fn set_of(keys: &[Arc<SecretKey>]) -> anyhow::Result<ValidatorSet> {
-    Ok(ValidatorSet::new(
-        keys.iter()
-            .map(|k| Validator {
-                public_key: k.public_key(),
-                power: 1,
-            })
-            .collect(),
+    Ok(ValidatorSet::with_equal_power(
+        keys.iter().map(|k| k.public_key()),
     )?)
 }
 
@@ -228,15 +223,7 @@ fn cross_chain() -> anyhow::Result<(f64, f64, f64, f64)> {
             .collect()
     };
     let main_keys = secrets(1);
-    let side_set = ValidatorSet::new(
-        main_keys
-            .iter()
-            .map(|k| Validator {
-                public_key: k.public_key(),
-                power: 1,
-            })
-            .collect(),
-    )?;
+    let side_set = ValidatorSet::with_equal_power(main_keys.iter().map(|k| k.public_key()))?;
     let genesis = GovernanceGenesis {
         main_chain: main_id.clone(),
         departments: main_keys

@@ -13,7 +13,7 @@ use govchain_core::block::Block;
 use govchain_core::crypto::{PublicKey, SecretKey, Signer};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Timestamp};
-use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_core::validator::ValidatorSet;
 
 const POISON: &[u8] = b"invalid for the application";
 
@@ -35,15 +35,7 @@ fn run(byzantine: usize, app_validation: bool, heights: u64) -> Vec<Host> {
     let keys: Vec<Arc<SecretKey>> = (1..=4u8)
         .map(|i| Arc::new(SecretKey::from_seed(&[i; 32])))
         .collect();
-    let set = ValidatorSet::new(
-        keys.iter()
-            .map(|k| Validator {
-                public_key: k.public_key(),
-                power: 1,
-            })
-            .collect(),
-    )
-    .unwrap();
+    let set = ValidatorSet::with_equal_power(keys.iter().map(|k| k.public_key())).unwrap();
     let mut cfg = TendermintConfig::new(chain.clone(), set);
     cfg.app_validation = app_validation;
     let mut hosts = Vec::new();

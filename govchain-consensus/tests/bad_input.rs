@@ -12,7 +12,7 @@ use govchain_core::codec::{DecodeError, Encode};
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::hash::Hash;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_core::validator::ValidatorSet;
 
 fn keys() -> Vec<Arc<SecretKey>> {
     (1..=4u8)
@@ -22,15 +22,7 @@ fn keys() -> Vec<Arc<SecretKey>> {
 
 fn engine() -> (Tendermint, Vec<Arc<SecretKey>>) {
     let keys = keys();
-    let set = ValidatorSet::new(
-        keys.iter()
-            .map(|k| Validator {
-                public_key: k.public_key(),
-                power: 1,
-            })
-            .collect(),
-    )
-    .unwrap();
+    let set = ValidatorSet::with_equal_power(keys.iter().map(|k| k.public_key())).unwrap();
     let cfg = TendermintConfig::new(ChainId::new("main").unwrap(), set);
     let (engine, _) = Tendermint::restore(cfg, keys[0].clone(), &[], Timestamp::new(0)).unwrap();
     (engine, keys)

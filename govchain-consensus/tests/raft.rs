@@ -22,7 +22,7 @@ use govchain_core::codec::Encode;
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::hash::Hash;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_core::validator::ValidatorSet;
 
 fn chain() -> ChainId {
     ChainId::new("side-raft").unwrap()
@@ -466,15 +466,7 @@ fn a_raft_certificate_is_a_majority_with_the_leader_and_no_more() {
     verify_raft_certificate(&cert, &chain(), &block, &five).unwrap();
 
     // It is not a BFT certificate: 3 of 5 is not more than two thirds.
-    let set = ValidatorSet::new(
-        k.iter()
-            .map(|k| Validator {
-                public_key: k.public_key(),
-                power: 1,
-            })
-            .collect(),
-    )
-    .unwrap();
+    let set = ValidatorSet::with_equal_power(k.iter().map(|k| k.public_key())).unwrap();
     assert!(matches!(
         cert.verify(&chain(), Height::new(1), &hash, &set),
         Err(CertificateError::InsufficientPower { .. })

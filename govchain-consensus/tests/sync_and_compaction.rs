@@ -20,7 +20,7 @@ use govchain_core::codec::Encode;
 use govchain_core::crypto::{PublicKey, SecretKey, Signer};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_core::validator::{KeyRejection, KeyWindow, Validator, ValidatorSet};
+use govchain_core::validator::{KeyRejection, KeyWindow, ValidatorSet};
 
 struct Host {
     engine: Tendermint,
@@ -41,16 +41,7 @@ fn keys() -> Vec<Arc<SecretKey>> {
 }
 
 fn equal_set() -> ValidatorSet {
-    ValidatorSet::new(
-        keys()
-            .iter()
-            .map(|k| Validator {
-                public_key: k.public_key(),
-                power: 1,
-            })
-            .collect(),
-    )
-    .unwrap()
+    ValidatorSet::with_equal_power(keys().iter().map(|k| k.public_key())).unwrap()
 }
 
 fn config(retain: Option<u64>) -> TendermintConfig {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use govchain_core::app::Application;
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::types::ChainId;
-use govchain_core::validator::{Validator, ValidatorSet};
+use govchain_core::validator::ValidatorSet;
 use govchain_node::{
     ChainRole, ChainSpec, EngineKind, InProcessNetwork, Node, NodeConfig, NodeHandle, StorageKind,
 };
@@ -22,15 +22,7 @@ pub fn keys(n: u8) -> Vec<Arc<SecretKey>> {
 
 /// A validator set of `keys`, power 1 each.
 pub fn set_of(keys: &[Arc<SecretKey>]) -> ValidatorSet {
-    ValidatorSet::new(
-        keys.iter()
-            .map(|k| Validator {
-                public_key: k.public_key(),
-                power: 1,
-            })
-            .collect(),
-    )
-    .unwrap()
+    ValidatorSet::with_equal_power(keys.iter().map(|k| k.public_key())).unwrap()
 }
 
 /// A side chain run by `keys` with `app`.
