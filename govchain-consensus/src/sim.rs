@@ -178,6 +178,9 @@ pub struct SimConfig {
     pub txs_per_block: usize,
     /// From this height, the validators are these node indexes.
     pub validator_change: Option<(u64, Vec<usize>)>,
+    /// Key rotations, one validator at a time (Tendermint only; not
+    /// combined with `validator_change`).
+    pub key_rotations: Vec<SimKeyRotation>,
     /// Tick interval.
     pub tick_ms: u64,
     /// Engine timeouts.
@@ -199,6 +202,7 @@ impl SimConfig {
             liveness_blocks: 2,
             txs_per_block: 0,
             validator_change: None,
+            key_rotations: Vec::new(),
             tick_ms: 10,
             timeouts: TimeoutConfig {
                 propose_ms: 100,
@@ -210,6 +214,25 @@ impl SimConfig {
             rebroadcast_ms: 100,
         }
     }
+}
+
+/// A validator's key rotation in a scenario: from height `at`, node
+/// `node`'s key is replaced by a fresh one
+/// ([`ValidatorSet::with_rotation`]), and its old key keeps signing for it
+/// until `at + overlap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimKeyRotation {
+    /// The rotating validator's node index.
+    pub node: usize,
+    /// The height from which the new key is the member's key.
+    pub at: u64,
+    /// Heights during which the old key still signs for the member.
+    pub overlap: u64,
+    /// Whether the node holds the new key from the start (and so switches
+    /// at `at`); `false` models an operator who has not loaded it, whose
+    /// node signs with the old key until the overlap ends and then falls
+    /// silent.
+    pub node_holds_new_key: bool,
 }
 
 /// The outcome of a run.
@@ -235,6 +258,27 @@ pub struct Report {
     pub violations: Vec<String>,
     /// Each node's engine state at the end (its `Debug` form), for diagnosis.
     pub final_states: Vec<String>,
+    /// Signatures by rotated-out keys (inside their overlap) in the
+    /// certificates of decided blocks, counted once per height.
+    pub rotated_out_signatures: u64,
+}
+
+impl Report {
+    fn empty(seed: u64) -> Report {
+        Report {
+            seed,
+            trace_hash: Hash::ZERO,
+            heights: Vec::new(),
+            steps: 0,
+            delivered: 0,
+            evidence: 0,
+            restarts: 0,
+            max_down_at_once: 0,
+            violations: Vec::new(),
+            final_states: Vec::new(),
+            rotated_out_signatures: 0,
+        }
+    }
 }
 
 /// What a scenario fixes before any engine exists: the chain, every
@@ -247,8 +291,8 @@ pub struct SimSetup {
     pub keys: Vec<PublicKey>,
     /// The genesis validator set (nodes `0..validators`).
     pub genesis: ValidatorSet,
-    /// From a height on, another validator set.
-    pub validator_change: Option<(Height, ValidatorSet)>,
+    /// Further validator sets, by the height from which each signs.
+    pub schedule: BTreeMap<Height, ValidatorSet>,
     /// Engine timeouts (Tendermint).
     pub timeouts: TimeoutConfig,
     /// Engine re-broadcast interval.
@@ -263,13 +307,20 @@ pub trait SimEngine: Consensus + Sized + std::fmt::Debug {
     /// The configuration every node of the scenario uses.
     fn config(setup: &SimSetup) -> Self::Config;
 
-    /// Builds a node from its persisted records.
+    /// Builds a node from its persisted records. `keys` are every key the
+    /// node holds: its first key, then any rotated-in ones.
     fn boot(
         config: &Self::Config,
-        signer: Arc<SecretKey>,
+        keys: &[Arc<SecretKey>],
         records: &[Vec<u8>],
         now: Timestamp,
     ) -> Result<(Self, Effects), ConsensusError>;
+
+    /// How many signatures in `decided`'s certificate are by rotated-out
+    /// keys (signing for their successor during an overlap).
+    fn rotated_out_signatures(_config: &Self::Config, _decided: &DecidedBlock) -> u64 {
+        0
+    }
 
     /// Checks a decided block's certificate independently of the engine,
     /// with the node's light client (which follows the chain).
@@ -287,19 +338,35 @@ impl SimEngine for Tendermint {
         let mut cfg = TendermintConfig::new(setup.chain_id.clone(), setup.genesis.clone());
         cfg.timeouts = setup.timeouts;
         cfg.rebroadcast_ms = setup.rebroadcast_ms;
-        if let Some((h, set)) = &setup.validator_change {
+        for (h, set) in &setup.schedule {
             cfg.validator_schedule.insert(*h, set.clone());
         }
         cfg
     }
 
+    fn rotated_out_signatures(config: &TendermintConfig, d: &DecidedBlock) -> u64 {
+        let height = d.block.header.height;
+        let Some(set) = config.validators_at(height) else {
+            return 0;
+        };
+        d.certificate
+            .signatures
+            .iter()
+            .filter(|s| {
+                set.may_sign(&s.validator, height)
+                    .is_ok_and(|(_, member)| member.public_key != s.validator)
+            })
+            .count() as u64
+    }
+
     fn boot(
         config: &TendermintConfig,
-        signer: Arc<SecretKey>,
+        keys: &[Arc<SecretKey>],
         records: &[Vec<u8>],
         now: Timestamp,
     ) -> Result<(Self, Effects), ConsensusError> {
-        Tendermint::restore(config.clone(), signer, records, now)
+        let keys = keys.iter().map(|k| k.clone() as Arc<dyn Signer>).collect();
+        Tendermint::restore_with_keys(config.clone(), keys, records, now)
     }
 
     fn check_certificate(
@@ -340,12 +407,14 @@ impl SimEngine for Raft {
         cfg
     }
 
+    /// Raft nodes sign with their first key (no rotations under Raft).
     fn boot(
         config: &RaftConfig,
-        signer: Arc<SecretKey>,
+        keys: &[Arc<SecretKey>],
         records: &[Vec<u8>],
         now: Timestamp,
     ) -> Result<(Self, Effects), ConsensusError> {
+        let signer = first_key(keys)?;
         Raft::restore(config.clone(), signer, records, now)
     }
 
@@ -373,6 +442,8 @@ impl SimEngine for Raft {
 
 struct Node<E> {
     key: Arc<SecretKey>,
+    /// Every key the node holds (its first key, then rotated-in ones).
+    keys: Vec<Arc<SecretKey>>,
     public: PublicKey,
     engine: Option<E>,
     disk: Vec<Vec<u8>>,
@@ -423,6 +494,58 @@ fn key_for(seed: u64, index: usize) -> SecretKey {
     SecretKey::from_seed(&s)
 }
 
+/// A node's first key, or the configuration error of a node without one.
+fn first_key(keys: &[Arc<SecretKey>]) -> Result<Arc<SecretKey>, ConsensusError> {
+    keys.first().cloned().ok_or(ConsensusError::InvalidConfig {
+        reason: "a node needs at least one key",
+    })
+}
+
+type RotationStep = (usize, Height, ValidatorSet, Option<Arc<SecretKey>>);
+
+/// The validator schedule of `cfg.key_rotations`, rotation by rotation in
+/// height order, each set built on the previous one: `(node, height, set,
+/// the node's new key if it holds it)`.
+fn rotation_schedule(
+    cfg: &SimConfig,
+    genesis: &ValidatorSet,
+    keys: &[Arc<SecretKey>],
+) -> Result<Vec<RotationStep>, String> {
+    let mut rotations = cfg.key_rotations.clone();
+    rotations.sort_by_key(|r| r.at);
+    let mut current = genesis.clone();
+    let mut out = Vec::with_capacity(rotations.len());
+    for (n, r) in rotations.iter().enumerate() {
+        let old = keys
+            .get(r.node)
+            .ok_or_else(|| format!("rotation of unknown node {}", r.node))?
+            .public_key();
+        if r.at < 2 || out.iter().any(|(_, h, _, _)| *h == Height::new(r.at)) {
+            return Err(format!(
+                "rotation at height {} (one per height, from 2)",
+                r.at
+            ));
+        }
+        let new = Arc::new(key_for(cfg.seed, 1_000_000 + n));
+        let at = Height::new(r.at);
+        current = current
+            .without_rotated_keys_expired_by(at)
+            .with_rotation(
+                &old,
+                new.public_key(),
+                Height::new(r.at.saturating_add(r.overlap)),
+            )
+            .map_err(|e| format!("rotation of node {}: {e}", r.node))?;
+        out.push((r.node, at, current.clone(), new));
+    }
+    // A node that does not hold its new key signs with the old one only.
+    Ok(out
+        .into_iter()
+        .zip(rotations)
+        .map(|((node, at, set, new), r)| (node, at, set, r.node_holds_new_key.then_some(new)))
+        .collect())
+}
+
 /// Runs one Tendermint scenario.
 pub fn run(cfg: &SimConfig) -> Report {
     run_with::<Tendermint>(cfg)
@@ -430,24 +553,22 @@ pub fn run(cfg: &SimConfig) -> Report {
 
 /// Runs one scenario with the Raft engine ([`SimConfig::validators`] are
 /// the genesis voters; Byzantine behaviours do not apply to Raft).
+/// Key rotations ([`SimConfig::key_rotations`]) are refused: Raft members
+/// are fixed keys (a key change is a membership change).
 pub fn run_raft(cfg: &SimConfig) -> Report {
+    if !cfg.key_rotations.is_empty() {
+        let mut refused = Report::empty(cfg.seed);
+        refused
+            .violations
+            .push("setup: key rotations are simulated for Tendermint only".into());
+        return refused;
+    }
     run_with::<Raft>(cfg)
 }
 
 /// Runs one scenario with engine `E` (for example a test wrapper).
 pub fn run_with<E: SimEngine>(cfg: &SimConfig) -> Report {
-    let mut report = Report {
-        seed: cfg.seed,
-        trace_hash: Hash::ZERO,
-        heights: Vec::new(),
-        steps: 0,
-        delivered: 0,
-        evidence: 0,
-        restarts: 0,
-        max_down_at_once: 0,
-        violations: Vec::new(),
-        final_states: Vec::new(),
-    };
+    let mut report = Report::empty(cfg.seed);
     let chain_id = match ChainId::new("sim") {
         Ok(c) => c,
         Err(e) => {
@@ -484,14 +605,38 @@ pub fn run_with<E: SimEngine>(cfg: &SimConfig) -> Report {
         report.violations.push("setup: empty validator set".into());
         return report;
     };
+    let mut schedule: BTreeMap<Height, ValidatorSet> = cfg
+        .validator_change
+        .as_ref()
+        .and_then(|(h, idx)| set_of(idx).map(|set| (Height::new(*h), set)))
+        .into_iter()
+        .collect();
+    let mut node_keys: Vec<Vec<Arc<SecretKey>>> = keys.iter().map(|k| vec![k.clone()]).collect();
+    match rotation_schedule(cfg, &genesis_set, &keys) {
+        Ok(rotations) => {
+            if !rotations.is_empty() && !schedule.is_empty() {
+                report
+                    .violations
+                    .push("setup: key rotations are not combined with a validator change".into());
+                return report;
+            }
+            for (node, at, set, new_key) in rotations {
+                if let (Some(held), Some(new_key)) = (node_keys.get_mut(node), new_key) {
+                    held.push(new_key);
+                }
+                schedule.insert(at, set);
+            }
+        }
+        Err(e) => {
+            report.violations.push(format!("setup: {e}"));
+            return report;
+        }
+    }
     let setup = SimSetup {
         chain_id: chain_id.clone(),
         keys: keys.iter().map(|k| k.public_key()).collect(),
         genesis: genesis_set.clone(),
-        validator_change: cfg
-            .validator_change
-            .as_ref()
-            .and_then(|(h, idx)| set_of(idx).map(|set| (Height::new(*h), set))),
+        schedule,
         timeouts: cfg.timeouts,
         rebroadcast_ms: cfg.rebroadcast_ms,
     };
@@ -513,6 +658,7 @@ pub fn run_with<E: SimEngine>(cfg: &SimConfig) -> Report {
             let public = key.public_key();
             Node {
                 key: key.clone(),
+                keys: node_keys.get(i).cloned().unwrap_or_default(),
                 honest: !byzantine_keys.contains(&public),
                 public,
                 engine: None,
@@ -589,7 +735,7 @@ impl<E: SimEngine> Sim<E> {
         let Some(node) = self.nodes.get(i) else {
             return;
         };
-        match E::boot(&self.engine_cfg, node.key.clone(), &node.disk, now) {
+        match E::boot(&self.engine_cfg, &node.keys, &node.disk, now) {
             Ok((engine, effects)) => {
                 // Durability: the restored prefix contains everything the
                 // node ever reported decided.
@@ -857,6 +1003,8 @@ impl<E: SimEngine> Sim<E> {
             Some(_) => {}
             None => {
                 self.global.insert(h, hash);
+                self.report.rotated_out_signatures +=
+                    E::rotated_out_signatures(&self.engine_cfg, &d);
             }
         }
         // Validity.
@@ -1163,11 +1311,11 @@ mod tests {
 
         fn boot(
             config: &TendermintConfig,
-            signer: Arc<SecretKey>,
+            keys: &[Arc<SecretKey>],
             records: &[Vec<u8>],
             now: Timestamp,
         ) -> Result<(Self, Effects), ConsensusError> {
-            Tendermint::restore(config.clone(), signer, records, now)
+            Tendermint::restore(config.clone(), first_key(keys)?, records, now)
                 .map(|(e, eff)| (SkipsVoteWal(e), strip(eff)))
         }
     }
@@ -1256,11 +1404,11 @@ mod tests {
 
         fn boot(
             config: &RaftConfig,
-            signer: Arc<SecretKey>,
+            keys: &[Arc<SecretKey>],
             records: &[Vec<u8>],
             now: Timestamp,
         ) -> Result<(Self, Effects), ConsensusError> {
-            Raft::restore(config.clone(), signer, records, now)
+            Raft::restore(config.clone(), first_key(keys)?, records, now)
                 .map(|(e, eff)| (ForgetsRaftLog(e), strip_raft(eff)))
         }
     }

@@ -8,7 +8,8 @@
 
 use govchain_core::block::{Block, MAX_BLOCK_ENCODED_LEN};
 use govchain_core::cert::{
-    CertificateError, CommitCertificate, CommitSignature, VoteKind, VoteMessage,
+    canonical_signatures, signer_power, CertificateError, CommitCertificate, CommitSignature,
+    VoteKind, VoteMessage,
 };
 use govchain_core::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
 use govchain_core::crypto::{
@@ -260,16 +261,19 @@ impl PolkaCertificate {
     }
 
     /// Builds a certificate from signed votes, keeping the prevotes that
-    /// match `(chain_id, height, round, block_hash)`, one per validator, in
-    /// canonical order. It is not checked for a quorum.
+    /// match `(chain_id, height, round, block_hash)` by signers that may
+    /// sign at `height` under `validators`, one per member, in canonical
+    /// order ([`canonical_signatures`]). Returns it with the power it holds
+    /// (it is not checked for a quorum).
     pub fn from_votes<'a>(
         chain_id: &ChainId,
         height: Height,
         round: Round,
         block_hash: Hash,
+        validators: &ValidatorSet,
         votes: impl IntoIterator<Item = &'a SignedVote>,
-    ) -> Self {
-        let mut signatures: Vec<CommitSignature> = votes
+    ) -> (Self, u64) {
+        let signatures: Vec<CommitSignature> = votes
             .into_iter()
             .filter(|v| {
                 v.vote.kind == VoteKind::Prevote
@@ -283,44 +287,26 @@ impl PolkaCertificate {
                 signature: v.signature,
             })
             .collect();
-        signatures.sort_by(|a, b| a.validator.cmp(&b.validator));
-        signatures.dedup_by(|a, b| a.validator == b.validator);
-        PolkaCertificate {
+        let (signatures, power) = canonical_signatures(signatures, validators, height);
+        let certificate = PolkaCertificate {
             chain_id: chain_id.clone(),
             height,
             round,
             block_hash,
             signatures,
-        }
+        };
+        (certificate, power)
     }
 
     /// Checks the certificate against `validators` (the set of its
-    /// height): distinct members in canonical order holding more than two
-    /// thirds of the power, and every signature valid. Structural checks
-    /// run first; the signatures are then verified as one batch
+    /// height): distinct members in canonical order, each key inside its
+    /// window ([`signer_power`]), holding more than two thirds of the
+    /// power, and every signature valid. Structural checks run first; the
+    /// signatures are then verified as one batch
     /// ([`verify_batch_sequential`]), which accepts exactly the signatures
     /// single verification accepts.
     pub fn verify(&self, validators: &ValidatorSet) -> Result<(), CertificateError> {
-        let mut signed: u64 = 0;
-        let mut previous: Option<usize> = None;
-        for sig in &self.signatures {
-            let (index, validator) = validators.find(&sig.validator).ok_or_else(|| {
-                CertificateError::NonMemberSigner {
-                    signer: sig.validator.clone(),
-                }
-            })?;
-            match previous {
-                Some(p) if p == index => {
-                    return Err(CertificateError::DuplicateSigner {
-                        signer: sig.validator.clone(),
-                    })
-                }
-                Some(p) if p > index => return Err(CertificateError::UnsortedSigners),
-                _ => {}
-            }
-            previous = Some(index);
-            signed = signed.saturating_add(validator.power);
-        }
+        let signed = signer_power(&self.signatures, validators, self.height)?;
         if !validators.is_quorum(signed) {
             return Err(CertificateError::InsufficientPower {
                 signed,

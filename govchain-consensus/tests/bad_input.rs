@@ -146,6 +146,7 @@ fn round_beyond_bound_is_refused() {
 }
 
 fn polka(signers: &[&SecretKey], round: u32) -> PolkaCertificate {
+    let set = ValidatorSet::with_equal_power(keys().iter().map(|k| k.public_key())).unwrap();
     let votes: Vec<SignedVote> = signers
         .iter()
         .map(|k| {
@@ -166,8 +167,10 @@ fn polka(signers: &[&SecretKey], round: u32) -> PolkaCertificate {
         Height::new(1),
         Round::new(round),
         Hash::ZERO,
+        &set,
         &votes,
     )
+    .0
 }
 
 #[test]

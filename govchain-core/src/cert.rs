@@ -128,7 +128,9 @@ pub struct CommitCertificate {
     pub round: Round,
     /// The committed block's hash.
     pub block_hash: Hash,
-    /// Signatures, in strictly ascending validator-key order.
+    /// Signatures, one per member, in ascending order of the member each
+    /// signs for (a member signs with its key or, during a rotation overlap,
+    /// with its rotated-out key: see [`ValidatorSet::may_sign`]).
     pub signatures: Vec<CommitSignature>,
 }
 
@@ -247,34 +249,7 @@ impl CommitCertificate {
                 got_hash: self.block_hash,
             });
         }
-        let mut signed: u64 = 0;
-        let mut seen = vec![false; validators.len()];
-        let mut previous: Option<usize> = None;
-        for sig in &self.signatures {
-            let (index, validator) =
-                validators
-                    .may_sign(&sig.validator, height)
-                    .map_err(|reason| match reason {
-                        KeyRejection::NotMember => CertificateError::NonMemberSigner {
-                            signer: sig.validator.clone(),
-                        },
-                        reason => CertificateError::KeyOutsideWindow {
-                            signer: sig.validator.clone(),
-                            height,
-                            reason,
-                        },
-                    })?;
-            if std::mem::replace(&mut seen[index], true) {
-                return Err(CertificateError::DuplicateSigner {
-                    signer: sig.validator.clone(),
-                });
-            }
-            if previous.is_some_and(|p| p > index) {
-                return Err(CertificateError::UnsortedSigners);
-            }
-            previous = Some(index);
-            signed = signed.saturating_add(validator.power);
-        }
+        let signed = signer_power(&self.signatures, validators, height)?;
         if !validators.is_quorum(signed) {
             return Err(CertificateError::InsufficientPower {
                 signed,
@@ -321,8 +296,73 @@ impl Decode for CommitCertificate {
     }
 }
 
+/// Checks the signers of a certificate at `height` under `validators`
+/// without verifying a signature: each signs for a distinct member (with
+/// its key or, during a rotation overlap, its rotated-out key), inside its
+/// key window, in ascending member order. Returns the power they hold.
+pub fn signer_power(
+    signatures: &[CommitSignature],
+    validators: &ValidatorSet,
+    height: Height,
+) -> Result<u64, CertificateError> {
+    let mut signed: u64 = 0;
+    let mut previous: Option<usize> = None;
+    for sig in signatures {
+        let (index, validator) = validators
+            .may_sign(&sig.validator, height)
+            .map_err(|reason| match reason {
+                KeyRejection::NotMember => CertificateError::NonMemberSigner {
+                    signer: sig.validator.clone(),
+                },
+                reason => CertificateError::KeyOutsideWindow {
+                    signer: sig.validator.clone(),
+                    height,
+                    reason,
+                },
+            })?;
+        match previous {
+            Some(p) if p == index => {
+                return Err(CertificateError::DuplicateSigner {
+                    signer: sig.validator.clone(),
+                })
+            }
+            Some(p) if p > index => return Err(CertificateError::UnsortedSigners),
+            _ => {}
+        }
+        previous = Some(index);
+        signed = signed.saturating_add(validator.power);
+    }
+    Ok(signed)
+}
+
+/// Puts `signatures` in the canonical order of a certificate at `height`
+/// under `validators`: signers that may not sign there are dropped, the
+/// rest are ordered by the member they sign for, and a member that signed
+/// with both its key and its rotated-out key keeps one signature (its
+/// current key's). Returns them with the power they hold.
+pub fn canonical_signatures(
+    signatures: Vec<CommitSignature>,
+    validators: &ValidatorSet,
+    height: Height,
+) -> (Vec<CommitSignature>, u64) {
+    let mut ranked: Vec<(usize, bool, u64, CommitSignature)> = signatures
+        .into_iter()
+        .filter_map(|s| {
+            let (index, member) = validators.may_sign(&s.validator, height).ok()?;
+            let rotated_out = member.public_key != s.validator;
+            Some((index, rotated_out, member.power, s))
+        })
+        .collect();
+    ranked.sort_by_key(|r| (r.0, r.1));
+    ranked.dedup_by_key(|r| r.0);
+    let power = ranked.iter().map(|r| r.2).fold(0u64, u64::saturating_add);
+    (ranked.into_iter().map(|r| r.3).collect(), power)
+}
+
 /// Builds a certificate by having each of `signers` sign the precommit for
-/// `block_hash`. Signatures are placed in canonical order. Intended for
+/// `block_hash`. Signatures are placed in key order, which is the canonical
+/// order unless a signer is a rotated-out key (then re-order them with
+/// [`canonical_signatures`]). Intended for
 /// tests, examples and simulators; engines assemble certificates from the
 /// precommits they received.
 pub fn certify(

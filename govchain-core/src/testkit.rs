@@ -11,7 +11,7 @@
 
 use crate::app::{Application, BlockContext, Receipt, StateOverlay, TreeStateView, TxRejection};
 use crate::block::{tx_root_of, Block, BlockHeader, HEADER_VERSION};
-use crate::cert::certify;
+use crate::cert::{canonical_signatures, certify};
 use crate::crypto::{verify_batch, BatchItem, SecretKey, Signer};
 use crate::hash::Hash;
 use crate::light::LightBlock;
@@ -189,6 +189,13 @@ impl<A: Application> ChainBuilder<A> {
         self.pending = Some((signers, set));
     }
 
+    /// From the next block on, blocks are signed by those of `signers`
+    /// whose key may sign under the current set, with no change of set: a
+    /// validator's operator loading its new key during a rotation overlap.
+    pub fn set_signers(&mut self, signers: Vec<SecretKey>) {
+        self.signers = signers;
+    }
+
     /// Checks, executes and commits `txs` as the next block at `time`,
     /// signed by every current validator.
     pub fn produce_block(
@@ -281,7 +288,8 @@ impl<A: Application> ChainBuilder<A> {
             .filter(|s| self.set.may_sign(&s.public_key(), height).is_ok())
             .map(|s| s as &dyn Signer)
             .collect();
-        let certificate = certify(&self.chain_id, height, Round::new(0), hash, &signers);
+        let mut certificate = certify(&self.chain_id, height, Round::new(0), hash, &signers);
+        certificate.signatures = canonical_signatures(certificate.signatures, &self.set, height).0;
         let first_of_set = self
             .blocks
             .last()

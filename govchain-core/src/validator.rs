@@ -22,6 +22,18 @@
 //! long as the keys still in their windows hold more than two thirds of the
 //! power ([`ValidatorSet::valid_power_at`]).
 //!
+//! # Rotation: a key and its successor overlap
+//! [`ValidatorSet::with_rotation`] replaces a member's key by a new one with
+//! the same power, and keeps the old key as a **rotated-out key** of that
+//! member until a stated height: during the overlap either key signs *for
+//! the same member*. [`ValidatorSet::may_sign`] maps both to the member's
+//! position, so a certificate holds at most one signature per member and
+//! the member's power counts once whichever key it used; a node whose
+//! operator has not loaded the new key yet keeps voting, and consensus
+//! never stalls across the change. After the overlap the old key is
+//! refused like an expired one. Rotated-out keys and their windows are part
+//! of the set's encoding and hash.
+//!
 //! ```
 //! use govchain_core::crypto::{SecretKey, Signer};
 //! use govchain_core::types::Height;
@@ -198,6 +210,40 @@ pub enum ValidatorSetError {
         /// The stranger's key.
         key: PublicKey,
     },
+    /// A rotation to a key that already signs in this set (as a member or
+    /// as a rotated-out key).
+    #[error("{key} already signs in the set; a rotation needs a fresh key")]
+    RotationToKnownKey {
+        /// The new key.
+        key: PublicKey,
+    },
+    /// A rotated-out key without an end to its overlap, or one that is
+    /// still a member.
+    #[error("rotated-out key {key} must not be a member and must expire")]
+    InvalidRotatedKey {
+        /// The rotated-out key.
+        key: PublicKey,
+    },
+    /// A rotation to a key of another signature algorithm than the member's.
+    #[error("rotation from {old} to {new}: the new key must use the same algorithm")]
+    RotationChangesAlgorithm {
+        /// The member's key.
+        old: PublicKey,
+        /// The new key.
+        new: PublicKey,
+    },
+}
+
+/// A rotated-out key: the former key of a member, still signing for it
+/// until the end of its window (see the [module docs](self)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedKey {
+    /// The former key.
+    pub key: PublicKey,
+    /// The member's current key, which it signs for.
+    pub successor: PublicKey,
+    /// Its window; `expires_at` (the end of the overlap) is always set.
+    pub window: KeyWindow,
 }
 
 /// A validator set in canonical order, with its total power, its members'
@@ -208,6 +254,9 @@ pub struct ValidatorSet {
     /// The bounded windows, by validator index, in ascending index order
     /// (an unbounded window is not stored: one encoding per set).
     windows: Vec<(usize, KeyWindow)>,
+    /// Rotated-out keys in ascending key order, each with the index of the
+    /// member it signs for and its (expiring) window.
+    rotated: Vec<(PublicKey, usize, KeyWindow)>,
     total_power: u64,
     hash: Hash,
 }
@@ -253,6 +302,7 @@ impl ValidatorSet {
         let mut set = ValidatorSet {
             validators,
             windows: Vec::new(),
+            rotated: Vec::new(),
             total_power: total,
             hash: Hash::ZERO,
         };
@@ -275,7 +325,8 @@ impl ValidatorSet {
     }
 
     /// This set with the given key windows replacing the windows of those
-    /// keys (an unbounded window removes one). Every key must be a member.
+    /// keys (an unbounded window removes one). Every key must be a member
+    /// or a rotated-out key (whose window must keep an expiry).
     pub fn with_key_windows(
         mut self,
         windows: impl IntoIterator<Item = (PublicKey, KeyWindow)>,
@@ -283,6 +334,14 @@ impl ValidatorSet {
         let mut by_index: std::collections::BTreeMap<usize, KeyWindow> =
             self.windows.iter().copied().collect();
         for (key, window) in windows {
+            if let Some(r) = self.rotated_index(&key) {
+                // A rotated-out key's overlap always ends.
+                if window.expires_at.is_none() {
+                    return Err(ValidatorSetError::InvalidRotatedKey { key });
+                }
+                self.rotated[r].2 = window;
+                continue;
+            }
             let (index, _) = self
                 .find(&key)
                 .ok_or(ValidatorSetError::WindowForNonMember { key })?;
@@ -297,17 +356,146 @@ impl ValidatorSet {
         Ok(self)
     }
 
+    /// This set with member `old`'s key replaced by `new` (same power, an
+    /// unbounded window), and `old` kept as a rotated-out key that signs for
+    /// the member at heights below `old_signs_below` (earlier if its own
+    /// window already ends earlier; a compromise report stays with it).
+    /// Rotated-out keys that signed for `old` now sign for `new`.
+    ///
+    /// Errors: `old` is not a member ([`ValidatorSetError::WindowForNonMember`]),
+    /// `new` already signs in the set
+    /// ([`ValidatorSetError::RotationToKnownKey`]), `new` is of another
+    /// algorithm ([`ValidatorSetError::RotationChangesAlgorithm`]) or not a
+    /// valid key ([`ValidatorSetError::KeyNotOnCurve`]).
+    pub fn with_rotation(
+        self,
+        old: &PublicKey,
+        new: PublicKey,
+        old_signs_below: Height,
+    ) -> Result<Self, ValidatorSetError> {
+        let Some((index, member)) = self.find(old) else {
+            return Err(ValidatorSetError::WindowForNonMember { key: old.clone() });
+        };
+        if self.find(&new).is_some() || self.rotated_index(&new).is_some() {
+            return Err(ValidatorSetError::RotationToKnownKey { key: new });
+        }
+        if new.algorithm() != old.algorithm() {
+            return Err(ValidatorSetError::RotationChangesAlgorithm {
+                old: old.clone(),
+                new,
+            });
+        }
+        let power = member.power;
+        let old_window = self.key_window(old);
+        let old_rotated = KeyWindow {
+            expires_at: Some(
+                old_window
+                    .expires_at
+                    .map_or(old_signs_below, |at| at.min(old_signs_below)),
+            ),
+            revoked_from: old_window.revoked_from,
+        };
+        // Rebuild by key: positions move when a key is replaced.
+        let mut windows: Vec<(PublicKey, KeyWindow)> = self
+            .key_windows()
+            .filter(|(key, _)| *key != old)
+            .map(|(key, window)| (key.clone(), *window))
+            .collect();
+        let mut rotated: Vec<RotatedKey> = self
+            .rotated_keys()
+            .map(|mut r| {
+                if &r.successor == old {
+                    r.successor = new.clone();
+                }
+                r
+            })
+            .collect();
+        rotated.push(RotatedKey {
+            key: old.clone(),
+            successor: new.clone(),
+            window: old_rotated,
+        });
+        let mut validators = self.validators;
+        validators[index] = Validator {
+            public_key: new,
+            power,
+        };
+        windows.retain(|(key, _)| key != old);
+        ValidatorSet::new(validators)?.with_windows_and_rotated(windows, rotated)
+    }
+
+    /// This set without the rotated-out keys whose overlap ends at or
+    /// before `height`: a set that takes effect at `height` has no use for
+    /// them.
+    pub fn without_rotated_keys_expired_by(mut self, height: Height) -> Self {
+        let before = self.rotated.len();
+        self.rotated
+            .retain(|(_, _, w)| w.expires_at.is_some_and(|at| at > height));
+        if self.rotated.len() != before {
+            self.hash = Hash::of(Domain::ValidatorSet, &self.to_bytes());
+        }
+        self
+    }
+
+    fn with_windows_and_rotated(
+        self,
+        windows: Vec<(PublicKey, KeyWindow)>,
+        rotated: Vec<RotatedKey>,
+    ) -> Result<Self, ValidatorSetError> {
+        let mut set = self.with_key_windows(windows)?;
+        let mut entries = Vec::with_capacity(rotated.len());
+        for r in rotated {
+            let Some((index, _)) = set.find(&r.successor) else {
+                return Err(ValidatorSetError::WindowForNonMember { key: r.successor });
+            };
+            if set.find(&r.key).is_some() || r.window.expires_at.is_none() {
+                return Err(ValidatorSetError::InvalidRotatedKey { key: r.key });
+            }
+            if !r.key.is_on_curve() {
+                return Err(ValidatorSetError::KeyNotOnCurve { key: r.key });
+            }
+            entries.push((r.key, index, r.window));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ValidatorSetError::DuplicateKey {
+                key: pair[0].0.clone(),
+            });
+        }
+        set.rotated = entries;
+        set.hash = Hash::of(Domain::ValidatorSet, &set.to_bytes());
+        Ok(set)
+    }
+
+    fn rotated_index(&self, key: &PublicKey) -> Option<usize> {
+        self.rotated.binary_search_by(|(k, _, _)| k.cmp(key)).ok()
+    }
+
+    /// Every rotated-out key, in key order.
+    pub fn rotated_keys(&self) -> impl Iterator<Item = RotatedKey> + '_ {
+        self.rotated.iter().map(|(key, index, window)| RotatedKey {
+            key: key.clone(),
+            successor: self.validators[*index].public_key.clone(),
+            window: *window,
+        })
+    }
+
     /// Decodes a set from untrusted bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         decode_exact(bytes, Self::MAX_ENCODED_LEN)
     }
 
     /// Upper bound of the encoded length of any set.
-    pub const MAX_ENCODED_LEN: usize =
-        8 + MAX_VALIDATORS * (2 * PublicKey::MAX_ENCODED_LEN + 8 + 2 * 9);
+    pub const MAX_ENCODED_LEN: usize = 8
+        + MAX_VALIDATORS * (PublicKey::MAX_ENCODED_LEN + 8)
+        + 2 * MAX_VALIDATORS * (2 * PublicKey::MAX_ENCODED_LEN + 1 + 2 * 9);
 
-    /// The window of `key` (unbounded for a key without one, member or not).
+    /// The window of `key`: a member's (unbounded if it has none), a
+    /// rotated-out key's, or unbounded for a stranger.
     pub fn key_window(&self, key: &PublicKey) -> KeyWindow {
+        if let Some(r) = self.rotated_index(key) {
+            return self.rotated[r].2;
+        }
         self.find(key)
             .and_then(|(i, _)| {
                 self.windows
@@ -318,21 +506,29 @@ impl ValidatorSet {
             .unwrap_or_default()
     }
 
-    /// Every bounded key window, in validator order.
+    /// Every bounded window of a member's key, in validator order
+    /// (rotated-out keys: [`Self::rotated_keys`]).
     pub fn key_windows(&self) -> impl Iterator<Item = (&PublicKey, &KeyWindow)> {
         self.windows
             .iter()
             .map(|(i, w)| (&self.validators[*i].public_key, w))
     }
 
-    /// Whether `key` may sign at `height`: a member whose window allows
-    /// it. Returns its position and entry.
+    /// Whether `key` may sign at `height`: a member, or a member's
+    /// rotated-out key, whose window allows it. Returns the position and
+    /// entry of the member it signs for (so a member's two keys share one
+    /// position and one power).
     pub fn may_sign(
         &self,
         key: &PublicKey,
         height: Height,
     ) -> Result<(usize, &Validator), KeyRejection> {
-        let (index, validator) = self.find(key).ok_or(KeyRejection::NotMember)?;
+        let Some((index, validator)) = self.find(key) else {
+            let r = self.rotated_index(key).ok_or(KeyRejection::NotMember)?;
+            let (_, index, window) = &self.rotated[r];
+            window.check(height)?;
+            return Ok((*index, &self.validators[*index]));
+        };
         if let Ok(w) = self.windows.binary_search_by_key(&index, |(i, _)| *i) {
             self.windows[w].1.check(height)?;
         }
@@ -397,11 +593,24 @@ impl ValidatorSet {
 impl Encode for ValidatorSet {
     fn encode_to(&self, out: &mut Vec<u8>) {
         encode_seq(&self.validators, out);
-        // Windows by key, in ascending key order (the validator order).
-        (self.windows.len() as u32).encode_to(out);
-        for (index, window) in &self.windows {
-            self.validators[*index].public_key.encode_to(out);
+        // Windows of members' keys and of rotated-out keys, merged in one
+        // sequence in ascending key order; a rotated-out key's entry names
+        // the member key it signs for.
+        let members = self
+            .windows
+            .iter()
+            .map(|(index, window)| (&self.validators[*index].public_key, window, None));
+        let rotated = self
+            .rotated
+            .iter()
+            .map(|(key, index, window)| (key, window, Some(&self.validators[*index].public_key)));
+        let mut entries: Vec<_> = members.chain(rotated).collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        (entries.len() as u32).encode_to(out);
+        for (key, window, successor) in entries {
+            key.encode_to(out);
             window.encode_to(out);
+            successor.cloned().encode_to(out);
         }
     }
 }
@@ -409,7 +618,8 @@ impl Encode for ValidatorSet {
 impl Decode for ValidatorSet {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let validators: Vec<Validator> = r.seq("validator set", MAX_VALIDATORS)?;
-        let windows: Vec<(PublicKey, KeyWindow)> = r.seq("key windows", MAX_VALIDATORS)?;
+        let entries: Vec<((PublicKey, KeyWindow), Option<PublicKey>)> =
+            r.seq("key windows", 2 * MAX_VALIDATORS)?;
         // Canonical form: strictly ascending keys. Anything else would give a
         // second encoding of the same set.
         if validators
@@ -421,19 +631,31 @@ impl Decode for ValidatorSet {
                 reason: "validators must be in strictly ascending key order",
             });
         }
-        if windows.windows(2).any(|w| w[0].0 >= w[1].0)
-            || windows.iter().any(|(_, w)| w.is_unbounded())
+        if entries.windows(2).any(|w| w[0].0 .0 >= w[1].0 .0)
+            || entries.iter().any(|((_, w), _)| w.is_unbounded())
         {
             return Err(DecodeError::InvalidValue {
                 what: "validator set",
                 reason: "key windows must be bounded and in strictly ascending key order",
             });
         }
+        let mut windows = Vec::new();
+        let mut rotated = Vec::new();
+        for ((key, window), successor) in entries {
+            match successor {
+                None => windows.push((key, window)),
+                Some(successor) => rotated.push(RotatedKey {
+                    key,
+                    successor,
+                    window,
+                }),
+            }
+        }
         ValidatorSet::from_sorted(validators)
-            .and_then(|set| set.with_key_windows(windows))
+            .and_then(|set| set.with_windows_and_rotated(windows, rotated))
             .map_err(|_| DecodeError::InvalidValue {
                 what: "validator set",
-                reason: "empty, zero power, off-curve key, total power overflow or a window for a non-member",
+                reason: "empty, zero power, off-curve key, total power overflow, a window for a non-member or an invalid rotated-out key",
             })
     }
 }
@@ -594,7 +816,12 @@ mod tests {
         encode_seq(set.validators(), &mut base);
         let encode = |windows: &[(PublicKey, KeyWindow)]| {
             let mut bytes = base.clone();
-            encode_seq(windows, &mut bytes);
+            (windows.len() as u32).encode_to(&mut bytes);
+            for (key, window) in windows {
+                key.encode_to(&mut bytes);
+                window.encode_to(&mut bytes);
+                None::<PublicKey>.encode_to(&mut bytes);
+            }
             bytes
         };
         let w = KeyWindow::expiring_at(Height::new(3));
@@ -617,6 +844,192 @@ mod tests {
         assert_eq!(ValidatorSet::decode(&ok).unwrap().to_bytes(), ok);
     }
 
+    #[test]
+    fn a_rotated_out_key_signs_for_its_member_until_the_overlap_ends() {
+        let (keys, set) = four();
+        let h = Height::new;
+        let new = v(9, 1).public_key;
+        let rotated = set
+            .clone()
+            .with_rotation(&keys[0], new.clone(), h(20))
+            .unwrap();
+        assert_ne!(rotated.hash(), set.hash());
+        assert_eq!(rotated.total_power(), set.total_power());
+        assert_eq!(rotated.len(), 4);
+        assert!(rotated.find(&keys[0]).is_none());
+        let (member, entry) = rotated.may_sign(&new, h(5)).unwrap();
+        assert_eq!(entry.public_key, new);
+        // The old key signs for the same member: one position, one power.
+        let (old_member, old_entry) = rotated.may_sign(&keys[0], h(19)).unwrap();
+        assert_eq!((old_member, &old_entry.public_key), (member, &new));
+        assert_eq!(
+            rotated.may_sign(&keys[0], h(20)),
+            Err(KeyRejection::Expired { at: h(20) })
+        );
+        assert!(rotated.may_sign(&new, h(1_000)).is_ok());
+        assert_eq!(rotated.valid_power_at(h(20)), 4);
+        assert_eq!(
+            rotated.rotated_keys().collect::<Vec<_>>(),
+            vec![RotatedKey {
+                key: keys[0].clone(),
+                successor: new.clone(),
+                window: KeyWindow::expiring_at(h(20)),
+            }]
+        );
+        // Encoding round-trips and is canonical.
+        let back = ValidatorSet::decode(&rotated.to_bytes()).unwrap();
+        assert_eq!(back, rotated);
+        assert_eq!(back.hash(), rotated.hash());
+        // Expired rotated-out keys are dropped from a set taking effect later.
+        assert_eq!(
+            rotated.clone().without_rotated_keys_expired_by(h(19)),
+            rotated
+        );
+        let pruned = rotated.clone().without_rotated_keys_expired_by(h(20));
+        assert_eq!(pruned.rotated_keys().count(), 0);
+        assert_eq!(
+            pruned.may_sign(&keys[0], h(1)),
+            Err(KeyRejection::NotMember)
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_a_compromise_and_an_earlier_expiry_and_follows_chains() {
+        let (keys, set) = four();
+        let h = Height::new;
+        let set = set
+            .with_key_windows([(
+                keys[1].clone(),
+                KeyWindow {
+                    expires_at: Some(h(15)),
+                    revoked_from: Some(h(12)),
+                },
+            )])
+            .unwrap();
+        let second = v(10, 1).public_key;
+        let third = v(11, 1).public_key;
+        let once = set.with_rotation(&keys[1], second.clone(), h(30)).unwrap();
+        assert_eq!(
+            once.key_window(&keys[1]),
+            KeyWindow {
+                expires_at: Some(h(15)),
+                revoked_from: Some(h(12)),
+            }
+        );
+        assert_eq!(
+            once.may_sign(&keys[1], h(12)),
+            Err(KeyRejection::Compromised { from: h(12) })
+        );
+        // The new key starts with an unbounded window.
+        assert!(once.key_window(&second).is_unbounded());
+        // Rotating again re-points the first rotated-out key to the newest key.
+        let twice = once.with_rotation(&second, third.clone(), h(40)).unwrap();
+        let (_, entry) = twice.may_sign(&keys[1], h(11)).unwrap();
+        assert_eq!(entry.public_key, third);
+        let (_, entry) = twice.may_sign(&second, h(39)).unwrap();
+        assert_eq!(entry.public_key, third);
+        // A compromise of a rotated-out key is recorded on it.
+        let reported = twice
+            .clone()
+            .with_key_windows([(
+                second.clone(),
+                KeyWindow {
+                    expires_at: Some(h(40)),
+                    revoked_from: Some(h(35)),
+                },
+            )])
+            .unwrap();
+        assert_eq!(
+            reported.may_sign(&second, h(35)),
+            Err(KeyRejection::Compromised { from: h(35) })
+        );
+        assert_eq!(
+            twice.with_key_windows([(second.clone(), KeyWindow::default())]),
+            Err(ValidatorSetError::InvalidRotatedKey { key: second })
+        );
+    }
+
+    #[test]
+    fn invalid_rotations_are_refused() {
+        let (keys, set) = four();
+        let h = Height::new;
+        let stranger = v(12, 1).public_key;
+        assert!(matches!(
+            set.clone()
+                .with_rotation(&stranger, v(13, 1).public_key, h(5)),
+            Err(ValidatorSetError::WindowForNonMember { .. })
+        ));
+        assert!(matches!(
+            set.clone().with_rotation(&keys[0], keys[1].clone(), h(5)),
+            Err(ValidatorSetError::RotationToKnownKey { .. })
+        ));
+        let rotated = set
+            .clone()
+            .with_rotation(&keys[0], stranger.clone(), h(5))
+            .unwrap();
+        assert!(matches!(
+            rotated.with_rotation(&keys[1], keys[0].clone(), h(5)),
+            Err(ValidatorSetError::RotationToKnownKey { .. })
+        ));
+        let sm2 = crate::crypto::SecretKey::sm2_from_seed(&[7; 32]).public_key();
+        assert!(matches!(
+            set.with_rotation(&keys[0], sm2, h(5)),
+            Err(ValidatorSetError::RotationChangesAlgorithm { .. })
+        ));
+    }
+
+    #[test]
+    fn decoding_refuses_a_rotated_out_key_that_is_a_member_or_never_expires() {
+        let (keys, set) = four();
+        let encode = |entries: &[(PublicKey, KeyWindow, Option<PublicKey>)]| {
+            let mut out = Vec::new();
+            encode_seq(set.validators(), &mut out);
+            (entries.len() as u32).encode_to(&mut out);
+            for (key, window, successor) in entries {
+                key.encode_to(&mut out);
+                window.encode_to(&mut out);
+                successor.encode_to(&mut out);
+            }
+            out
+        };
+        let stranger = v(14, 1).public_key;
+        let bad = [
+            // A member listed as rotated out.
+            vec![(
+                keys[0].clone(),
+                KeyWindow::expiring_at(Height::new(3)),
+                Some(keys[1].clone()),
+            )],
+            // A rotated-out key without an expiry.
+            vec![(
+                stranger.clone(),
+                KeyWindow::revoked_from(Height::new(3)),
+                Some(keys[1].clone()),
+            )],
+            // Signing for a stranger.
+            vec![(
+                stranger.clone(),
+                KeyWindow::expiring_at(Height::new(3)),
+                Some(v(15, 1).public_key),
+            )],
+        ];
+        for entries in bad {
+            assert!(
+                matches!(
+                    ValidatorSet::decode(&encode(&entries)),
+                    Err(DecodeError::InvalidValue { .. })
+                ),
+                "{entries:?}"
+            );
+        }
+        let ok = encode(&[(
+            stranger,
+            KeyWindow::expiring_at(Height::new(3)),
+            Some(keys[1].clone()),
+        )]);
+        assert_eq!(ValidatorSet::decode(&ok).unwrap().to_bytes(), ok);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         #[test]
@@ -625,6 +1038,7 @@ mod tests {
                 (0usize..4, proptest::option::of(1u64..50), proptest::option::of(1u64..50)),
                 0..6,
             ),
+            rotations in proptest::collection::vec((0usize..4, 1u64..50), 0..4),
         ) {
             let (keys, set) = four();
             let set = set
@@ -638,6 +1052,13 @@ mod tests {
                     )
                 }))
                 .unwrap();
+            let mut set = set;
+            for (n, (i, overlap)) in rotations.iter().enumerate() {
+                let old = set.validators()[*i].public_key.clone();
+                set = set
+                    .with_rotation(&old, v(100 + n as u8, 1).public_key, Height::new(*overlap))
+                    .unwrap();
+            }
             let bytes = set.to_bytes();
             let back = ValidatorSet::decode(&bytes).unwrap();
             proptest::prop_assert_eq!(&back, &set);

@@ -1,7 +1,8 @@
 //! A light client that trusts only the genesis validator set follows a chain
 //! across every kind of key change a department can go through: an expiry
 //! recorded ahead of time, a rotation (the old key replaced by a new one at
-//! a stated height), and a compromise report. At each change it must refuse
+//! a stated height, the old key still signing for its department during an
+//! overlap), and a compromise report. At each change it must refuse
 //! a certificate that counts a signature the change took away, while the
 //! honest chain (signed only by keys inside their windows) goes on, since
 //! more than two thirds of the power stays valid throughout.
@@ -21,15 +22,28 @@ fn key(seed: u8) -> SecretKey {
 }
 
 /// Departments 1–4 at genesis. Department 1's key expires at height 8;
-/// department 2 rotates to a new key (seed 20) from height 12; department
-/// 3's key is reported compromised from height 16.
+/// department 2 rotates to a new key (seed 20) from height 12, its old key
+/// signing for it until height 13 (its operator loads the new key for
+/// block 13); department 3's key is reported compromised from height 16.
 const EXPIRY: u64 = 8;
 const ROTATION: u64 = 12;
+const OVERLAP_END: u64 = 13;
 const COMPROMISE: u64 = 16;
 const TIP: u64 = 20;
 
 fn set(keys: &[&SecretKey]) -> ValidatorSet {
     ValidatorSet::with_equal_power(keys.iter().map(|k| k.public_key())).unwrap()
+}
+
+/// The set from `ROTATION`: department 1's key expiring, department 2's
+/// key rotated to seed 20 with the old key signing below `OVERLAP_END`.
+fn rotated_set() -> ValidatorSet {
+    let (k1, k2, k3, k4) = (key(1), key(2), key(3), key(4));
+    set(&[&k1, &k2, &k3, &k4])
+        .with_key_windows([(k1.public_key(), KeyWindow::expiring_at(Height::new(EXPIRY)))])
+        .unwrap()
+        .with_rotation(&k2.public_key(), key(20).public_key(), Height::new(OVERLAP_END))
+        .unwrap()
 }
 
 fn build() -> ChainBuilder<KvApp> {
@@ -54,10 +68,12 @@ fn build() -> ChainBuilder<KvApp> {
         if h + 1 == ROTATION {
             // The rotation replaces department 2's key; department 1 stays a
             // member with its expired key until governance removes it.
-            let rotated = set(&[&k1, &k2_new, &k3, &k4])
-                .with_key_windows([(k1.public_key(), KeyWindow::expiring_at(Height::new(EXPIRY)))])
-                .unwrap();
-            b.change_validator_set(vec![key(1), key(20), key(3), key(4)], rotated);
+            // Department 2's node still signs with its old key.
+            b.change_validator_set(vec![key(1), key(2), key(3), key(4)], rotated_set());
+        }
+        if h == OVERLAP_END {
+            // Takes effect at once, for block `h`.
+            b.set_signers(vec![key(1), key(20), key(3), key(4)]);
         }
         if h + 1 == 14 {
             // Department 1 is replaced (its key expired), so that the
@@ -144,8 +160,39 @@ fn light_client_follows_expiry_rotation_and_compromise() {
                 "height {h}"
             );
         }
-        if h >= ROTATION {
-            // The rotated-out key is no member any more.
+        if (ROTATION..OVERLAP_END).contains(&h) {
+            // The old key signs for department 2 during the overlap; with
+            // the new key too, the department would count twice.
+            assert!(signers.contains(&k2.public_key()), "height {h}");
+            let set = rotated_set();
+            let mut twice = forged(light, &[&k2, &key(20), &k3]);
+            twice
+                .certificate
+                .signatures
+                .sort_by_key(|s| set.may_sign(&s.validator, Height::new(h)).unwrap().0);
+            let e = refusal(&client, &twice);
+            assert!(
+                matches!(e, CertificateError::DuplicateSigner { .. }),
+                "height {h}: {e:?}"
+            );
+        }
+        if h == OVERLAP_END {
+            // After the overlap the old key is refused like an expired one.
+            assert!(signers.contains(&key(20).public_key()));
+            let e = refusal(&client, &forged(light, &[&k2, &k3, &k4]));
+            assert_eq!(
+                e,
+                CertificateError::KeyOutsideWindow {
+                    signer: k2.public_key(),
+                    height: Height::new(h),
+                    reason: KeyRejection::Expired {
+                        at: Height::new(OVERLAP_END)
+                    },
+                },
+            );
+        }
+        if h > OVERLAP_END {
+            // The next set no longer lists the rotated-out key at all.
             let e = refusal(&client, &forged(light, &[&k2, &k3, &k4]));
             assert!(
                 matches!(e, CertificateError::NonMemberSigner { ref signer } if *signer == k2.public_key()),

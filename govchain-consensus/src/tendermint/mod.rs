@@ -36,7 +36,9 @@ use std::sync::Arc;
 use arc_malachitebft_core_driver::{Driver, Input, Output, ThresholdParams};
 use arc_malachitebft_core_types::{self as mt, SignedMessage};
 use govchain_core::block::Block;
-use govchain_core::cert::{CommitCertificate, CommitSignature, VoteKind, VoteMessage};
+use govchain_core::cert::{
+    canonical_signatures, CommitCertificate, CommitSignature, VoteKind, VoteMessage,
+};
 use govchain_core::codec::Encode;
 use govchain_core::crypto::{PublicKey, Signer};
 use govchain_core::hash::Hash;
@@ -196,8 +198,15 @@ pub struct TendermintStats {
 /// The Tendermint engine. See the [module docs](self).
 pub struct Tendermint {
     cfg: TendermintConfig,
+    /// Every key this node holds (a validator rotating its key holds the
+    /// old and the new one), in the order given.
+    keys: Vec<Arc<dyn Signer>>,
+    /// The key signing at the current height: [`Self::choose_key`].
     signer: Arc<dyn Signer>,
     me: PublicKey,
+    /// The member `me` signs for (the driver's address): `me` itself, or
+    /// the successor of `me` when `me` is a rotated-out key.
+    member: PublicKey,
     driver: Driver<Ctx>,
     height: Height,
     chain: BTreeMap<Height, DecidedBlock>,
@@ -265,7 +274,29 @@ fn mt_vote_type(k: VoteKind) -> mt::VoteType {
     }
 }
 
-fn to_driver_vote(v: &SignedVote) -> mt::SignedVote<Ctx> {
+/// The key of `keys` to sign with at `height` under `set`, and the member it
+/// signs for: a member's own key first, else a rotated-out key inside its
+/// overlap. `None` when no key may sign (an observer, or every key out of
+/// its window).
+fn choose_key(
+    keys: &[Arc<dyn Signer>],
+    set: &ValidatorSet,
+    height: Height,
+) -> Option<(Arc<dyn Signer>, PublicKey)> {
+    let mut fallback = None;
+    for key in keys {
+        let public = key.public_key();
+        if let Ok((_, member)) = set.may_sign(&public, height) {
+            if member.public_key == public {
+                return Some((key.clone(), public));
+            }
+            fallback.get_or_insert_with(|| (key.clone(), member.public_key.clone()));
+        }
+    }
+    fallback
+}
+
+fn to_driver_vote(v: &SignedVote, member: PublicKey) -> mt::SignedVote<Ctx> {
     SignedMessage::new(
         context::Vote {
             height: context::H(v.vote.height.get()),
@@ -275,20 +306,20 @@ fn to_driver_vote(v: &SignedVote) -> mt::SignedVote<Ctx> {
                 None => mt::NilOrVal::Nil,
             },
             kind: mt_vote_type(v.vote.kind),
-            validator: Addr(v.validator.clone()),
+            validator: Addr(member),
         },
         Sig(v.signature),
     )
 }
 
-fn to_driver_proposal(p: &SignedProposal) -> mt::SignedProposal<Ctx> {
+fn to_driver_proposal(p: &SignedProposal, member: PublicKey) -> mt::SignedProposal<Ctx> {
     SignedMessage::new(
         Prop {
             height: context::H(p.height().get()),
             round: mt_round(p.round),
             value: BlockId(p.block.hash()),
             pol_round: p.pol_round.map(mt_round).unwrap_or(mt::Round::Nil),
-            proposer: Addr(p.proposer().clone()),
+            proposer: Addr(member),
         },
         Sig(p.signature),
     )
@@ -326,7 +357,31 @@ impl Tendermint {
         records: &[Vec<u8>],
         now: Timestamp,
     ) -> Result<(Self, Effects), ConsensusError> {
+        Self::restore_with_keys(cfg, vec![signer], records, now)
+    }
+
+    /// [`Self::restore`] for a node that holds several keys: a validator
+    /// rotating its key (`ValidatorSet::with_rotation`) holds the old and
+    /// the new one. At every height the engine signs with the key that is
+    /// a member of that height's set, or else with a rotated-out key still
+    /// inside its overlap; so it switches to the new key exactly at the
+    /// rotation height, and a node that was given only its old key keeps
+    /// voting until the overlap ends.
+    ///
+    /// Errors: as [`Self::restore`], and [`ConsensusError::InvalidConfig`]
+    /// for an empty key list.
+    pub fn restore_with_keys(
+        cfg: TendermintConfig,
+        keys: Vec<Arc<dyn Signer>>,
+        records: &[Vec<u8>],
+        now: Timestamp,
+    ) -> Result<(Self, Effects), ConsensusError> {
         cfg.validate()?;
+        let Some(first) = keys.first().cloned() else {
+            return Err(ConsensusError::InvalidConfig {
+                reason: "a node needs at least one key",
+            });
+        };
         let mut decoded = Vec::with_capacity(records.len());
         for (index, bytes) in records.iter().enumerate() {
             let rec: WalRecord =
@@ -375,24 +430,32 @@ impl Tendermint {
             })?,
             None => Height::new(1),
         };
-        let me = signer.public_key();
-        let set = cfg
+        let core_set = cfg
             .validators_at(height)
-            .and_then(|s| ValSet::from_core(s, height))
             .ok_or(ConsensusError::InvalidConfig {
                 reason: "no validator set for the current height",
             })?;
+        let (signer, member) = choose_key(&keys, core_set, height).unwrap_or_else(|| {
+            let me = first.public_key();
+            (first, me)
+        });
+        let me = signer.public_key();
+        let set = ValSet::from_core(core_set, height).ok_or(ConsensusError::InvalidConfig {
+            reason: "no validator set for the current height",
+        })?;
         let driver = Driver::new(
             Ctx,
             context::H(height.get()),
             set,
-            Addr(me.clone()),
+            Addr(member.clone()),
             ThresholdParams::default(),
         );
         let mut engine = Tendermint {
             cfg,
+            keys,
             signer,
             me,
+            member,
             driver,
             height,
             chain,
@@ -433,13 +496,13 @@ impl Tendermint {
         // Arm the signing guard before the driver can ask for anything.
         for rec in &inputs {
             match rec {
-                WalRecord::Vote(v) if v.validator == engine.me => {
+                WalRecord::Vote(v) if engine.holds(&v.validator) => {
                     engine
                         .own_votes
                         .entry((v.vote.round.get(), v.vote.kind))
                         .or_insert_with(|| v.clone());
                 }
-                WalRecord::Proposal(p) if p.proposer() == &engine.me => {
+                WalRecord::Proposal(p) if engine.holds(p.proposer()) => {
                     engine
                         .proposals
                         .entry(p.round.get())
@@ -470,9 +533,41 @@ impl Tendermint {
         Ok((engine, out))
     }
 
-    /// This node's key.
+    /// The key this node signs with at the current height.
     pub fn public_key(&self) -> &PublicKey {
         &self.me
+    }
+
+    /// Whether `key` is one of this node's keys.
+    fn holds(&self, key: &PublicKey) -> bool {
+        self.keys.iter().any(|k| &k.public_key() == key)
+    }
+
+    /// The member that `key` signs for at the current height (`key`
+    /// itself unless it is a rotated-out key), if it may sign.
+    fn member_of(&self, key: &PublicKey) -> Option<PublicKey> {
+        self.set_at(self.height)
+            .and_then(|s| s.may_sign(key, self.height).ok())
+            .map(|(_, v)| v.public_key.clone())
+    }
+
+    /// A received vote in driver terms: its address is the member the
+    /// signer signs for, so a member's two keys during a rotation overlap
+    /// are one voter to the driver (one power; two different votes from
+    /// them are an equivocation).
+    fn driver_vote(&self, v: &SignedVote) -> mt::SignedVote<Ctx> {
+        let member = self
+            .member_of(&v.validator)
+            .unwrap_or_else(|| v.validator.clone());
+        to_driver_vote(v, member)
+    }
+
+    /// A proposal in driver terms, its proposer mapped like a vote's.
+    fn driver_proposal(&self, p: &SignedProposal) -> mt::SignedProposal<Ctx> {
+        let member = self
+            .member_of(p.proposer())
+            .unwrap_or_else(|| p.proposer().clone());
+        to_driver_proposal(p, member)
     }
 
     /// The current round.
@@ -639,10 +734,36 @@ impl Tendermint {
         self.own_votes.retain(|_, v| v.vote.height == h);
         self.proposals.retain(|_, p| p.height() == h);
         self.future_per_peer.clear();
-        let Some(set) = self.set_at(h).and_then(|s| ValSet::from_core(s, h)) else {
+        let Some(core_set) = self.cfg.validators_at(h) else {
             return;
         };
-        self.driver.move_to_height(context::H(h.get()), set.clone());
+        // The key to sign with may change here (a rotation takes effect).
+        let chosen = choose_key(&self.keys, core_set, h);
+        let Some(set) = ValSet::from_core(core_set, h) else {
+            return;
+        };
+        // No key may sign here: the node follows as an observer, under its
+        // first key (never a member's address, so the driver does not ask
+        // it to propose or vote).
+        let (signer, member) = chosen.unwrap_or_else(|| {
+            let first = self.keys.first().cloned().unwrap_or_else(|| self.signer.clone());
+            let me = first.public_key();
+            (first, me)
+        });
+        self.me = signer.public_key();
+        self.signer = signer;
+        self.member = member;
+        if self.driver.address() == &Addr(self.member.clone()) {
+            self.driver.move_to_height(context::H(h.get()), set.clone());
+        } else {
+            self.driver = Driver::new(
+                Ctx,
+                context::H(h.get()),
+                set.clone(),
+                Addr(self.member.clone()),
+                ThresholdParams::default(),
+            );
+        }
         let proposer = context::select_proposer(&set, h.get(), 0).addr.clone();
         self.drive(
             Input::NewRound(context::H(h.get()), mt::Round::new(0), proposer),
@@ -800,7 +921,7 @@ impl Tendermint {
             }
         }
         queue.push_back(Input::Proposal(
-            to_driver_proposal(&signed),
+            self.driver_proposal(&signed),
             mt::Validity::Valid,
         ));
     }
@@ -811,7 +932,7 @@ impl Tendermint {
         queue: &mut std::collections::VecDeque<Input<Ctx>>,
         out: &mut Effects,
     ) {
-        if vote.validator.0 != self.me || !self.is_validator() {
+        if vote.validator.0 != self.member || !self.is_validator() {
             return;
         }
         let message = VoteMessage {
@@ -843,7 +964,7 @@ impl Tendermint {
             .entry((key.0, key.1, self.me.clone()))
             .or_insert_with(|| signed.clone());
         self.broadcast(&Message::Vote(signed.clone()), out);
-        queue.push_back(Input::Vote(to_driver_vote(&signed)));
+        queue.push_back(Input::Vote(self.driver_vote(&signed)));
     }
 
     /// Line 49: the block is decided; its certificate is the precommits for
@@ -863,7 +984,7 @@ impl Tendermint {
         others.dedup();
         rounds.extend(others);
         for r in rounds {
-            let mut signatures: Vec<CommitSignature> = self
+            let signatures: Vec<CommitSignature> = self
                 .votes
                 .iter()
                 .filter(|(k, v)| {
@@ -874,15 +995,7 @@ impl Tendermint {
                     signature: v.signature,
                 })
                 .collect();
-            signatures.sort_by(|a, b| a.validator.cmp(&b.validator));
-            let power: u64 = signatures
-                .iter()
-                .filter_map(|s| {
-                    set.may_sign(&s.validator, self.height)
-                        .ok()
-                        .map(|(_, v)| v.power)
-                })
-                .sum();
+            let (signatures, power) = canonical_signatures(signatures, &set, self.height);
             if !set.is_quorum(power) {
                 continue;
             }
@@ -996,7 +1109,8 @@ impl Tendermint {
                     return Ok(());
                 };
                 let expected = self.proposer_at(p.round.get());
-                if expected.as_ref() != Some(p.proposer()) {
+                // The round's proposer may sign with its rotated-out key.
+                if expected.is_none() || expected != self.member_of(p.proposer()) {
                     return Err(match expected {
                         Some(expected) => ConsensusError::NotProposer {
                             expected,
@@ -1186,7 +1300,7 @@ impl Tendermint {
         };
         if self.validate_block(&p.block, fresh).is_err() {
             self.drive(
-                Input::Proposal(to_driver_proposal(&p), mt::Validity::Invalid),
+                Input::Proposal(self.driver_proposal(&p), mt::Validity::Invalid),
                 out,
             );
             return;
@@ -1219,7 +1333,7 @@ impl Tendermint {
         } else {
             mt::Validity::Invalid
         };
-        self.drive(Input::Proposal(to_driver_proposal(&p), validity), out);
+        self.drive(Input::Proposal(self.driver_proposal(&p), validity), out);
     }
 
     /// A verified polka (2f+1 prevotes for one block in one round) enters
@@ -1251,25 +1365,17 @@ impl Tendermint {
             return Some(c.clone());
         }
         let set = self.set_at(self.height)?;
-        let c = PolkaCertificate::from_votes(
+        let (c, power) = PolkaCertificate::from_votes(
             &self.cfg.chain_id,
             self.height,
             Round::new(round),
             block,
+            set,
             self.votes
                 .iter()
                 .filter(|(k, _)| k.0 == round && k.1 == VoteKind::Prevote)
                 .map(|(_, v)| v),
         );
-        let power: u64 = c
-            .signatures
-            .iter()
-            .filter_map(|s| {
-                set.may_sign(&s.validator, self.height)
-                    .ok()
-                    .map(|(_, v)| v.power)
-            })
-            .sum();
         set.is_quorum(power).then_some(c)
     }
 
@@ -1279,7 +1385,7 @@ impl Tendermint {
         }
         let slot = (v.vote.round.get(), v.vote.kind, v.validator.clone());
         self.votes.entry(slot).or_insert_with(|| v.clone());
-        self.drive(Input::Vote(to_driver_vote(&v)), out);
+        self.drive(Input::Vote(self.driver_vote(&v)), out);
     }
 
     // --------------------------------------------------------------- timing
