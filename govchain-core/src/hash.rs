@@ -238,6 +238,9 @@ domains! {
     Disclosure => "govchain v1 2026-11 identity disclosure",
     /// Batch-verification coefficients seed, derived from the whole batch.
     BatchSeed => "govchain v1 2026-11 signature batch seed",
+    /// The statement a new validator key signs to prove possession when a
+    /// key rotation is proposed (chain, old key, new key).
+    KeyPossession => "govchain v1 2026-11 key rotation proof of possession",
     /// Domain for tests and examples that need an arbitrary keyed hash.
     Test => "govchain v1 2026-11 test vectors only",
 }

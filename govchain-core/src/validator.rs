@@ -49,9 +49,9 @@
 //! ```
 
 use crate::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
-use crate::crypto::PublicKey;
+use crate::crypto::{verify, PublicKey, Signature, SignatureError, Signer};
 use crate::hash::{Domain, Hash};
-use crate::types::Height;
+use crate::types::{ChainId, Height};
 
 /// Most validators a set may hold.
 pub const MAX_VALIDATORS: usize = 1024;
@@ -232,6 +232,40 @@ pub enum ValidatorSetError {
         /// The new key.
         new: PublicKey,
     },
+}
+
+/// The digest a new key signs to prove that its holder controls it when
+/// member `old` of `chain`'s validator set rotates to it
+/// ([`ValidatorSet::with_rotation`]). Binding the chain and the old key
+/// means the proof can not be replayed for another chain or member.
+pub fn rotation_possession_digest(chain: &ChainId, old: &PublicKey, new: &PublicKey) -> Hash {
+    Hash::of_parts(
+        Domain::KeyPossession,
+        &[&chain.to_bytes(), &old.to_bytes(), &new.to_bytes()],
+    )
+}
+
+/// `new_key`'s proof of possession for rotating `old` on `chain` to it.
+pub fn prove_rotation_possession(
+    chain: &ChainId,
+    old: &PublicKey,
+    new_key: &dyn Signer,
+) -> Signature {
+    new_key.sign(rotation_possession_digest(chain, old, &new_key.public_key()).as_bytes())
+}
+
+/// Checks a proof made by [`prove_rotation_possession`].
+pub fn verify_rotation_possession(
+    chain: &ChainId,
+    old: &PublicKey,
+    new: &PublicKey,
+    proof: &Signature,
+) -> Result<(), SignatureError> {
+    verify(
+        new,
+        rotation_possession_digest(chain, old, new).as_bytes(),
+        proof,
+    )
 }
 
 /// A rotated-out key: the former key of a member, still signing for it
@@ -442,8 +476,19 @@ impl ValidatorSet {
         windows: Vec<(PublicKey, KeyWindow)>,
         rotated: Vec<RotatedKey>,
     ) -> Result<Self, ValidatorSetError> {
-        let mut set = self.with_key_windows(windows)?;
-        let mut entries = Vec::with_capacity(rotated.len());
+        self.with_key_windows(windows)?.with_rotated_keys(rotated)
+    }
+
+    /// This set with exactly `rotated` as its rotated-out keys: each must
+    /// not be a member, must sign for a member, and must expire (carrying
+    /// rotated-out keys over from a previous set after a membership
+    /// change).
+    pub fn with_rotated_keys(
+        self,
+        rotated: impl IntoIterator<Item = RotatedKey>,
+    ) -> Result<Self, ValidatorSetError> {
+        let mut set = self;
+        let mut entries = Vec::new();
         for r in rotated {
             let Some((index, _)) = set.find(&r.successor) else {
                 return Err(ValidatorSetError::WindowForNonMember { key: r.successor });

@@ -42,7 +42,11 @@ fn rotated_set() -> ValidatorSet {
     set(&[&k1, &k2, &k3, &k4])
         .with_key_windows([(k1.public_key(), KeyWindow::expiring_at(Height::new(EXPIRY)))])
         .unwrap()
-        .with_rotation(&k2.public_key(), key(20).public_key(), Height::new(OVERLAP_END))
+        .with_rotation(
+            &k2.public_key(),
+            key(20).public_key(),
+            Height::new(OVERLAP_END),
+        )
         .unwrap()
 }
 

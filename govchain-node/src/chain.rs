@@ -353,9 +353,11 @@ fn consensus_err(chain: &ChainId) -> impl Fn(govchain_consensus::ConsensusError)
 impl ChainRunner {
     /// Opens the chain's stores and log and restores its engine. Returns
     /// the runner and the engine's start-up effects.
+    /// `keys` are every key of the node, its main key first (a Raft
+    /// engine signs with that one only).
     pub fn open(
         spec: ChainSpec,
-        signer: Arc<dyn Signer>,
+        keys: Vec<Arc<dyn Signer>>,
         storage: &StorageKind,
         schedule: BTreeMap<Height, ValidatorSet>,
         now: Timestamp,
@@ -428,7 +430,7 @@ impl ChainRunner {
                 for (h, set) in schedule {
                     cfg.validator_schedule.insert(h, set);
                 }
-                let (e, fx) = Tendermint::restore(cfg, signer, &records, now)
+                let (e, fx) = Tendermint::restore_with_keys(cfg, keys, &records, now)
                     .map_err(consensus_err(&chain))?;
                 (Engine::Bft(Box::new(e)), fx)
             }
@@ -444,6 +446,10 @@ impl ChainRunner {
                 cfg.tick_ms = spec.raft_tick_ms;
                 cfg.rebroadcast_ms = 200;
                 cfg.sync_batch = 64;
+                let signer = keys.into_iter().next().ok_or_else(|| NodeError::Config {
+                    field: "signer",
+                    reason: "a node needs a key".to_string(),
+                })?;
                 let (e, fx) =
                     Raft::restore(cfg, signer, &records, now).map_err(consensus_err(&chain))?;
                 (Engine::Raft(Box::new(e)), fx)
@@ -509,15 +515,23 @@ impl ChainRunner {
         }
     }
 
-    /// The window of `me` in the set this node knows for `height`, when it
-    /// is a member and the window is bounded.
-    pub fn own_key_window(&self, me: &PublicKey, height: Height) -> Option<KeyWindow> {
+    /// The key of `keys` that signs for this node at `height` (a member's
+    /// key first, else a rotated-out key in its overlap) with its window,
+    /// in the set this node knows for `height`, when the window is bounded.
+    pub fn own_key_window(
+        &self,
+        keys: &[PublicKey],
+        height: Height,
+    ) -> Option<(PublicKey, KeyWindow)> {
         let set = match &self.engine {
             Engine::Bft(e) => e.config().validators_at(height),
             Engine::Raft(_) => Some(&self.spec.validators),
         }?;
-        set.find(me)?;
-        Some(set.key_window(me)).filter(|w| !w.is_unbounded())
+        let signing = keys.iter().find(|k| set.find(k).is_some()).or_else(|| {
+            keys.iter()
+                .find(|k| set.rotated_keys().any(|r| &r.key == *k))
+        })?;
+        Some((signing.clone(), set.key_window(signing))).filter(|(_, w)| !w.is_unbounded())
     }
 
     /// The validator sets by first height this node knows for the chain.

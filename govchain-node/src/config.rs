@@ -7,6 +7,7 @@
 //! [node]
 //! name = "dept-1"                  # for logs and status
 //! key_file = "node.key"            # relative paths are relative to this file
+//! # rotation_key_files = ["next.key"]  # optional: a new key loaded ahead of its rotation
 //! data_dir = "data"
 //! p2p_listen = "127.0.0.1:7100"
 //! api_listen = "127.0.0.1:7101"
@@ -164,6 +165,10 @@ pub struct NodeSection {
     pub name: String,
     /// The node's Ed25519 key file (relative to the node file).
     pub key_file: PathBuf,
+    /// Key files of new keys loaded ahead of their rotation (relative to
+    /// the node file): see [`NodeConfig::rotation_keys`](crate::NodeConfig::rotation_keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotation_key_files: Vec<PathBuf>,
     /// Where the chains' durable data lives (relative to the node file).
     pub data_dir: PathBuf,
     /// The peer-to-peer listen address.
@@ -701,6 +706,8 @@ pub struct NodeSettings {
     pub name: String,
     /// The key file (resolved).
     pub key_file: PathBuf,
+    /// Key files of keys loaded ahead of their rotation (resolved).
+    pub rotation_key_files: Vec<PathBuf>,
     /// The data directory (resolved).
     pub data_dir: PathBuf,
     /// The P2P listen address.
@@ -818,6 +825,7 @@ impl NodeSettings {
             path: path.to_owned(),
             name: n.name.clone(),
             key_file: resolve(&n.key_file),
+            rotation_key_files: n.rotation_key_files.iter().map(|f| resolve(f)).collect(),
             data_dir: resolve(&n.data_dir),
             p2p_listen: n.p2p_listen,
             api_listen: n.api_listen,
@@ -833,6 +841,14 @@ impl NodeSettings {
     /// Reads the node's key file.
     pub fn load_key(&self) -> Result<Arc<SecretKey>, ConfigError> {
         load_key_file(&self.key_file).map(Arc::new)
+    }
+
+    /// Reads the rotation key files, in order.
+    pub fn load_rotation_keys(&self) -> Result<Vec<Arc<SecretKey>>, ConfigError> {
+        self.rotation_key_files
+            .iter()
+            .map(|f| load_key_file(f).map(Arc::new))
+            .collect()
     }
 
     /// The chains this node runs with key `me`: `node.chains` if given,
@@ -1162,6 +1178,7 @@ pub fn write_network(
             node: NodeSection {
                 name: format!("dept-{}", i + 1),
                 key_file: PathBuf::from(KEY_FILE),
+                rotation_key_files: Vec::new(),
                 data_dir: PathBuf::from("data"),
                 p2p_listen: d.p2p,
                 api_listen: d.api,
@@ -1561,6 +1578,42 @@ mod tests {
         }
         std::fs::write(path, &good).unwrap();
         NodeSettings::load(path).unwrap();
+    }
+
+    #[test]
+    fn rotation_key_files_resolve_and_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_network(&plan(2), dir.path()).unwrap();
+        let path = &written[0].config;
+        let good = std::fs::read_to_string(path).unwrap();
+        assert!(NodeSettings::load(path)
+            .unwrap()
+            .load_rotation_keys()
+            .unwrap()
+            .is_empty());
+        let next = generate_key_file(&written[0].dir.join("next.key")).unwrap();
+        let text = good.replace(
+            "key_file = \"node.key\"",
+            "key_file = \"node.key\"\nrotation_key_files = [\"next.key\"]",
+        );
+        assert_ne!(text, good);
+        std::fs::write(path, &text).unwrap();
+        let settings = NodeSettings::load(path).unwrap();
+        assert_eq!(
+            settings.rotation_key_files,
+            vec![written[0].dir.join("next.key")]
+        );
+        let keys = settings.load_rotation_keys().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].public_key(), next);
+        // A missing file is an error naming it, not a silently absent key.
+        std::fs::write(path, text.replace("next.key", "gone.key")).unwrap();
+        let err = NodeSettings::load(path)
+            .unwrap()
+            .load_rotation_keys()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gone.key"), "{err}");
     }
 
     #[test]

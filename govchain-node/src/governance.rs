@@ -121,12 +121,13 @@ use govchain_core::cert::CommitCertificate;
 use govchain_core::codec::{
     decode_exact, encode_bytes, encode_len, encode_seq, Decode, DecodeError, Encode, Reader,
 };
-use govchain_core::crypto::PublicKey;
+use govchain_core::crypto::{PublicKey, Signature};
 use govchain_core::hash::Hash;
 use govchain_core::tx::{Transaction, MAX_PAYLOAD_LEN};
 use govchain_core::types::{ChainId, Height};
 use govchain_core::validator::{
-    KeyWindow, Validator, ValidatorSet, ValidatorSetError, MAX_VALIDATORS,
+    verify_rotation_possession, KeyWindow, RotatedKey, Validator, ValidatorSet, ValidatorSetError,
+    MAX_VALIDATORS,
 };
 
 /// Version byte that opens every encoded [`GovernanceOp`].
@@ -664,7 +665,38 @@ pub enum Action {
         /// First height of `chain` whose signatures by `key` are void.
         from: Height,
     },
+    /// Rotates validator `key` of `chain` to `new_key`: from the effective
+    /// height `new_key` is the member's key, with the same power, and `key`
+    /// still signs for the member during `overlap` more heights
+    /// ([`ValidatorSet::with_rotation`]), so a node that switches late —
+    /// or at exactly the effective height — never stalls consensus. Then
+    /// `key` is refused like an expired key. `new_key` joins `key`'s
+    /// department; on the main chain it becomes the department's node key
+    /// when the proposal passes. BFT chains only: a Raft chain changes a
+    /// member's key by a membership change ([`Action::AddValidator`] then
+    /// [`Action::RemoveValidator`]).
+    RotateValidatorKey {
+        /// The governed chain.
+        chain: ChainId,
+        /// A validator of `chain` (in its latest scheduled set).
+        key: PublicKey,
+        /// The new key: same algorithm, not yet signing in the set, and not
+        /// another department's key.
+        new_key: PublicKey,
+        /// Heights after the effective height during which `key` still
+        /// signs: 1 to [`MAX_ROTATION_OVERLAP`].
+        overlap: u64,
+        /// `new_key`'s signature over
+        /// [`rotation_possession_digest`](govchain_core::validator::rotation_possession_digest)`(chain, key, new_key)`
+        /// ([`prove_rotation_possession`](govchain_core::validator::prove_rotation_possession)): whoever proposes the rotation
+        /// holds the new key, so nobody can rotate a department onto a key
+        /// it can not sign with.
+        possession: Signature,
+    },
 }
+
+/// Longest overlap of a key rotation, in heights of the governed chain.
+pub const MAX_ROTATION_OVERLAP: u64 = 1_000_000;
 
 impl Action {
     /// The chain this action governs.
@@ -675,7 +707,8 @@ impl Action {
             | Action::RegisterSideChain { chain, .. }
             | Action::SetParameter { chain, .. }
             | Action::SetKeyExpiry { chain, .. }
-            | Action::ReportKeyCompromise { chain, .. } => chain,
+            | Action::ReportKeyCompromise { chain, .. }
+            | Action::RotateValidatorKey { chain, .. } => chain,
             Action::RegisterDepartment { .. } | Action::RemoveDepartment { .. } => main,
         }
     }
@@ -743,6 +776,20 @@ impl Encode for Action {
                 key.encode_to(out);
                 from.encode_to(out);
             }
+            Action::RotateValidatorKey {
+                chain,
+                key,
+                new_key,
+                overlap,
+                possession,
+            } => {
+                out.push(9);
+                chain.encode_to(out);
+                key.encode_to(out);
+                new_key.encode_to(out);
+                overlap.encode_to(out);
+                possession.encode_to(out);
+            }
         }
     }
 }
@@ -788,6 +835,13 @@ impl Decode for Action {
                 chain: ChainId::decode_from(r)?,
                 key: PublicKey::decode_from(r)?,
                 from: Height::decode_from(r)?,
+            },
+            9 => Action::RotateValidatorKey {
+                chain: ChainId::decode_from(r)?,
+                key: PublicKey::decode_from(r)?,
+                new_key: PublicKey::decode_from(r)?,
+                overlap: u64::decode_from(r)?,
+                possession: Signature::decode_from(r)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {
@@ -1455,6 +1509,39 @@ fn chain_ids(state: &dyn StateView) -> Result<Vec<ChainId>, StateReadError> {
         .unwrap_or_default())
 }
 
+/// The keys that may connect to a node of the main chain `main` at
+/// `height`: every registered department's node key, and every key that
+/// signs for the main chain from the set in force at `height` on —
+/// members, and rotated-out keys until their overlap ends. So a department
+/// whose main-chain key is being rotated
+/// ([`Action::RotateValidatorKey`]) stays connected under its old key
+/// while that key still signs, and its operator switches the node to the
+/// new key before the overlap ends.
+pub fn admitted_keys(
+    state: &dyn StateView,
+    main: &ChainId,
+    height: Height,
+) -> Result<BTreeSet<PublicKey>, StateReadError> {
+    let mut keys: BTreeSet<PublicKey> = departments(state)?
+        .into_iter()
+        .map(|d| d.node_key)
+        .collect();
+    let schedule = validator_schedule(state, main)?;
+    let from = schedule
+        .range(..=height)
+        .next_back()
+        .map_or(Height::new(0), |(h, _)| *h);
+    for set in schedule.range(from..).map(|(_, set)| set) {
+        keys.extend(set.validators().iter().map(|v| v.public_key.clone()));
+        keys.extend(
+            set.rotated_keys()
+                .filter(|r| r.window.expires_at.is_some_and(|at| at > height))
+                .map(|r| r.key),
+        );
+    }
+    Ok(keys)
+}
+
 /// Every registered department, by id.
 pub fn departments(state: &dyn StateView) -> Result<Vec<Department>, StateReadError> {
     let mut out = Vec::new();
@@ -1543,10 +1630,13 @@ pub fn verify_chain_certificate(
 }
 
 /// `set` with the key windows that `previous` recorded for the keys still
-/// in it: a membership change never clears an expiry or a compromise.
+/// in it, and the rotated-out keys of its members whose overlap runs past
+/// `effective_height`: a membership change never clears an expiry or a
+/// compromise, nor cuts another member's rotation overlap short.
 fn keep_key_windows(
     set: ValidatorSet,
     previous: Option<&ValidatorSet>,
+    effective_height: Height,
 ) -> Result<ValidatorSet, ValidatorSetError> {
     let Some(previous) = previous else {
         return Ok(set);
@@ -1556,7 +1646,15 @@ fn keep_key_windows(
         .filter(|(key, _)| set.find(key).is_some())
         .map(|(key, window)| (key.clone(), *window))
         .collect();
-    set.with_key_windows(windows)
+    let rotated: Vec<RotatedKey> = previous
+        .rotated_keys()
+        .filter(|r| {
+            set.find(&r.successor).is_some()
+                && set.find(&r.key).is_none()
+                && r.window.expires_at.is_some_and(|at| at > effective_height)
+        })
+        .collect();
+    set.with_key_windows(windows)?.with_rotated_keys(rotated)
 }
 
 /// `chain`'s validator schedule: effective height → set. The set for height
@@ -2115,13 +2213,28 @@ impl GovernanceApp {
                 reason: format!("main chain has no validator set at {}", ctx.height),
             }));
         };
-        let power_of = |keys: &[PublicKey]| -> u64 {
-            keys.iter()
-                .filter_map(|k| set.find(k).map(|(_, v)| v.power))
-                .fold(0u64, u64::saturating_add)
+        // A department's power counts once, whichever of its keys voted
+        // (its node key, or a key it rotated from); it is the power of its
+        // member in the set — its node key's, or during a main-chain
+        // rotation not yet in effect, the voting key's.
+        let power_of = |keys: &[PublicKey]| -> Result<u64, OpError> {
+            let mut by_voter: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+            for key in keys {
+                let (voter, member) = match department_of_key(state, key)? {
+                    Some(d) => (
+                        d.id.to_bytes(),
+                        set.find(&d.node_key).or_else(|| set.find(key)),
+                    ),
+                    None => (key.to_bytes(), set.find(key)),
+                };
+                let power = member.map_or(0, |(_, v)| v.power);
+                let entry = by_voter.entry(voter).or_insert(0);
+                *entry = (*entry).max(power);
+            }
+            Ok(by_voter.values().fold(0u64, |a, p| a.saturating_add(*p)))
         };
-        let approving = power_of(&proposal.approvals);
-        let rejecting = power_of(&proposal.rejections);
+        let approving = power_of(&proposal.approvals)?;
+        let rejecting = power_of(&proposal.rejections)?;
         if set.is_quorum(approving) {
             let writes = {
                 let mut scratch = StateOverlay::new(&*state);
@@ -2258,7 +2371,7 @@ impl GovernanceApp {
                 format!("chain {chain} has no validators"),
             );
         };
-        if current.find(key).is_none() {
+        if current.find(key).is_none() && !current.rotated_keys().any(|r| &r.key == key) {
             return fail(
                 CODE_INVALID_ACTION,
                 format!("{key} is not a validator of chain {chain}"),
@@ -2352,7 +2465,7 @@ impl GovernanceApp {
                     power: *power,
                 });
                 let set = ValidatorSet::new(validators)
-                    .and_then(|set| keep_key_windows(set, latest.map(|(_, s)| s)))
+                    .and_then(|set| keep_key_windows(set, latest.map(|(_, s)| s), effective_height))
                     .map_err(|e| {
                         OpError::Fail(Failure {
                             code: CODE_INVALID_ACTION,
@@ -2370,7 +2483,7 @@ impl GovernanceApp {
                     .cloned()
                     .collect();
                 let set = ValidatorSet::new(remaining)
-                    .and_then(|set| keep_key_windows(set, Some(&current)))
+                    .and_then(|set| keep_key_windows(set, Some(&current), effective_height))
                     .map_err(|e| {
                         OpError::Fail(Failure {
                             code: CODE_INVALID_ACTION,
@@ -2400,6 +2513,76 @@ impl GovernanceApp {
                 self.change_key_window(ctx, state, chain, key, effective_height, |w| {
                     w.revoked_from = Some(w.revoked_from.map_or(*from, |r| r.min(*from)));
                 })
+            }
+            Action::RotateValidatorKey {
+                chain,
+                key,
+                new_key,
+                overlap,
+                possession,
+            } => {
+                if !(1..=MAX_ROTATION_OVERLAP).contains(overlap) {
+                    return fail(
+                        CODE_INVALID_ACTION,
+                        format!("a rotation overlap must be 1 to {MAX_ROTATION_OVERLAP} heights, not {overlap}"),
+                    );
+                }
+                if verify_rotation_possession(chain, key, new_key, possession).is_err() {
+                    return fail(
+                        CODE_INVALID_ACTION,
+                        format!("{new_key}'s proof of possession for rotating {key} on {chain} does not verify"),
+                    );
+                }
+                let engine = if chain == &main {
+                    EngineKind::Bft
+                } else {
+                    Self::registered_chain(state, chain)?.engine
+                };
+                if engine != EngineKind::Bft {
+                    return fail(
+                        CODE_INVALID_ACTION,
+                        format!("chain {chain} runs Raft, whose members are fixed keys: change {key} by adding the new key and removing the old one"),
+                    );
+                }
+                let current = self.latest_set_with(ctx, state, chain, key, effective_height)?;
+                if current.find(key).is_none() {
+                    return fail(
+                        CODE_INVALID_ACTION,
+                        format!("{key} was already rotated out on chain {chain}"),
+                    );
+                }
+                if passing {
+                    let Some(mut dept) = department_of_key(state, key)? else {
+                        return fail(
+                            CODE_INVALID_ACTION,
+                            format!("{key} is not a registered department's key"),
+                        );
+                    };
+                    if let Some(other) = department_of_key(state, new_key)? {
+                        if other.id != dept.id {
+                            return fail(
+                                CODE_INVALID_ACTION,
+                                format!("{new_key} already belongs to department {}", other.id),
+                            );
+                        }
+                    }
+                    state.put(node_key_key(new_key), dept.id.to_bytes());
+                    if chain == &main {
+                        dept.node_key = new_key.clone();
+                        state.put(department_key(&dept.id), dept.to_bytes());
+                    }
+                }
+                let until = Height::new(effective_height.get().saturating_add(*overlap));
+                let set = current
+                    .without_rotated_keys_expired_by(effective_height)
+                    .with_rotation(key, new_key.clone(), until)
+                    .map_err(|e| {
+                        OpError::Fail(Failure {
+                            code: CODE_INVALID_ACTION,
+                            reason: format!("rotating {key} on {chain}: {e}"),
+                        })
+                    })?;
+                Self::schedule_set(state, chain, effective_height, &set)
             }
             Action::RegisterSideChain {
                 chain,

@@ -52,6 +52,13 @@ pub struct NodeConfig {
     /// blocks away or fewer ([`ChainStatus::key_blocks_left`]). Default
     /// 1,000.
     pub key_warning_blocks: u64,
+    /// Further keys the node holds: a validator's new key, loaded ahead of
+    /// its rotation ([`Action::RotateValidatorKey`](crate::governance::Action::RotateValidatorKey)).
+    /// BFT engines sign with whichever key is the member's at each height,
+    /// so the node switches at exactly the rotation height; without the
+    /// new key it keeps signing with the old one until the overlap ends.
+    /// Transactions and the transport keep using `signer`. Default empty.
+    pub rotation_keys: Vec<Arc<dyn Signer>>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -66,6 +73,13 @@ impl std::fmt::Debug for NodeConfig {
 }
 
 impl NodeConfig {
+    /// Every key of the node: `signer`, then `rotation_keys`.
+    fn keys(&self) -> Vec<Arc<dyn Signer>> {
+        std::iter::once(self.signer.clone())
+            .chain(self.rotation_keys.iter().cloned())
+            .collect()
+    }
+
     /// A configuration with default tick and inbox sizes.
     pub fn new(name: impl Into<String>, signer: Arc<dyn Signer>, storage: StorageKind) -> Self {
         NodeConfig {
@@ -76,6 +90,7 @@ impl NodeConfig {
             tick_ms: 5,
             inbox_capacity: 65_536,
             key_warning_blocks: 1_000,
+            rotation_keys: Vec::new(),
         }
     }
 
@@ -257,7 +272,7 @@ impl Node {
                 .transpose()?
                 .unwrap_or_default();
             let (runner, fx) =
-                ChainRunner::open(spec, config.signer.clone(), &config.storage, schedule, now)?;
+                ChainRunner::open(spec, config.keys(), &config.storage, schedule, now)?;
             startup.push((chains.len(), fx));
             chains.push(runner);
         }
@@ -288,6 +303,7 @@ impl Node {
         });
         let mut worker = Worker {
             me: key.clone(),
+            keys: config.keys().iter().map(|k| k.public_key()).collect(),
             signer: config.signer.clone(),
             chains,
             transport,
@@ -689,6 +705,8 @@ fn wall_clock() -> Timestamp {
 
 pub(crate) struct Worker {
     pub(crate) me: PublicKey,
+    /// Every key of the node ([`NodeConfig::rotation_keys`]), `me` first.
+    keys: Vec<PublicKey>,
     pub(crate) signer: Arc<dyn Signer>,
     pub(crate) chains: Vec<ChainRunner>,
     pub(crate) transport: Arc<dyn Transport>,
@@ -1027,7 +1045,8 @@ impl Worker {
         for (i, c) in self.chains.iter().enumerate() {
             let height = c.latest_height()?;
             let next = Height::new(height.get().saturating_add(1));
-            let key_window = c.own_key_window(&self.me, next);
+            let signing = c.own_key_window(&self.keys, next);
+            let key_window = signing.as_ref().map(|(_, w)| *w);
             let key_blocks_left = key_window.and_then(|w| {
                 [w.expires_at, w.revoked_from]
                     .into_iter()
@@ -1035,11 +1054,11 @@ impl Worker {
                     .min()
                     .map(|end| end.get().saturating_sub(next.get()))
             });
-            if let (Some(w), Some(left)) = (key_window, key_blocks_left) {
+            if let (Some((key, w)), Some(left)) = (&signing, key_blocks_left) {
                 if left <= self.key_warning_blocks
                     && self.key_warned.insert((i, w.expires_at, w.revoked_from))
                 {
-                    warnings.push(key_warning(c.chain_id(), &self.me, next, &w, left));
+                    warnings.push(key_warning(c.chain_id(), key, next, w, left));
                 }
             }
             chains.push(ChainStatus {

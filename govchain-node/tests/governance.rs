@@ -17,7 +17,7 @@ use govchain_core::light::LightClient;
 use govchain_core::testkit::{ChainBuilder, KvApp, TestkitError};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_core::validator::{KeyWindow, Validator, ValidatorSet};
+use govchain_core::validator::{prove_rotation_possession, KeyWindow, Validator, ValidatorSet};
 use govchain_node::governance::*;
 
 fn sk(i: u8) -> SecretKey {
@@ -701,6 +701,15 @@ impl Side {
         }
     }
 
+    /// The anchor of `height` with its certificate re-signed by `signers`.
+    fn anchor_signed_by(&self, height: u64, signers: &[u8]) -> GovernanceOp {
+        let mut op = self.anchor_op(height);
+        if let GovernanceOp::Anchor { certificate, .. } = &mut op {
+            *certificate = self.cert_by(height, signers);
+        }
+        op
+    }
+
     fn cert_by(&self, height: u64, signers: &[u8]) -> CommitCertificate {
         let b = self.chain.block(Height::new(height)).unwrap();
         let keys: Vec<SecretKey> = signers.iter().map(|i| sk(*i)).collect();
@@ -734,16 +743,10 @@ fn bft_anchors_are_verified_and_strictly_increasing() {
     }
     assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
     // Exactly 2/3 of the registered set is not a BFT quorum.
-    let mut op = side.anchor_op(4);
-    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
-        *certificate = side.cert_by(4, &[1, 2]);
-    }
+    let op = side.anchor_signed_by(4, &[1, 2]);
     assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
     // Signed by strangers to the registered set.
-    let mut op = side.anchor_op(4);
-    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
-        *certificate = side.cert_by(4, &[1, 2, 3, 60]);
-    }
+    let op = side.anchor_signed_by(4, &[1, 2, 3, 60]);
     assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
     // A tampered header.
     let mut op = side.anchor_op(4);
@@ -922,10 +925,7 @@ fn anchors_use_the_side_set_scheduled_at_their_height() {
     // Height 3 is signed by the old set, 4 and 5 by the new one.
     assert_eq!(main.run(1, side.anchor_op(3)).code, CODE_OK);
     // A certificate of the old set at height 5 is refused.
-    let mut op = side.anchor_op(5);
-    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
-        *certificate = side.cert_by(5, &[1, 2, 3]);
-    }
+    let op = side.anchor_signed_by(5, &[1, 2, 3]);
     assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
     assert_eq!(main.run(1, side.anchor_op(5)).code, CODE_OK);
 }
@@ -1066,10 +1066,7 @@ fn key_expiry_and_compromise_bind_anchors_and_survive_membership_changes() {
             .unwrap();
     }
     // Height 5 with the compromised key's signature counted is refused...
-    let mut op = side.anchor_op(5);
-    if let GovernanceOp::Anchor { certificate, .. } = &mut op {
-        *certificate = side.cert_by(5, &[1, 2, 4]);
-    }
+    let op = side.anchor_signed_by(5, &[1, 2, 4]);
     assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
     // ...and the honest certificate, without it, is accepted.
     let honest = side.anchor_op(5);
@@ -1077,4 +1074,184 @@ fn key_expiry_and_compromise_bind_anchors_and_survive_membership_changes() {
         assert!(certificate.signatures.iter().all(|s| s.validator != pk(2)));
     }
     assert_eq!(main.run(1, honest).code, CODE_OK);
+}
+
+fn rotation(side: &ChainId, from: u8, to: u8, overlap: u64) -> Action {
+    Action::RotateValidatorKey {
+        chain: side.clone(),
+        key: pk(from),
+        new_key: pk(to),
+        overlap,
+        possession: prove_rotation_possession(side, &pk(from), &sk(to)),
+    }
+}
+
+#[test]
+fn invalid_rotations_are_refused() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let side_id = chain("side-bft");
+    let propose = |main: &mut Main, action: Action| {
+        main.run(
+            1,
+            GovernanceOp::Propose {
+                action,
+                effective_height: Height::new(4),
+            },
+        )
+        .code
+    };
+    // A proof of possession by another key, or for another chain.
+    let mut forged = rotation(&side_id, 2, 22, 3);
+    if let Action::RotateValidatorKey { possession, .. } = &mut forged {
+        *possession = prove_rotation_possession(&side_id, &pk(2), &sk(23));
+    }
+    assert_eq!(propose(&mut main, forged), CODE_INVALID_ACTION);
+    let mut replayed = rotation(&side_id, 2, 22, 3);
+    if let Action::RotateValidatorKey { possession, .. } = &mut replayed {
+        *possession = prove_rotation_possession(&chain("main"), &pk(2), &sk(22));
+    }
+    assert_eq!(propose(&mut main, replayed), CODE_INVALID_ACTION);
+    // No overlap, a non-member, a Raft chain, a key already in the set.
+    assert_eq!(
+        propose(&mut main, rotation(&side_id, 2, 22, 0)),
+        CODE_INVALID_ACTION
+    );
+    assert_eq!(
+        propose(&mut main, rotation(&side_id, 4, 22, 3)),
+        CODE_INVALID_ACTION
+    );
+    assert_eq!(
+        propose(&mut main, rotation(&chain("side-raft"), 2, 22, 3)),
+        CODE_INVALID_ACTION
+    );
+    assert_eq!(
+        propose(&mut main, rotation(&side_id, 2, 3, 3)),
+        CODE_INVALID_ACTION
+    );
+    // Another department's node key is caught when the proposal passes.
+    let (_, st) = pass(&mut main, rotation(&side_id, 2, 4, 3), Height::new(4));
+    assert!(
+        matches!(st, ProposalStatus::Failed { code } if code == CODE_INVALID_ACTION),
+        "{st:?}"
+    );
+    // Encoding round-trips.
+    let action = rotation(&side_id, 2, 22, 3);
+    let op = GovernanceOp::Propose {
+        action,
+        effective_height: Height::new(4),
+    };
+    assert_eq!(GovernanceOp::decode(&op.to_bytes()).unwrap(), op);
+}
+
+#[test]
+fn a_rotated_key_signs_through_its_overlap_and_binds_anchors() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let side_id = chain("side-bft");
+    let at4 = Height::new(4);
+    let (_, st) = pass(&mut main, rotation(&side_id, 2, 22, 3), at4);
+    assert_eq!(st, ProposalStatus::Passed);
+    let set = validator_schedule(&main.view(), &side_id).unwrap()[&at4].clone();
+    assert!(set.find(&pk(22)).is_some());
+    assert!(set.find(&pk(2)).is_none());
+    assert_eq!(
+        set.key_window(&pk(2)),
+        KeyWindow::expiring_at(Height::new(7))
+    );
+    // The new key belongs to department 2; its main-chain node key stays.
+    let view = main.view();
+    assert_eq!(
+        department_of_key(&view, &pk(22)).unwrap().unwrap().id,
+        dept(2)
+    );
+    assert_eq!(
+        department(&view, &dept(2)).unwrap().unwrap().node_key,
+        pk(2)
+    );
+
+    // A membership change inside the overlap keeps the rotated-out key.
+    let (_, st) = pass(
+        &mut main,
+        Action::AddValidator {
+            chain: side_id.clone(),
+            key: pk(4),
+            power: 1,
+            department: dept(4),
+        },
+        Height::new(5),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    let at5 = &validator_schedule(&main.view(), &side_id).unwrap()[&Height::new(5)];
+    assert_eq!(at5.len(), 4);
+    assert_eq!(
+        at5.key_window(&pk(2)),
+        KeyWindow::expiring_at(Height::new(7))
+    );
+
+    // The side chain runs the rotated set from height 4; department 2's
+    // node still signs with its old key.
+    let mut side = Side::new("side-bft", &[1, 2, 3], 3);
+    side.chain
+        .change_validator_set(vec![sk(1), sk(2), sk(3)], set);
+    for h in 4..=8u64 {
+        if h == 7 {
+            side.chain.set_signers(vec![sk(1), sk(22), sk(3)]);
+        }
+        side.chain
+            .produce_block(vec![], Timestamp::new(T0.get() + h))
+            .unwrap();
+    }
+    let anchor = side.anchor_op(5);
+    if let GovernanceOp::Anchor { certificate, .. } = &anchor {
+        assert!(certificate.signatures.iter().any(|s| s.validator == pk(2)));
+    }
+    assert_eq!(main.run(1, anchor).code, CODE_OK);
+    // After the overlap, a certificate counting the old key is refused.
+    let op = side.anchor_signed_by(7, &[1, 2, 3]);
+    assert_eq!(main.run(1, op).code, CODE_ANCHOR_BAD_CERTIFICATE);
+    assert_eq!(main.run(1, side.anchor_op(7)).code, CODE_OK);
+}
+
+#[test]
+fn a_main_chain_rotation_moves_the_department_node_key() {
+    let mut main = Main::new(&[1, 1, 1, 1]);
+    let main_id = chain("main");
+    let effective = Height::new(main.height().get() + 10);
+    let (_, st) = pass(&mut main, rotation(&main_id, 3, 33, 5), effective);
+    assert_eq!(st, ProposalStatus::Passed);
+    let view = main.view();
+    assert_eq!(
+        department(&view, &dept(3)).unwrap().unwrap().node_key,
+        pk(33)
+    );
+    let set = validator_schedule(&view, &main_id).unwrap()[&effective].clone();
+    let (_, member) = set.may_sign(&pk(3), effective).unwrap();
+    assert_eq!(member.public_key, pk(33));
+    assert!(set
+        .may_sign(&pk(3), Height::new(effective.get() + 5))
+        .is_err());
+
+    // Nodes admit the old key while it still signs, then only the new one.
+    let admitted = admitted_keys(&view, &main_id, main.height()).unwrap();
+    assert!(admitted.contains(&pk(3)) && admitted.contains(&pk(33)));
+    let later = admitted_keys(&view, &main_id, Height::new(effective.get() + 5)).unwrap();
+    assert!(!later.contains(&pk(3)) && later.contains(&pk(33)));
+
+    // Department 3 may vote with either key, and counts once.
+    let at = Height::new(main.height().get() + 40);
+    let r = main.run(1, set_param(at));
+    let GovernanceEvent::Proposed { id, .. } = event(&r) else {
+        panic!("not a proposal")
+    };
+    assert_eq!(
+        status(&main.run(3, vote(id.get(), true))),
+        ProposalStatus::Open
+    );
+    assert_eq!(
+        status(&main.run(33, vote(id.get(), true))),
+        ProposalStatus::Open
+    );
+    assert_eq!(
+        status(&main.run(2, vote(id.get(), true))),
+        ProposalStatus::Passed
+    );
 }

@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{keys, set_of, start, wait_for};
+use common::{genesis_departments, keys, set_of, start, wait_for};
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::light::LightClient;
 use govchain_core::testkit::KvApp;
@@ -21,14 +21,11 @@ use govchain_core::types::{ChainId, Height};
 use govchain_core::validator::ValidatorSet;
 use govchain_node::crosschain::{CrossChainError, ProvenFact};
 use govchain_node::governance::{
-    self, Action, DepartmentId, GenesisDepartment, GovernanceGenesis, GovernanceOp, ProposalId,
-    ProposalStatus, SideChainSpec,
+    self, Action, GovernanceGenesis, GovernanceOp, ProposalId, ProposalStatus, SideChainSpec,
 };
 use govchain_node::{ChainSpec, EngineKind, InProcessNetwork, NodeHandle};
 
-fn id(n: usize) -> DepartmentId {
-    DepartmentId::new(format!("dept-{n}")).unwrap()
-}
+use common::department_id as id;
 
 /// Waits until proposal `pid` reached `status` on `node`.
 fn wait_status(node: &NodeHandle, main: &ChainId, pid: u64, status: ProposalStatus) {
@@ -52,14 +49,7 @@ fn governance_anchoring_and_cross_chain_proofs() {
     let social = ChainId::new("social").unwrap();
     let genesis = GovernanceGenesis {
         main_chain: main.clone(),
-        departments: (0..4)
-            .map(|i| GenesisDepartment {
-                id: id(i + 1),
-                name: format!("Department {}", i + 1),
-                node_key: keys[i].public_key(),
-                power: 1,
-            })
-            .collect(),
+        departments: genesis_departments(&keys[..4]),
         side_chains: vec![
             SideChainSpec {
                 chain_id: identity.clone(),

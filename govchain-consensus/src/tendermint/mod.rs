@@ -746,7 +746,11 @@ impl Tendermint {
         // first key (never a member's address, so the driver does not ask
         // it to propose or vote).
         let (signer, member) = chosen.unwrap_or_else(|| {
-            let first = self.keys.first().cloned().unwrap_or_else(|| self.signer.clone());
+            let first = self
+                .keys
+                .first()
+                .cloned()
+                .unwrap_or_else(|| self.signer.clone());
             let me = first.public_key();
             (first, me)
         });

@@ -49,7 +49,15 @@ pub(super) fn run(config_path: &Path) -> Result<(), CliError> {
     let key = settings.load_key()?;
     let signer: Arc<dyn Signer> = key;
     let me = signer.public_key();
-    let node_config = settings.durable_node_config(signer.clone())?;
+    let mut node_config = settings.durable_node_config(signer.clone())?;
+    node_config.rotation_keys = settings
+        .load_rotation_keys()?
+        .into_iter()
+        .map(|k| k as Arc<dyn Signer>)
+        .collect();
+    for k in &node_config.rotation_keys {
+        tracing::info!(key = %crate::config::public_key_hex(&k.public_key()), "rotation key loaded");
+    }
     tracing::info!(
         name = %settings.name,
         key = %crate::config::public_key_hex(&me),
@@ -125,16 +133,16 @@ pub(super) fn run(config_path: &Path) -> Result<(), CliError> {
             outcome = Err(run_err(format!("node stopped: {fatal}")));
             break;
         }
-        // Exactly the departments of the main chain's registry may connect:
-        // one registered since genesis is admitted (its address is not on
-        // chain: it dials us, or add it under [[peers]]), and one no longer
-        // registered is disconnected.
-        if let Ok(Ok(departments)) = node.read_state(&main, crate::governance::departments) {
-            let now: BTreeSet<PublicKey> = departments
-                .into_iter()
-                .map(|d| d.node_key)
-                .filter(|k| *k != me)
-                .collect();
+        // Exactly the departments of the main chain's registry may connect
+        // (with a rotating key's old key while it still signs:
+        // `admitted_keys`): one registered since genesis is admitted (its
+        // address is not on chain: it dials us, or add it under [[peers]]),
+        // and one no longer registered is disconnected.
+        let height = node.height(&main).unwrap_or_default();
+        if let Ok(Ok(keys)) = node.read_state(&main, |s| {
+            crate::governance::admitted_keys(s, &main, height)
+        }) {
+            let now: BTreeSet<PublicKey> = keys.into_iter().filter(|k| *k != me).collect();
             if now != admitted {
                 tracing::info!(
                     departments = now.len(),

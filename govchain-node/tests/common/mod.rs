@@ -9,6 +9,7 @@ use govchain_core::app::Application;
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::types::ChainId;
 use govchain_core::validator::ValidatorSet;
+use govchain_node::governance::{DepartmentId, GenesisDepartment};
 use govchain_node::{
     ChainRole, ChainSpec, EngineKind, InProcessNetwork, Node, NodeConfig, NodeHandle, StorageKind,
 };
@@ -23,6 +24,24 @@ pub fn keys(n: u8) -> Vec<Arc<SecretKey>> {
 /// A validator set of `keys`, power 1 each.
 pub fn set_of(keys: &[Arc<SecretKey>]) -> ValidatorSet {
     ValidatorSet::with_equal_power(keys.iter().map(|k| k.public_key())).unwrap()
+}
+
+/// Department `n`'s id, `dept-n`.
+pub fn department_id(n: usize) -> DepartmentId {
+    DepartmentId::new(format!("dept-{n}")).unwrap()
+}
+
+/// Departments `dept-1`.. with node keys `keys` and main-chain power 1.
+pub fn genesis_departments(keys: &[Arc<SecretKey>]) -> Vec<GenesisDepartment> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| GenesisDepartment {
+            id: department_id(i + 1),
+            name: format!("Department {}", i + 1),
+            node_key: k.public_key(),
+            power: 1,
+        })
+        .collect()
 }
 
 /// A side chain run by `keys` with `app`.
