@@ -21,7 +21,8 @@ use crate::hash::Hash;
 use crate::merkle::{InclusionProof, MerkleError, TreeHead};
 use crate::smt::{KeyHash, SmtProofError, SparseMerkleProof};
 use crate::types::{ChainId, Height, Timestamp};
-use crate::validator::ValidatorSet;
+use crate::crypto::PublicKey;
+use crate::validator::{KeyRejection, ValidatorSet};
 
 /// A header with the certificate that commits it, and the validator set that
 /// signed it when that set is new to the client.
@@ -140,6 +141,27 @@ struct Tip {
     next_set_hash: Hash,
 }
 
+/// The compromise reports a set records, for its members' and its
+/// rotated-out keys.
+fn compromises_in(set: &ValidatorSet) -> BTreeMap<PublicKey, Height> {
+    let mut out = BTreeMap::new();
+    let members = set
+        .key_windows()
+        .filter_map(|(key, w)| w.revoked_from.map(|from| (key.clone(), from)));
+    let rotated = set
+        .rotated_keys()
+        .filter_map(|r| r.window.revoked_from.map(|from| (r.key, from)));
+    for (key, from) in members.chain(rotated) {
+        record_compromise(&mut out, key, from);
+    }
+    out
+}
+
+fn record_compromise(map: &mut BTreeMap<PublicKey, Height>, key: PublicKey, from: Height) {
+    let entry = map.entry(key).or_insert(from);
+    *entry = (*entry).min(from);
+}
+
 /// Default number of verified headers a light client keeps.
 pub const DEFAULT_RETAINED_HEADERS: usize = 10_000;
 
@@ -152,6 +174,10 @@ pub struct LightClient {
     next_set: Option<ValidatorSet>,
     headers: BTreeMap<Height, BlockHeader>,
     retained: usize,
+    /// Every compromise report the client has seen (in any set it trusted,
+    /// or given with [`LightClient::with_known_compromises`]): key → first
+    /// height whose signatures by it do not count.
+    compromised: BTreeMap<PublicKey, Height>,
 }
 
 impl LightClient {
@@ -170,6 +196,7 @@ impl LightClient {
                 time: genesis_time,
                 next_set_hash: validators.hash(),
             },
+            compromised: compromises_in(&validators),
             next_set: Some(validators),
             headers: BTreeMap::new(),
             retained: DEFAULT_RETAINED_HEADERS,
@@ -200,10 +227,33 @@ impl LightClient {
         Ok(LightClient {
             chain_id,
             tip,
+            compromised: compromises_in(&next_validators),
             next_set: Some(next_validators),
             headers,
             retained: DEFAULT_RETAINED_HEADERS,
         })
+    }
+
+    /// Adds compromise reports learned out of band — for instance from the
+    /// chain's latest validator set, before syncing older headers: a
+    /// compromise recorded by a set that took effect at `E` may void a key
+    /// from `F < E`, and blocks `F..E` were certified under sets that did
+    /// not know it. From then on, signatures by `key` at `from` and above
+    /// never count towards a quorum in this client, whatever the signing
+    /// set says. An earlier report of the same key wins.
+    pub fn with_known_compromises(
+        mut self,
+        reports: impl IntoIterator<Item = (PublicKey, Height)>,
+    ) -> Self {
+        for (key, from) in reports {
+            record_compromise(&mut self.compromised, key, from);
+        }
+        self
+    }
+
+    /// Every compromise report the client knows: key → first void height.
+    pub fn known_compromises(&self) -> &BTreeMap<PublicKey, Height> {
+        &self.compromised
     }
 
     /// Keeps at most `count` (at least 1) verified headers, dropping the oldest.
@@ -288,6 +338,7 @@ impl LightClient {
         block
             .certificate
             .verify(&self.chain_id, header.height, &hash, signing_set)?;
+        self.check_known_compromises(&block.certificate, signing_set)?;
 
         // Accepted. The set for the next height is known now only if it is
         // unchanged; otherwise it must come with the next light block.
@@ -302,10 +353,48 @@ impl LightClient {
             time: header.time,
             next_set_hash: header.next_validator_set_hash,
         };
+        for (key, from) in compromises_in(signing_set) {
+            record_compromise(&mut self.compromised, key, from);
+        }
         self.next_set = next_set;
         self.headers.insert(header.height, header.clone());
         self.prune();
         Ok(())
+    }
+
+    /// A certificate that verified under its set must still hold a quorum
+    /// without the signatures of keys this client knows to be compromised
+    /// at its height (reports the set itself may predate).
+    fn check_known_compromises(
+        &self,
+        certificate: &CommitCertificate,
+        set: &ValidatorSet,
+    ) -> Result<(), LightClientError> {
+        let height = certificate.height;
+        let mut void = None;
+        let mut counted: u64 = 0;
+        for sig in &certificate.signatures {
+            match self.compromised.get(&sig.validator) {
+                Some(from) if height >= *from => {
+                    void.get_or_insert((sig.validator.clone(), *from));
+                }
+                _ => {
+                    if let Ok((_, member)) = set.may_sign(&sig.validator, height) {
+                        counted = counted.saturating_add(member.power);
+                    }
+                }
+            }
+        }
+        match void {
+            Some((signer, from)) if !set.is_quorum(counted) => Err(
+                LightClientError::Certificate(CertificateError::KeyOutsideWindow {
+                    signer,
+                    height,
+                    reason: KeyRejection::Compromised { from },
+                }),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Checks that the encoded transaction `tx` is in the verified block at

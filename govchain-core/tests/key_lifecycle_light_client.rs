@@ -242,3 +242,73 @@ fn light_client_follows_expiry_rotation_and_compromise() {
     );
     assert!(last_set.is_quorum(last_set.valid_power_at(Height::new(TIP))));
 }
+
+/// A compromise reported late: the set recording it takes effect at height
+/// 10, but voids the key from height 5, so blocks 5–9 were certified by
+/// sets that did not know. A client that learned the report (from a later
+/// set, or out of band) never counts that key's signatures from height 5
+/// on, whatever the signing set says; the honest chain still verifies (the
+/// other three keys are a quorum), a forgery that needs the key does not.
+#[test]
+fn a_known_compromise_voids_signatures_the_signing_set_still_counted() {
+    let chain = ChainId::new("hz-late-report").unwrap();
+    let (k1, k2, k3, k4) = (key(1), key(2), key(3), key(4));
+    let mut b = ChainBuilder::new(
+        chain.clone(),
+        KvApp,
+        vec![key(1), key(2), key(3), key(4)],
+        Timestamp::new(1_000),
+    )
+    .unwrap();
+    for h in 1..=12u64 {
+        if h + 1 == 10 {
+            let reported = set(&[&k1, &k2, &k3, &k4])
+                .with_key_windows([(k3.public_key(), KeyWindow::revoked_from(Height::new(5)))])
+                .unwrap();
+            b.change_validator_set(vec![key(1), key(2), key(4)], reported);
+        }
+        b.produce_block(Vec::new(), Timestamp::new(1_000 + h)).unwrap();
+    }
+    let (genesis_set, genesis_time) = b.genesis();
+    let fresh = || LightClient::from_genesis(chain.clone(), genesis_set.clone(), genesis_time);
+    let blocks: Vec<LightBlock> = b.blocks().iter().map(|c| c.light.clone()).collect();
+    // The honest chain counted the key at 5..9 (nobody knew yet).
+    assert!(signers_of(&blocks[6]).contains(&k3.public_key()));
+    let forgery = forged(&blocks[6], &[&k1, &k2, &k3]);
+
+    // Told of the report up front: the forgery at 7 is refused, the honest
+    // chain is not.
+    let mut informed = fresh().with_known_compromises([(k3.public_key(), Height::new(5))]);
+    for block in &blocks[..6] {
+        informed.verify(block).unwrap();
+    }
+    assert_eq!(
+        refusal(&informed, &forgery),
+        CertificateError::KeyOutsideWindow {
+            signer: k3.public_key(),
+            height: Height::new(7),
+            reason: KeyRejection::Compromised {
+                from: Height::new(5)
+            },
+        }
+    );
+    for block in &blocks[6..] {
+        informed.verify(block).unwrap();
+    }
+
+    // Without it, a client accepts what the signing set accepts (the
+    // documented limit), and learns the report when it reaches the set
+    // that records it.
+    let mut naive = fresh();
+    for block in &blocks[..6] {
+        naive.verify(block).unwrap();
+    }
+    naive.clone().verify(&forgery).unwrap();
+    for block in &blocks[6..] {
+        naive.verify(block).unwrap();
+    }
+    assert_eq!(
+        naive.known_compromises().get(&k3.public_key()),
+        Some(&Height::new(5))
+    );
+}
