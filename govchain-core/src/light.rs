@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 
 use crate::block::BlockHeader;
 use crate::cert::{CertificateError, CommitCertificate};
+use crate::crypto::PublicKey;
 use crate::hash::Hash;
 use crate::merkle::{InclusionProof, MerkleError, TreeHead};
 use crate::smt::{KeyHash, SmtProofError, SparseMerkleProof};
 use crate::types::{ChainId, Height, Timestamp};
-use crate::crypto::PublicKey;
 use crate::validator::{KeyRejection, ValidatorSet};
 
 /// A header with the certificate that commits it, and the validator set that
@@ -386,13 +386,13 @@ impl LightClient {
             }
         }
         match void {
-            Some((signer, from)) if !set.is_quorum(counted) => Err(
-                LightClientError::Certificate(CertificateError::KeyOutsideWindow {
+            Some((signer, from)) if !set.is_quorum(counted) => Err(LightClientError::Certificate(
+                CertificateError::KeyOutsideWindow {
                     signer,
                     height,
                     reason: KeyRejection::Compromised { from },
-                }),
-            ),
+                },
+            )),
             _ => Ok(()),
         }
     }

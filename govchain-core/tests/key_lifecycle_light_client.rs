@@ -267,7 +267,8 @@ fn a_known_compromise_voids_signatures_the_signing_set_still_counted() {
                 .unwrap();
             b.change_validator_set(vec![key(1), key(2), key(4)], reported);
         }
-        b.produce_block(Vec::new(), Timestamp::new(1_000 + h)).unwrap();
+        b.produce_block(Vec::new(), Timestamp::new(1_000 + h))
+            .unwrap();
     }
     let (genesis_set, genesis_time) = b.genesis();
     let fresh = || LightClient::from_genesis(chain.clone(), genesis_set.clone(), genesis_time);

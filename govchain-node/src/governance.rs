@@ -2352,7 +2352,8 @@ impl GovernanceApp {
     }
 
     /// `chain`'s latest scheduled set, after checking that a change of it
-    /// may take effect at `effective_height` and that `key` is a member.
+    /// may take effect at `effective_height` and that `key` is a member (or,
+    /// with `or_rotated_out`, a rotated-out key still listed in the set).
     fn latest_set_with(
         &self,
         ctx: &BlockContext,
@@ -2360,6 +2361,7 @@ impl GovernanceApp {
         chain: &ChainId,
         key: &PublicKey,
         effective_height: Height,
+        or_rotated_out: bool,
     ) -> Result<ValidatorSet, OpError> {
         Self::registered_chain(state, chain)?;
         let schedule = validator_schedule(state, chain)?;
@@ -2371,7 +2373,8 @@ impl GovernanceApp {
                 format!("chain {chain} has no validators"),
             );
         };
-        if current.find(key).is_none() && !current.rotated_keys().any(|r| &r.key == key) {
+        let rotated_out = or_rotated_out && current.rotated_keys().any(|r| &r.key == key);
+        if current.find(key).is_none() && !rotated_out {
             return fail(
                 CODE_INVALID_ACTION,
                 format!("{key} is not a validator of chain {chain}"),
@@ -2391,7 +2394,7 @@ impl GovernanceApp {
         effective_height: Height,
         change: impl FnOnce(&mut KeyWindow),
     ) -> Result<(), OpError> {
-        let current = self.latest_set_with(ctx, state, chain, key, effective_height)?;
+        let current = self.latest_set_with(ctx, state, chain, key, effective_height, true)?;
         let mut window = current.key_window(key);
         change(&mut window);
         let set = current
@@ -2475,7 +2478,8 @@ impl GovernanceApp {
                 Self::schedule_set(state, chain, effective_height, &set)
             }
             Action::RemoveValidator { chain, key } => {
-                let current = self.latest_set_with(ctx, state, chain, key, effective_height)?;
+                let current =
+                    self.latest_set_with(ctx, state, chain, key, effective_height, false)?;
                 let remaining: Vec<Validator> = current
                     .validators()
                     .iter()
@@ -2544,13 +2548,8 @@ impl GovernanceApp {
                         format!("chain {chain} runs Raft, whose members are fixed keys: change {key} by adding the new key and removing the old one"),
                     );
                 }
-                let current = self.latest_set_with(ctx, state, chain, key, effective_height)?;
-                if current.find(key).is_none() {
-                    return fail(
-                        CODE_INVALID_ACTION,
-                        format!("{key} was already rotated out on chain {chain}"),
-                    );
-                }
+                let current =
+                    self.latest_set_with(ctx, state, chain, key, effective_height, false)?;
                 if passing {
                     let Some(mut dept) = department_of_key(state, key)? else {
                         return fail(

@@ -1186,6 +1186,34 @@ fn a_rotated_key_signs_through_its_overlap_and_binds_anchors() {
         at5.key_window(&pk(2)),
         KeyWindow::expiring_at(Height::new(7))
     );
+    // A rotated-out key is no member to remove, but its compromise can be
+    // reported (and keeps the end of its overlap).
+    let remove = GovernanceOp::Propose {
+        action: Action::RemoveValidator {
+            chain: side_id.clone(),
+            key: pk(2),
+        },
+        effective_height: Height::new(6),
+    };
+    assert_eq!(main.run(1, remove).code, CODE_INVALID_ACTION);
+    let (_, st) = pass(
+        &mut main,
+        Action::ReportKeyCompromise {
+            chain: side_id.clone(),
+            key: pk(2),
+            from: Height::new(6),
+        },
+        Height::new(6),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    let at6 = &validator_schedule(&main.view(), &side_id).unwrap()[&Height::new(6)];
+    assert_eq!(
+        at6.key_window(&pk(2)),
+        KeyWindow {
+            expires_at: Some(Height::new(7)),
+            revoked_from: Some(Height::new(6)),
+        }
+    );
 
     // The side chain runs the rotated set from height 4; department 2's
     // node still signs with its old key.
