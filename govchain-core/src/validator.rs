@@ -37,7 +37,7 @@
 //! ```
 
 use crate::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
-use crate::crypto::PublicKey;
+use crate::crypto::{CryptoSuite, PublicKey, SignatureAlgorithm};
 use crate::hash::{Domain, Hash};
 use crate::types::Height;
 
@@ -192,6 +192,15 @@ pub enum ValidatorSetError {
     /// Total power above [`MAX_TOTAL_POWER`].
     #[error("total voting power exceeds {MAX_TOTAL_POWER}")]
     PowerOverflow,
+    /// Keys of two signature algorithms in one set: a set belongs to one
+    /// chain, and a chain has one suite.
+    #[error("validator {key} is {}, but the set's first key is {}", key.algorithm().name(), first.name())]
+    MixedAlgorithms {
+        /// The algorithm of the set's first key.
+        first: SignatureAlgorithm,
+        /// A key of another algorithm.
+        key: PublicKey,
+    },
     /// A key window for a key that is not a member.
     #[error("key window for {key}, which is not a member of the set")]
     WindowForNonMember {
@@ -240,6 +249,12 @@ impl ValidatorSet {
                     key: v.public_key.clone(),
                 });
             }
+            if v.public_key.algorithm() != validators[0].public_key.algorithm() {
+                return Err(ValidatorSetError::MixedAlgorithms {
+                    first: validators[0].public_key.algorithm(),
+                    key: v.public_key.clone(),
+                });
+            }
             if i > 0 && validators[i - 1].public_key == v.public_key {
                 return Err(ValidatorSetError::DuplicateKey {
                     key: v.public_key.clone(),
@@ -256,8 +271,22 @@ impl ValidatorSet {
             total_power: total,
             hash: Hash::ZERO,
         };
-        set.hash = Hash::of(Domain::ValidatorSet, &set.to_bytes());
+        set.hash = set.compute_hash();
         Ok(set)
+    }
+
+    /// The hash of the canonical encoding, under the set's suite.
+    fn compute_hash(&self) -> Hash {
+        self.suite().hash(Domain::ValidatorSet, &self.to_bytes())
+    }
+
+    /// The suite of this set: the one of its keys' algorithm (all members
+    /// share it). The set's hash is taken under it, and it must be the
+    /// suite of the chain the set validates.
+    pub fn suite(&self) -> CryptoSuite {
+        self.validators.first().map_or(CryptoSuite::default(), |v| {
+            CryptoSuite::of_key(&v.public_key)
+        })
     }
 
     /// A set of `keys`, each with power 1.
@@ -293,7 +322,7 @@ impl ValidatorSet {
             }
         }
         self.windows = by_index.into_iter().collect();
-        self.hash = Hash::of(Domain::ValidatorSet, &self.to_bytes());
+        self.hash = self.compute_hash();
         Ok(self)
     }
 
@@ -433,7 +462,7 @@ impl Decode for ValidatorSet {
             .and_then(|set| set.with_key_windows(windows))
             .map_err(|_| DecodeError::InvalidValue {
                 what: "validator set",
-                reason: "empty, zero power, off-curve key, total power overflow or a window for a non-member",
+                reason: "empty, zero power, off-curve key, mixed algorithms, total power overflow or a window for a non-member",
             })
     }
 }

@@ -2820,6 +2820,7 @@ mod tests {
                 height: Height::new(self.height),
                 time: Timestamp::new(self.height),
                 proposer: pk(1),
+                suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
             };
             let (receipts, writes) = {
                 let mut overlay = StateOverlay::new(&self.state);
@@ -2945,6 +2946,7 @@ mod tests {
             height: Height::new(3),
             time: Timestamp::new(3),
             proposer: pk(1),
+            suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
         };
         let mut overlay = StateOverlay::new(&host.state);
         let receipts = host.app.execute_block(&ctx, &mut overlay, &[junk]).unwrap();
@@ -3169,7 +3171,7 @@ mod tests {
             (chain_strategy(), 1u64..1000, any::<[u8; 32]>(), 1usize..4).prop_map(
                 |(chain, height, seed, signers)| {
                     let header = BlockHeader {
-                        version: govchain_core::block::HEADER_VERSION,
+                        suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
                         chain_id: chain.clone(),
                         height: Height::new(height),
                         time: Timestamp::new(height * 7),
