@@ -26,13 +26,27 @@ fn merkle_root(c: &mut Criterion) {
     group
         .sample_size(10)
         .throughput(Throughput::Elements(LEAVES_1M as u64));
-    group.bench_function(&id, |b| b.iter(|| tx_root(black_box(&leaves))));
+    group.bench_function(&id, |b| {
+        b.iter(|| {
+            tx_root(
+                govchain_core::hash::HashFunction::Blake3,
+                black_box(&leaves),
+            )
+        })
+    });
     group.finish();
     let mut group = c.benchmark_group("core/merkle_root_parallel");
     group
         .sample_size(10)
         .throughput(Throughput::Elements(LEAVES_1M as u64));
-    group.bench_function(&id, |b| b.iter(|| tx_root_parallel(black_box(&leaves))));
+    group.bench_function(&id, |b| {
+        b.iter(|| {
+            tx_root_parallel(
+                govchain_core::hash::HashFunction::Blake3,
+                black_box(&leaves),
+            )
+        })
+    });
     group.finish();
     let mut group = c.benchmark_group("core/blake3_keyed_hash_seq");
     group
@@ -75,7 +89,11 @@ fn tx_root_10k(c: &mut Criterion) {
     let id = format!("txs={TXS_10K}");
     let mut group = c.benchmark_group("core/tx_root");
     group.throughput(Throughput::Elements(TXS_10K as u64));
-    group.bench_function(&id, |b| b.iter(|| tx_root_of_transactions(black_box(&txs))));
+    group.bench_function(&id, |b| {
+        b.iter(|| {
+            tx_root_of_transactions(govchain_core::hash::HashFunction::Blake3, black_box(&txs))
+        })
+    });
     group.finish();
     let mut group = c.benchmark_group(format!("core/blake3_hash_{TX_BYTES}B_seq"));
     group.throughput(Throughput::Elements(TXS_10K as u64));
@@ -92,7 +110,7 @@ fn tx_root_10k(c: &mut Criterion) {
 fn history(c: &mut Criterion) {
     let n = 1u64 << 16;
     let blocks = leaves(n as usize);
-    let log = HistoryTree::from_block_hashes(&blocks);
+    let log = HistoryTree::from_block_hashes(govchain_core::hash::HashFunction::Blake3, &blocks);
     let mut group = c.benchmark_group("core/history");
     group.bench_function(format!("append/size={n}"), |b| {
         b.iter_batched(
@@ -107,7 +125,13 @@ fn history(c: &mut Criterion) {
     let head = log.head();
     if let Ok(proof) = log.inclusion_proof(12_345, n) {
         group.bench_function(format!("inclusion_verify/size={n}"), |b| {
-            b.iter(|| proof.verify_history(black_box(&blocks[12_345]), &head))
+            b.iter(|| {
+                proof.verify_history(
+                    govchain_core::hash::HashFunction::Blake3,
+                    black_box(&blocks[12_345]),
+                    &head,
+                )
+            })
         });
     }
     group.bench_function(format!("consistency_proof/old=40000,new={n}"), |b| {
@@ -115,7 +139,13 @@ fn history(c: &mut Criterion) {
     });
     if let (Ok(proof), Ok(old)) = (log.consistency_proof(40_000, n), log.head_at(40_000)) {
         group.bench_function(format!("consistency_verify/old=40000,new={n}"), |b| {
-            b.iter(|| proof.verify(black_box(&old), &head))
+            b.iter(|| {
+                proof.verify(
+                    govchain_core::hash::HashFunction::Blake3,
+                    black_box(&old),
+                    &head,
+                )
+            })
         });
     }
     group.finish();

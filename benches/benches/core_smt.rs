@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || govchain_insert(&base, 10).0,
             |store| {
-                let tree = SparseMerkleTree::new(&store);
+                let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
                 let (root, batch) = tree.apply_batch(Some(10), 11, &updates).unwrap();
                 store.write_batch(batch).unwrap();
                 black_box(root);
@@ -50,14 +50,28 @@ fn bench(c: &mut Criterion) {
     });
 
     let (store, root, _) = govchain_insert(&base, 1);
-    let tree = SparseMerkleTree::new(&store);
+    let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
     let (k, v) = &base[12_345];
     let key = KeyHash::from_hash(Hash::from_bytes(*k));
     let (_, proof) = tree.get_with_proof(&key, 1).unwrap();
-    proof.verify(&root, &key, Some(v)).unwrap();
+    proof
+        .verify(
+            govchain_core::hash::HashFunction::Blake3,
+            &root,
+            &key,
+            Some(v),
+        )
+        .unwrap();
     group.sample_size(50);
     group.bench_function("smt_proof_verify", |b| {
-        b.iter(|| black_box(&proof).verify(black_box(&root), &key, Some(v)))
+        b.iter(|| {
+            black_box(&proof).verify(
+                govchain_core::hash::HashFunction::Blake3,
+                black_box(&root),
+                &key,
+                Some(v),
+            )
+        })
     });
     let depth = proof.siblings.len() + 2;
     group.bench_function("smt_proof_verify_baseline", |b| {

@@ -43,7 +43,7 @@ fn append(c: &mut Criterion) {
         .open(tmp.path().join("raw.log"))
         .unwrap();
     let txs = transactions(1000, 1).unwrap();
-    let tx_root = tx_root_of(&txs);
+    let tx_root = tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &txs);
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let mut group = c.benchmark_group("storage");
     group.sample_size(20);

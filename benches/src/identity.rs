@@ -402,10 +402,14 @@ impl StatusFixture {
         for k in &keys {
             let (value, _) = chain.state_proof(height, k)?;
             let value = value.ok_or_else(|| anyhow!("sandbox state lacks a key"))?;
-            entries.push((KeyHash::of(k), Some(value)));
+            entries.push((
+                KeyHash::of(govchain_core::hash::HashFunction::Blake3, k),
+                Some(value),
+            ));
         }
         let store = MemoryNodeStore::new();
-        let (_, batch) = SparseMerkleTree::new(&store).apply_batch(None, 1, &entries)?;
+        let (_, batch) = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3)
+            .apply_batch(None, 1, &entries)?;
         store.write_batch(batch)?;
 
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -426,10 +430,11 @@ impl StatusFixture {
                 .collect(),
         };
         let sender = sandbox.bureau_key();
-        let view = TreeStateView::new(&store, Some(1));
+        let view = TreeStateView::new(&store, govchain_core::hash::HashFunction::Blake3, Some(1));
         let nonce = NonceTracker::next(&view, &sender.public_key())?;
         let tx = Transaction::new_signed(chain.chain_id().clone(), sender, nonce, op.to_bytes())?;
         let ctx = BlockContext {
+            suite: chain.suite(),
             chain_id: chain.chain_id().clone(),
             height: Height::new(height.get() + 1),
             time: Timestamp::new(sandbox.now().get() + 1_000),
@@ -474,7 +479,12 @@ impl StatusFixture {
         fixture.new_pages = pages.iter().map(Encode::to_bytes).collect();
         fixture.smt_updates = writes
             .into_iter()
-            .map(|(k, v)| (KeyHash::of(&k), v))
+            .map(|(k, v)| {
+                (
+                    KeyHash::of(govchain_core::hash::HashFunction::Blake3, &k),
+                    v,
+                )
+            })
             .collect();
         Ok(fixture)
     }
@@ -487,7 +497,11 @@ impl StatusFixture {
     /// Executes the transaction as a block of one over the tree; returns
     /// its writes.
     pub fn execute(&self) -> anyhow::Result<Writes> {
-        let view = TreeStateView::new(&self.store, Some(1));
+        let view = TreeStateView::new(
+            &self.store,
+            govchain_core::hash::HashFunction::Blake3,
+            Some(1),
+        );
         let mut overlay = StateOverlay::new(&view);
         let receipts =
             self.app
@@ -509,16 +523,24 @@ impl StatusFixture {
         let updates: Vec<(KeyHash, Option<Vec<u8>>)> = self
             .execute()?
             .into_iter()
-            .map(|(k, v)| (KeyHash::of(&k), v))
+            .map(|(k, v)| {
+                (
+                    KeyHash::of(govchain_core::hash::HashFunction::Blake3, &k),
+                    v,
+                )
+            })
             .collect();
-        let (root, _) = SparseMerkleTree::new(&self.store).apply_batch(Some(1), 2, &updates)?;
+        let (root, _) =
+            SparseMerkleTree::new(&self.store, govchain_core::hash::HashFunction::Blake3)
+                .apply_batch(Some(1), 2, &updates)?;
         Ok(root)
     }
 
     /// Baseline: `apply_batch` of the transaction's writes (prepared).
     pub fn smt_apply(&self) -> anyhow::Result<Hash> {
         let (root, _) =
-            SparseMerkleTree::new(&self.store).apply_batch(Some(1), 2, &self.smt_updates)?;
+            SparseMerkleTree::new(&self.store, govchain_core::hash::HashFunction::Blake3)
+                .apply_batch(Some(1), 2, &self.smt_updates)?;
         Ok(root)
     }
 

@@ -73,7 +73,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use govchain_core::block::{tx_root_of, Block, BlockHeader, HEADER_VERSION};
+use govchain_core::block::{tx_root_of, Block, BlockHeader};
 use govchain_core::cert::{certify, CommitCertificate};
 use govchain_core::codec::Encode;
 use govchain_core::crypto::{SecretKey, Signer};
@@ -241,9 +241,15 @@ impl BenchChain {
         let chain = chain_id()?;
         let store = DurableStore::open_with(vfs, dir, chain.clone(), config)?;
         if store.latest_version()?.is_none() {
-            let tree = SparseMerkleTree::new(&store);
-            let (_, batch) =
-                tree.apply_batch(None, 0, &[(KeyHash::of(b"genesis"), Some(b"g".to_vec()))])?;
+            let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
+            let (_, batch) = tree.apply_batch(
+                None,
+                0,
+                &[(
+                    KeyHash::of(govchain_core::hash::HashFunction::Blake3, b"genesis"),
+                    Some(b"g".to_vec()),
+                )],
+            )?;
             store.commit_state(batch)?;
         }
         let height = store.latest_height()?.get();
@@ -298,7 +304,7 @@ impl BenchChain {
         updates: &[(KeyHash, Option<Vec<u8>>)],
     ) -> anyhow::Result<(Hash, TreeUpdateBatch)> {
         let h = self.height + 1;
-        let tree = SparseMerkleTree::new(&self.store);
+        let tree = SparseMerkleTree::new(&self.store, govchain_core::hash::HashFunction::Blake3);
         Ok(tree.apply_batch(Some(h - 1), h, updates)?)
     }
 
@@ -317,7 +323,7 @@ impl BenchChain {
             .map(|s| s.public_key())
             .unwrap_or_else(|| SecretKey::from_seed(&[1; 32]).public_key());
         let header = BlockHeader {
-            version: HEADER_VERSION,
+            suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
             chain_id: self.chain.clone(),
             height: Height::new(h),
             time: Timestamp::new(h * 1000),
@@ -358,8 +364,11 @@ impl BenchChain {
     /// key (a per-`seed` counter) to the block height — the cheapest block
     /// that still writes a new state version — logging progress.
     pub fn append_small(&mut self, count: u64, seed: u64) -> anyhow::Result<()> {
-        let key = KeyHash::of(format!("counter-{seed}").as_bytes());
-        let empty_root = tx_root_of(&[]);
+        let key = KeyHash::of(
+            govchain_core::hash::HashFunction::Blake3,
+            format!("counter-{seed}").as_bytes(),
+        );
+        let empty_root = tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &[]);
         let start = Instant::now();
         for i in 0..count {
             let updates = [(key, Some((self.height + 1).to_le_bytes().to_vec()))];
@@ -459,7 +468,7 @@ pub fn measure_append(rounds: usize, warmup: usize) -> anyhow::Result<(f64, f64)
     )?;
     let mut raw = RawLog::create(&tmp.path().join("raw.log"))?;
     let txs = transactions(1000, 1)?;
-    let tx_root = tx_root_of(&txs);
+    let tx_root = tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &txs);
     let mut rng = ChaCha20Rng::seed_from_u64(2);
     let (mut store_ms, mut raw_ms) = (Vec::new(), Vec::new());
     for round in 0..warmup + rounds {
@@ -531,7 +540,7 @@ pub fn measure_state(
     let mut chain = BenchChain::open(Arc::new(OsVfs), &tmp.path().join("store"), config, 4)?;
     let db = redb_plain(&tmp.path().join("plain.redb"), cache)?;
     let mut rng = ChaCha20Rng::seed_from_u64(3);
-    let empty_root = tx_root_of(&[]);
+    let empty_root = tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &[]);
     let (mut store_rate, mut plain_rate) = (Vec::new(), Vec::new());
     for round in 0..warmup + rounds {
         let updates = random_updates(per_version, &mut rng);

@@ -18,8 +18,14 @@ fuzz_target!(|data: &[u8]| {
     match selector % 3 {
         0 => {
             if let Ok(p) = decode_exact::<InclusionProof>(rest, MAX_INCLUSION_PROOF_LEN) {
-                let _ = p.verify_tx(b"tx", &root, p.tree_size);
+                let _ = p.verify_tx(
+                    govchain_core::hash::HashFunction::Blake3,
+                    b"tx",
+                    &root,
+                    p.tree_size,
+                );
                 let _ = p.verify_history(
+                    govchain_core::hash::HashFunction::Blake3,
                     &root,
                     &TreeHead {
                         size: p.tree_size,
@@ -38,14 +44,19 @@ fuzz_target!(|data: &[u8]| {
                     size: p.new_size,
                     root,
                 };
-                let _ = p.verify(&old, &new);
+                let _ = p.verify(govchain_core::hash::HashFunction::Blake3, &old, &new);
             }
         }
         _ => {
             if let Ok(p) = decode_exact::<SparseMerkleProof>(rest, MAX_PROOF_LEN) {
-                let key = KeyHash::of(b"key");
-                let _ = p.verify(&root, &key, Some(b"value"));
-                let _ = p.verify(&root, &key, None);
+                let key = KeyHash::of(govchain_core::hash::HashFunction::Blake3, b"key");
+                let _ = p.verify(
+                    govchain_core::hash::HashFunction::Blake3,
+                    &root,
+                    &key,
+                    Some(b"value"),
+                );
+                let _ = p.verify(govchain_core::hash::HashFunction::Blake3, &root, &key, None);
             }
         }
     }

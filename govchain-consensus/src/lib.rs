@@ -84,7 +84,8 @@ pub mod wire;
 pub use error::{ConsensusError, InvalidBlockReason, RaftCertificateError};
 pub use wire::{DecidedBlock, SignedProposal, SignedVote};
 
-use govchain_core::block::{tx_root_of, Block, BlockHeader, HEADER_VERSION};
+use govchain_core::block::{tx_root_of, Block, BlockHeader};
+use govchain_core::crypto::CryptoSuite;
 use govchain_core::crypto::PublicKey;
 use govchain_core::hash::Hash;
 use govchain_core::tx::Transaction;
@@ -265,13 +266,15 @@ impl ProposeRequest {
     /// history roots are left zero: a host that executes blocks fills them
     /// in (the engine checks the header fields it knows, not those).
     pub fn block(&self, time: Timestamp, transactions: Vec<Transaction>) -> Block {
+        // The chain's suite is its validators' (the proposer is one).
+        let suite = CryptoSuite::of_key(&self.proposer);
         let header = BlockHeader {
-            version: HEADER_VERSION,
+            suite,
             chain_id: self.chain_id.clone(),
             height: self.height,
             time: time.max(self.parent_time),
             parent_hash: self.parent_hash,
-            tx_root: tx_root_of(&transactions),
+            tx_root: tx_root_of(suite, &transactions),
             tx_count: u32::try_from(transactions.len()).unwrap_or(u32::MAX),
             state_root: Hash::ZERO,
             history_root: Hash::ZERO,

@@ -13,7 +13,7 @@ use govchain_core::cert::{
 };
 use govchain_core::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
 use govchain_core::crypto::{
-    verify, verify_batch_sequential, BatchItem, PublicKey, Signature, Signer,
+    verify, verify_batch_sequential, BatchItem, CryptoSuite, PublicKey, Signature, Signer,
 };
 use govchain_core::hash::{Domain, Hash};
 use govchain_core::types::{ChainId, Height, Round};
@@ -47,7 +47,9 @@ impl SignedVote {
     pub fn verify_signature(&self) -> bool {
         verify(
             &self.validator,
-            self.vote.signing_digest().as_bytes(),
+            self.vote
+                .signing_digest(CryptoSuite::of_key(&self.validator))
+                .as_bytes(),
             &self.signature,
         )
         .is_ok()
@@ -106,9 +108,10 @@ impl SignedProposal {
     }
 
     /// The digest the proposer signs: chain, height, round, `vr` and block
-    /// hash, under [`Domain::Proposal`].
+    /// hash, under [`Domain::Proposal`] and the proposer key's suite.
     pub fn signing_digest(&self) -> Hash {
         proposal_digest(
+            CryptoSuite::of_key(&self.proposer),
             &self.chain_id,
             self.height(),
             self.round,
@@ -126,6 +129,7 @@ impl SignedProposal {
         signer: &dyn Signer,
     ) -> Self {
         let digest = proposal_digest(
+            CryptoSuite::of_key(&signer.public_key()),
             &chain_id,
             block.header.height,
             round,
@@ -153,7 +157,10 @@ impl SignedProposal {
     }
 }
 
+/// The proposal digest, under the suite of the proposer's key (a member of
+/// the chain's validator set, so of the chain's suite).
 fn proposal_digest(
+    suite: CryptoSuite,
     chain_id: &ChainId,
     height: Height,
     round: Round,
@@ -166,7 +173,7 @@ fn proposal_digest(
     round.encode_to(&mut bytes);
     pol_round.encode_to(&mut bytes);
     block_hash.encode_to(&mut bytes);
-    Hash::of(Domain::Proposal, &bytes)
+    suite.hash(Domain::Proposal, &bytes)
 }
 
 impl Encode for SignedProposal {
@@ -313,7 +320,7 @@ impl PolkaCertificate {
                 total: validators.total_power(),
             });
         }
-        let digest = self.vote_message().signing_digest();
+        let digest = self.vote_message().signing_digest(validators.suite());
         let items: Vec<BatchItem<'_>> = self
             .signatures
             .iter()

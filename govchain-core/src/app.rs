@@ -25,8 +25,8 @@
 use std::collections::BTreeMap;
 
 use crate::codec::{encode_bytes, Decode, DecodeError, Encode, Reader};
-use crate::crypto::PublicKey;
-use crate::hash::{Domain, Hash};
+use crate::crypto::{CryptoSuite, PublicKey};
+use crate::hash::{Domain, Hash, HashFunction};
 use crate::tx::Transaction;
 use crate::types::{ChainId, Height, Timestamp};
 
@@ -113,6 +113,10 @@ pub struct BlockContext {
     pub time: Timestamp,
     /// The proposer.
     pub proposer: PublicKey,
+    /// The chain's crypto suite: applications hash anything the chain
+    /// commits to (state keys, content hashes) under it, and admit only keys
+    /// of its algorithm.
+    pub suite: CryptoSuite,
 }
 
 /// The outcome of one transaction.
@@ -322,17 +326,19 @@ impl NonceTracker {
 }
 
 /// A [`StateView`] over one version of a sparse Merkle tree: application
-/// keys are hashed with [`KeyHash::of`](crate::smt::KeyHash::of). `version`
-/// `None` is the empty genesis state.
+/// keys are hashed with [`KeyHash::of`](crate::smt::KeyHash::of) under the
+/// chain's hash function. `version` `None` is the empty genesis state.
 pub struct TreeStateView<'a, S: crate::smt::NodeStore> {
     store: &'a S,
+    hf: HashFunction,
     version: Option<crate::smt::Version>,
 }
 
 impl<'a, S: crate::smt::NodeStore> TreeStateView<'a, S> {
-    /// A view of `store` at `version`.
-    pub fn new(store: &'a S, version: Option<crate::smt::Version>) -> Self {
-        TreeStateView { store, version }
+    /// A view of `store` at `version`, whose keys are hashed under `hf` (the
+    /// chain's hash function).
+    pub fn new(store: &'a S, hf: HashFunction, version: Option<crate::smt::Version>) -> Self {
+        TreeStateView { store, hf, version }
     }
 }
 
@@ -349,7 +355,7 @@ impl<S: crate::smt::NodeStore> StateView for TreeStateView<'_, S> {
             None => Ok(None),
             Some(version) => self
                 .store
-                .get_value(&crate::smt::KeyHash::of(key), version)
+                .get_value(&crate::smt::KeyHash::of(self.hf, key), version)
                 .map_err(|e| StateError {
                     reason: e.to_string(),
                 }),

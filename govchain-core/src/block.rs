@@ -5,16 +5,39 @@
 //! application state root after executing this block, the history root over
 //! all earlier block hashes, and the validator sets that sign this block and
 //! the next. The block hash is the hash of the header's canonical encoding.
+//!
+//! # The suite in the header
+//! Every header names its chain's [`CryptoSuite`] (fixed at genesis), so a
+//! verifier never has to guess how to hash it or which keys may sign it.
+//! The suite is encoded through the version field, with exactly one
+//! encoding per header:
+//!
+//! | suite | `version` (u16 LE) | then |
+//! |---|---|---|
+//! | ed25519-blake3 | [`HEADER_VERSION`] = 1 | the fields (no suite byte) |
+//! | any other (sm2-sm3) | [`HEADER_VERSION_WITH_SUITE`] = 2 | the suite id byte, then the fields |
+//!
+//! So every header written before suites existed decodes unchanged, to the
+//! same bytes and the same hash, and a version-2 header naming
+//! ed25519-blake3 is refused (it would be a second spelling of a version-1
+//! header). The header hash, transaction root, and everything else the
+//! header commits to are taken under the header's suite, and the proposer
+//! key must be of the suite's algorithm (checked at decode).
 
 use crate::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
-use crate::crypto::PublicKey;
+use crate::crypto::{CryptoSuite, PublicKey, SignatureAlgorithm};
 use crate::hash::{Domain, Hash};
 use crate::merkle;
 use crate::tx::Transaction;
 use crate::types::{ChainId, Height, Timestamp};
 
-/// The header format version written by this crate.
+/// The header format version of an ed25519-blake3 header: no suite byte
+/// follows (see the [module docs](self)).
 pub const HEADER_VERSION: u16 = 1;
+
+/// The header format version of a header of any other suite: the suite id
+/// byte follows the version.
+pub const HEADER_VERSION_WITH_SUITE: u16 = 2;
 
 /// Most transactions one block may hold.
 pub const MAX_BLOCK_TXS: usize = 100_000;
@@ -30,8 +53,9 @@ pub const MAX_HEADER_ENCODED_LEN: usize = 512;
 /// construction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockHeader {
-    /// Format version; [`HEADER_VERSION`].
-    pub version: u16,
+    /// The chain's crypto suite, fixed at genesis. It decides the encoded
+    /// version ([`BlockHeader::version`]), so the two can never disagree.
+    pub suite: CryptoSuite,
     /// The chain this block belongs to.
     pub chain_id: ChainId,
     /// Height; the first block is height 1.
@@ -57,9 +81,19 @@ pub struct BlockHeader {
 }
 
 impl BlockHeader {
-    /// The block hash: the hash of this header's canonical encoding.
+    /// The block hash: the hash of this header's canonical encoding, under
+    /// the header's suite.
     pub fn hash(&self) -> Hash {
-        Hash::of(Domain::Header, &self.to_bytes())
+        self.suite.hash(Domain::Header, &self.to_bytes())
+    }
+
+    /// The encoded format version: [`HEADER_VERSION`] for ed25519-blake3,
+    /// [`HEADER_VERSION_WITH_SUITE`] for any other suite.
+    pub fn version(&self) -> u16 {
+        match self.suite {
+            CryptoSuite::Ed25519Blake3 => HEADER_VERSION,
+            _ => HEADER_VERSION_WITH_SUITE,
+        }
     }
 
     /// Decodes a header from untrusted bytes.
@@ -70,7 +104,11 @@ impl BlockHeader {
 
 impl Encode for BlockHeader {
     fn encode_to(&self, out: &mut Vec<u8>) {
-        self.version.encode_to(out);
+        let version = self.version();
+        version.encode_to(out);
+        if version == HEADER_VERSION_WITH_SUITE {
+            self.suite.encode_to(out);
+        }
         self.chain_id.encode_to(out);
         self.height.encode_to(out);
         self.time.encode_to(out);
@@ -87,15 +125,27 @@ impl Encode for BlockHeader {
 
 impl Decode for BlockHeader {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let version = u16::decode_from(r)?;
-        if version != HEADER_VERSION {
-            return Err(DecodeError::InvalidValue {
-                what: "block header",
-                reason: "unknown header version",
-            });
-        }
-        Ok(BlockHeader {
-            version,
+        const WHAT: &str = "block header";
+        let suite = match u16::decode_from(r)? {
+            HEADER_VERSION => CryptoSuite::Ed25519Blake3,
+            HEADER_VERSION_WITH_SUITE => match CryptoSuite::decode_from(r)? {
+                CryptoSuite::Ed25519Blake3 => {
+                    return Err(DecodeError::InvalidValue {
+                        what: WHAT,
+                        reason: "a version-2 header names the default suite (use version 1)",
+                    })
+                }
+                suite => suite,
+            },
+            _ => {
+                return Err(DecodeError::InvalidValue {
+                    what: WHAT,
+                    reason: "unknown header version",
+                })
+            }
+        };
+        let header = BlockHeader {
+            suite,
             chain_id: ChainId::decode_from(r)?,
             height: Height::decode_from(r)?,
             time: Timestamp::decode_from(r)?,
@@ -107,7 +157,14 @@ impl Decode for BlockHeader {
             validator_set_hash: Hash::decode_from(r)?,
             next_validator_set_hash: Hash::decode_from(r)?,
             proposer: PublicKey::decode_from(r)?,
-        })
+        };
+        if !suite.admits(header.proposer.algorithm()) {
+            return Err(DecodeError::InvalidValue {
+                what: WHAT,
+                reason: "the proposer key is not of the header's suite",
+            });
+        }
+        Ok(header)
     }
 }
 
@@ -141,6 +198,25 @@ pub enum BlockError {
         /// The transaction's chain.
         got: ChainId,
     },
+    /// A transaction's sender key is of an algorithm the block's suite does
+    /// not admit (its signature and hashes belong to the other suite).
+    #[error("transaction {index} is signed with {}, block suite is {suite}", algorithm.name())]
+    SenderSuiteMismatch {
+        /// Position in the block.
+        index: usize,
+        /// The block's suite.
+        suite: CryptoSuite,
+        /// The sender key's algorithm.
+        algorithm: SignatureAlgorithm,
+    },
+    /// The proposer key is of an algorithm the block's suite does not admit.
+    #[error("proposer key is {}, block suite is {suite}", algorithm.name())]
+    ProposerSuiteMismatch {
+        /// The block's suite.
+        suite: CryptoSuite,
+        /// The proposer key's algorithm.
+        algorithm: SignatureAlgorithm,
+    },
     /// More transactions than [`MAX_BLOCK_TXS`].
     #[error("{count} transactions exceed the block limit of {MAX_BLOCK_TXS}")]
     TooManyTransactions {
@@ -158,10 +234,16 @@ pub struct Block {
     pub transactions: Vec<Transaction>,
 }
 
-/// The transaction root and count of `txs`, as a header records them.
-pub fn tx_root_of(txs: &[Transaction]) -> Hash {
-    let leaves: Vec<Hash> = txs.iter().map(Transaction::leaf_hash).collect();
-    merkle::tx_root(&leaves)
+/// The transaction root of `txs` under `suite`, as a header records it.
+/// Each leaf is hashed under `suite` too, whatever the sender's key
+/// ([`Block::validate_body`] refuses senders the suite does not admit).
+pub fn tx_root_of(suite: CryptoSuite, txs: &[Transaction]) -> Hash {
+    let hf = suite.hash_function();
+    let leaves: Vec<Hash> = txs
+        .iter()
+        .map(|tx| merkle::tx_leaf_hash(hf, &tx.to_bytes()))
+        .collect();
+    merkle::tx_root(hf, &leaves)
 }
 
 impl Block {
@@ -170,9 +252,17 @@ impl Block {
         self.header.hash()
     }
 
-    /// Checks that the body matches the header: count, root and chain.
-    /// Signatures are not checked here (see the node's validation).
+    /// Checks that the body matches the header: count, root, chain, and
+    /// that every sender (and the proposer) has a key of the header's
+    /// suite. Signatures are not checked here (see the node's validation).
     pub fn validate_body(&self) -> Result<(), BlockError> {
+        let suite = self.header.suite;
+        if !suite.admits(self.header.proposer.algorithm()) {
+            return Err(BlockError::ProposerSuiteMismatch {
+                suite,
+                algorithm: self.header.proposer.algorithm(),
+            });
+        }
         let count = self.transactions.len();
         if count > MAX_BLOCK_TXS {
             return Err(BlockError::TooManyTransactions { count });
@@ -184,6 +274,13 @@ impl Block {
             });
         }
         for (index, tx) in self.transactions.iter().enumerate() {
+            if !suite.admits(tx.sender().algorithm()) {
+                return Err(BlockError::SenderSuiteMismatch {
+                    index,
+                    suite,
+                    algorithm: tx.sender().algorithm(),
+                });
+            }
             if tx.chain_id() != &self.header.chain_id {
                 return Err(BlockError::ForeignTransaction {
                     index,
@@ -192,7 +289,7 @@ impl Block {
                 });
             }
         }
-        let body = tx_root_of(&self.transactions);
+        let body = tx_root_of(suite, &self.transactions);
         if body != self.header.tx_root {
             return Err(BlockError::TxRootMismatch {
                 header: self.header.tx_root,

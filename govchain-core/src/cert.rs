@@ -8,7 +8,10 @@
 //! decided on `2f + 1` precommits for it in one round).
 
 use crate::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
-use crate::crypto::{verify_batch_sequential, BatchItem, PublicKey, Signature, Signer};
+use crate::crypto::{
+    verify_batch_sequential, BatchItem, CryptoSuite, PublicKey, Signature, SignatureAlgorithm,
+    Signer,
+};
 use crate::hash::{Domain, Hash};
 use crate::types::{ChainId, Height, Round};
 use crate::validator::{KeyRejection, ValidatorSet, MAX_VALIDATORS};
@@ -58,14 +61,17 @@ pub struct VoteMessage {
 }
 
 impl VoteMessage {
-    /// The 32-byte digest that is signed.
-    pub fn signing_digest(&self) -> Hash {
-        Hash::of(Domain::Vote, &self.to_bytes())
+    /// The 32-byte digest that is signed, under `suite`: the suite of the
+    /// chain voted on, which is the suite of every key of its validator set
+    /// ([`ValidatorSet::suite`]).
+    pub fn signing_digest(&self, suite: CryptoSuite) -> Hash {
+        suite.hash(Domain::Vote, &self.to_bytes())
     }
 
-    /// Signs this vote.
+    /// Signs this vote, over the digest under the signer key's suite.
     pub fn sign(&self, signer: &dyn Signer) -> Signature {
-        signer.sign(self.signing_digest().as_bytes())
+        let suite = CryptoSuite::of_key(&signer.public_key());
+        signer.sign(self.signing_digest(suite).as_bytes())
     }
 }
 
@@ -176,6 +182,14 @@ pub enum CertificateError {
         /// Why its key may not sign there.
         reason: KeyRejection,
     },
+    /// A signature of another algorithm than its signer's key.
+    #[error("signer {signer} is {}, its signature is {}", signer.algorithm().name(), signature.name())]
+    SignatureAlgorithmMismatch {
+        /// The signer.
+        signer: PublicKey,
+        /// The signature's algorithm.
+        signature: SignatureAlgorithm,
+    },
     /// The same validator signed twice.
     #[error("validator {signer} signed twice")]
     DuplicateSigner {
@@ -228,6 +242,10 @@ impl CommitCertificate {
     /// than two thirds of the set's total power, and every signature
     /// verifies. Cheap structural checks run before any
     /// signature is verified, and the signatures are verified as one batch.
+    ///
+    /// The signed digest is taken under the set's suite
+    /// ([`ValidatorSet::suite`]); callers that verify a header check that
+    /// the header's suite is the set's (the light client does).
     pub fn verify(
         &self,
         chain_id: &ChainId,
@@ -256,7 +274,7 @@ impl CommitCertificate {
                 total: validators.total_power(),
             });
         }
-        let digest = self.vote_message().signing_digest();
+        let digest = self.vote_message().signing_digest(validators.suite());
         let items: Vec<BatchItem<'_>> = self
             .signatures
             .iter()
@@ -329,6 +347,12 @@ pub fn signer_power(
             Some(p) if p > index => return Err(CertificateError::UnsortedSigners),
             _ => {}
         }
+        if sig.signature.algorithm() != sig.validator.algorithm() {
+            return Err(CertificateError::SignatureAlgorithmMismatch {
+                signer: sig.validator.clone(),
+                signature: sig.signature.algorithm(),
+            });
+        }
         previous = Some(index);
         signed = signed.saturating_add(validator.power);
     }
@@ -379,12 +403,11 @@ pub fn certify(
         round,
         block_hash: Some(block_hash),
     };
-    let digest = vote.signing_digest();
     let mut signatures: Vec<CommitSignature> = signers
         .iter()
         .map(|s| CommitSignature {
             validator: s.public_key(),
-            signature: s.sign(digest.as_bytes()),
+            signature: vote.sign(*s),
         })
         .collect();
     signatures.sort_by(|a, b| a.validator.cmp(&b.validator));

@@ -72,7 +72,14 @@ impl Hash {
         self.0
     }
 
-    /// Hashes `data` under `domain`'s derived key.
+    /// Hashes `data` under `domain`'s derived key (BLAKE3).
+    ///
+    /// `Hash::of`, [`Hash::of_parts`] and [`Hash::node`] are BLAKE3 whatever
+    /// the chain: use them only for hashes no chain commits to (test data,
+    /// batch-verification seeds, local indexes). Everything a chain commits
+    /// to hashes under the chain's suite, through [`HashFunction`] or
+    /// [`CryptoSuite`](crate::crypto::CryptoSuite), which every such API
+    /// takes explicitly.
     pub fn of(domain: Domain, data: &[u8]) -> Hash {
         Hash(*blake3::keyed_hash(domain.key(), data).as_bytes())
     }
@@ -280,6 +287,7 @@ impl HashFunction {
     }
 
     /// Hashes `data` under `domain`.
+    #[inline]
     pub fn hash(self, domain: Domain, data: &[u8]) -> Hash {
         match self {
             HashFunction::Blake3 => Hash::of(domain, data),
@@ -289,6 +297,7 @@ impl HashFunction {
 
     /// Hashes the concatenation of `parts` under `domain`, without first
     /// copying them into one buffer.
+    #[inline]
     pub fn hash_parts(self, domain: Domain, parts: &[&[u8]]) -> Hash {
         match self {
             HashFunction::Blake3 => Hash::of_parts(domain, parts),
@@ -298,10 +307,67 @@ impl HashFunction {
 
     /// Hashes the 64-byte concatenation `left || right` under `domain` (a
     /// Merkle inner node).
+    #[inline]
     pub fn hash_node(self, domain: Domain, left: &Hash, right: &Hash) -> Hash {
         match self {
             HashFunction::Blake3 => Hash::node(domain, left, right),
             HashFunction::Sm3 => sm3_finish(sm3_hasher(domain), &[&left.0, &right.0]),
+        }
+    }
+}
+
+impl HashFunction {
+    /// Hashes each pair `inputs[i] = [left, right]` as
+    /// [`hash_node`](Self::hash_node) into `out[i]`, for the first
+    /// `min(inputs.len(), out.len())` entries. BLAKE3 goes through the
+    /// multi-lane compression ([`crate::lanes::hash_node_pairs`]); SM3 hashes
+    /// one node at a time.
+    pub fn hash_node_pairs(self, domain: Domain, inputs: &[[Hash; 2]], out: &mut [Hash]) {
+        match self {
+            HashFunction::Blake3 => crate::lanes::hash_node_pairs(domain, inputs, out),
+            HashFunction::Sm3 => {
+                for (pair, slot) in inputs.iter().zip(out.iter_mut()) {
+                    *slot = self.hash_node(domain, &pair[0], &pair[1]);
+                }
+            }
+        }
+    }
+
+    /// Hashes one level of an RFC 9162 tree into `parents` (cleared first):
+    /// pairs of children become parents and an odd last child is promoted
+    /// unchanged (see [`crate::lanes::hash_level`]).
+    pub fn hash_level(self, domain: Domain, children: &[Hash], parents: &mut Vec<Hash>) {
+        match self {
+            HashFunction::Blake3 => crate::lanes::hash_level(domain, children, parents),
+            HashFunction::Sm3 => {
+                let (pairs, odd) = children.as_chunks::<2>();
+                parents.clear();
+                parents.extend(pairs.iter().map(|p| self.hash_node(domain, &p[0], &p[1])));
+                parents.extend_from_slice(odd);
+            }
+        }
+    }
+
+    /// Reduces `level` in place, level by level with odd promotion, to its
+    /// RFC 9162 tree hash, or `None` if it is empty; `level` is clobbered
+    /// (see [`crate::lanes::reduce_in_place`]).
+    pub fn reduce_in_place(self, domain: Domain, level: &mut [Hash]) -> Option<Hash> {
+        match self {
+            HashFunction::Blake3 => crate::lanes::reduce_in_place(domain, level),
+            HashFunction::Sm3 => {
+                let mut len = level.len();
+                while len > 1 {
+                    let pairs = len / 2;
+                    for i in 0..pairs {
+                        level[i] = self.hash_node(domain, &level[2 * i], &level[2 * i + 1]);
+                    }
+                    if len % 2 == 1 {
+                        level[pairs] = level[len - 1];
+                    }
+                    len = len.div_ceil(2);
+                }
+                level.first().copied()
+            }
         }
     }
 }
@@ -438,6 +504,43 @@ mod tests {
             }
             assert_eq!(sm3.hash_node(*d, &l, &r), sm3.hash(*d, &cat));
             assert_ne!(sm3.hash(*d, b"abc"), HashFunction::Blake3.hash(*d, b"abc"));
+        }
+    }
+
+    /// The level helpers equal scalar node hashing under both functions,
+    /// for every length around the lane widths.
+    #[test]
+    fn level_helpers_match_scalar_nodes() {
+        for f in HashFunction::ALL {
+            for n in 0..40usize {
+                let children: Vec<Hash> = (0..n as u64)
+                    .map(|i| Hash::of(Domain::Test, &i.to_le_bytes()))
+                    .collect();
+                let (pairs, odd) = children.as_chunks::<2>();
+                let mut out = vec![Hash::ZERO; pairs.len()];
+                f.hash_node_pairs(Domain::TxNode, pairs, &mut out);
+                let mut expected: Vec<Hash> = pairs
+                    .iter()
+                    .map(|p| f.hash_node(Domain::TxNode, &p[0], &p[1]))
+                    .collect();
+                assert_eq!(out, expected, "{f:?} n={n}");
+                expected.extend_from_slice(odd);
+                let mut parents = Vec::new();
+                f.hash_level(Domain::TxNode, &children, &mut parents);
+                assert_eq!(parents, expected, "{f:?} n={n}");
+                let mut level = children.clone();
+                let mut reference = children.clone();
+                while reference.len() > 1 {
+                    let mut up = Vec::new();
+                    f.hash_level(Domain::TxNode, &reference, &mut up);
+                    reference = up;
+                }
+                assert_eq!(
+                    f.reduce_in_place(Domain::TxNode, &mut level),
+                    reference.first().copied(),
+                    "{f:?} n={n}"
+                );
+            }
         }
     }
 

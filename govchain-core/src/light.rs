@@ -9,6 +9,12 @@
 //! proofs are checked against its roots. The client holds headers only, never
 //! a ledger.
 //!
+//! The client follows one chain of one crypto suite: the suite of its trust
+//! root (the genesis validator set's, or the trusted header's). A header of
+//! another suite is refused ([`LightClientError::WrongSuite`]) before
+//! anything is hashed, and so is a signing set of another suite; proofs are
+//! checked under the suite of the verified header they are checked against.
+//!
 //! Every rejection has its own [`LightClientError`] variant, and certificate
 //! faults keep their own [`CertificateError`] (under 2/3 of the power, a
 //! non-member signer, a duplicate signer, a bad signature).
@@ -17,7 +23,7 @@ use std::collections::BTreeMap;
 
 use crate::block::BlockHeader;
 use crate::cert::{CertificateError, CommitCertificate};
-use crate::crypto::PublicKey;
+use crate::crypto::{CryptoSuite, PublicKey};
 use crate::hash::Hash;
 use crate::merkle::{InclusionProof, MerkleError, TreeHead};
 use crate::smt::{KeyHash, SmtProofError, SparseMerkleProof};
@@ -48,6 +54,14 @@ pub enum LightClientError {
         expected: ChainId,
         /// The header's chain.
         got: ChainId,
+    },
+    /// Header (or its signing set) of another crypto suite than the chain's.
+    #[error("header is of suite {got}, the chain's suite is {expected}")]
+    WrongSuite {
+        /// The chain's suite.
+        expected: CryptoSuite,
+        /// The header's (or signing set's) suite.
+        got: CryptoSuite,
     },
     /// Header is not the next height.
     #[error("expected height {expected}, got {got}")]
@@ -169,6 +183,7 @@ pub const DEFAULT_RETAINED_HEADERS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct LightClient {
     chain_id: ChainId,
+    suite: CryptoSuite,
     tip: Tip,
     /// The set announced by the tip, once known.
     next_set: Option<ValidatorSet>,
@@ -183,6 +198,7 @@ pub struct LightClient {
 impl LightClient {
     /// Trusts a chain from its genesis: `validators` sign height 1, whose
     /// parent is [`Hash::ZERO`] and whose time is at least `genesis_time`.
+    /// The chain's suite is the set's ([`ValidatorSet::suite`]).
     pub fn from_genesis(
         chain_id: ChainId,
         validators: ValidatorSet,
@@ -190,6 +206,7 @@ impl LightClient {
     ) -> Self {
         LightClient {
             chain_id,
+            suite: validators.suite(),
             tip: Tip {
                 height: Height::new(0),
                 hash: Hash::ZERO,
@@ -204,11 +221,18 @@ impl LightClient {
     }
 
     /// Trusts `header` (obtained out of band, e.g. a checkpoint) together with
-    /// the validator set it announces for the next height.
+    /// the validator set it announces for the next height. The chain's suite
+    /// is the header's.
     pub fn from_trusted_header(
         header: BlockHeader,
         next_validators: ValidatorSet,
     ) -> Result<Self, LightClientError> {
+        if next_validators.suite() != header.suite {
+            return Err(LightClientError::WrongSuite {
+                expected: header.suite,
+                got: next_validators.suite(),
+            });
+        }
         if next_validators.hash() != header.next_validator_set_hash {
             return Err(LightClientError::TrustedSetMismatch {
                 expected: header.next_validator_set_hash,
@@ -223,9 +247,11 @@ impl LightClient {
             next_set_hash: header.next_validator_set_hash,
         };
         let chain_id = header.chain_id.clone();
+        let header_suite = header.suite;
         headers.insert(header.height, header);
         Ok(LightClient {
             chain_id,
+            suite: header_suite,
             tip,
             compromised: compromises_in(&next_validators),
             next_set: Some(next_validators),
@@ -268,6 +294,11 @@ impl LightClient {
         &self.chain_id
     }
 
+    /// The chain's crypto suite.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
+    }
+
     /// Height of the last verified header (0 before the first).
     pub fn height(&self) -> Height {
         self.tip.height
@@ -298,6 +329,12 @@ impl LightClient {
             return Err(LightClientError::WrongChain {
                 expected: self.chain_id.clone(),
                 got: header.chain_id.clone(),
+            });
+        }
+        if header.suite != self.suite {
+            return Err(LightClientError::WrongSuite {
+                expected: self.suite,
+                got: header.suite,
             });
         }
         let expected_height = self.tip.height.next().unwrap_or(self.tip.height);
@@ -334,6 +371,12 @@ impl LightClient {
                 })
             }
         };
+        if signing_set.suite() != self.suite {
+            return Err(LightClientError::WrongSuite {
+                expected: self.suite,
+                got: signing_set.suite(),
+            });
+        }
         let hash = header.hash();
         block
             .certificate
@@ -406,7 +449,12 @@ impl LightClient {
         proof: &InclusionProof,
     ) -> Result<(), LightClientError> {
         let header = self.header(height)?;
-        proof.verify_tx(tx, &header.tx_root, u64::from(header.tx_count))?;
+        proof.verify_tx(
+            header.suite.hash_function(),
+            tx,
+            &header.tx_root,
+            u64::from(header.tx_count),
+        )?;
         Ok(())
     }
 
@@ -420,7 +468,8 @@ impl LightClient {
         proof: &SparseMerkleProof,
     ) -> Result<(), LightClientError> {
         let header = self.header(height)?;
-        proof.verify(&header.state_root, &KeyHash::of(key), value)?;
+        let hf = header.suite.hash_function();
+        proof.verify(hf, &header.state_root, &KeyHash::of(hf, key), value)?;
         Ok(())
     }
 
@@ -454,7 +503,7 @@ impl LightClient {
                 got: proof.leaf_index,
             });
         }
-        proof.verify_history(block_hash, &head)?;
+        proof.verify_history(header.suite.hash_function(), block_hash, &head)?;
         Ok(())
     }
 
@@ -501,7 +550,7 @@ mod tests {
         next: &ValidatorSet,
     ) -> BlockHeader {
         BlockHeader {
-            version: crate::block::HEADER_VERSION,
+            suite: set.suite(),
             chain_id: chain(),
             height: Height::new(height),
             time: Timestamp::new(time),

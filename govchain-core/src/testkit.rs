@@ -8,11 +8,16 @@
 //! exactly what a real network produces, so a [`LightClient`](crate::light::LightClient)
 //! verifies it the same way. It is not a node: there is no consensus, no
 //! mempool and no durability here.
+//!
+//! The chain's crypto suite is the suite of its genesis validators' keys
+//! ([`ValidatorSet::suite`]): give it SM2 keys
+//! ([`SecretKey::sm2_from_seed`](crate::crypto::SecretKey::sm2_from_seed))
+//! and every header, root and proof it produces is of the sm2-sm3 suite.
 
 use crate::app::{Application, BlockContext, Receipt, StateOverlay, TreeStateView, TxRejection};
-use crate::block::{tx_root_of, Block, BlockHeader, HEADER_VERSION};
+use crate::block::{tx_root_of, Block, BlockHeader};
 use crate::cert::{canonical_signatures, certify};
-use crate::crypto::{verify_batch, BatchItem, SecretKey, Signer};
+use crate::crypto::{verify_batch, BatchItem, CryptoSuite, SecretKey, Signer, SuiteMismatch};
 use crate::hash::Hash;
 use crate::light::LightBlock;
 use crate::merkle::{HistoryTree, InclusionProof, MerkleError, TxTree};
@@ -53,6 +58,9 @@ pub enum TestkitError {
     /// A validator set is invalid.
     #[error(transparent)]
     ValidatorSet(#[from] ValidatorSetError),
+    /// A validator key of another suite than the chain's.
+    #[error(transparent)]
+    Suite(#[from] SuiteMismatch),
     /// A Merkle proof could not be made.
     #[error(transparent)]
     Merkle(#[from] MerkleError),
@@ -96,6 +104,7 @@ pub struct CommittedBlock {
 /// Builds a certified chain in memory. See the module docs.
 pub struct ChainBuilder<A: Application> {
     chain_id: ChainId,
+    suite: CryptoSuite,
     app: A,
     signers: Vec<SecretKey>,
     set: ValidatorSet,
@@ -112,7 +121,8 @@ fn set_of(signers: &[SecretKey]) -> Result<ValidatorSet, ValidatorSetError> {
 }
 
 impl<A: Application> ChainBuilder<A> {
-    /// A chain at genesis, validated by `signers` with equal power.
+    /// A chain at genesis, validated by `signers` with equal power; the
+    /// chain's suite is theirs.
     pub fn new(
         chain_id: ChainId,
         app: A,
@@ -120,14 +130,16 @@ impl<A: Application> ChainBuilder<A> {
         genesis_time: Timestamp,
     ) -> Result<Self, TestkitError> {
         let set = set_of(&signers)?;
+        let suite = set.suite();
         Ok(ChainBuilder {
             chain_id,
+            suite,
             app,
             signers,
             set: set.clone(),
             pending: None,
             store: MemoryNodeStore::new(),
-            history: HistoryTree::new(),
+            history: HistoryTree::new(suite.hash_function()),
             blocks: Vec::new(),
             genesis_set: set.clone(),
             genesis_time,
@@ -137,6 +149,11 @@ impl<A: Application> ChainBuilder<A> {
     /// The chain id.
     pub fn chain_id(&self) -> &ChainId {
         &self.chain_id
+    }
+
+    /// The chain's crypto suite.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
     }
 
     /// The application.
@@ -177,6 +194,7 @@ impl<A: Application> ChainBuilder<A> {
     /// after it is the first the new set signs.
     pub fn change_validators(&mut self, signers: Vec<SecretKey>) -> Result<(), TestkitError> {
         let set = set_of(&signers)?;
+        self.check_set(&set)?;
         self.pending = Some((signers, set));
         Ok(())
     }
@@ -185,6 +203,8 @@ impl<A: Application> ChainBuilder<A> {
     /// other powers, or key windows (expiry, compromise). Blocks are
     /// signed by those of `signers` whose key may sign at the block's
     /// height under the set ([`ValidatorSet::may_sign`]).
+    /// The next [`produce_block`](Self::produce_block) refuses a set of
+    /// another suite than the chain's.
     pub fn change_validator_set(&mut self, signers: Vec<SecretKey>, set: ValidatorSet) {
         self.pending = Some((signers, set));
     }
@@ -194,6 +214,14 @@ impl<A: Application> ChainBuilder<A> {
     /// validator's operator loading its new key during a rotation overlap.
     pub fn set_signers(&mut self, signers: Vec<SecretKey>) {
         self.signers = signers;
+    }
+
+    /// Refuses a set whose keys the chain's suite does not admit.
+    fn check_set(&self, set: &ValidatorSet) -> Result<(), TestkitError> {
+        match set.validators().first() {
+            Some(v) => Ok(self.suite.check_key(&v.public_key)?),
+            None => Ok(()),
+        }
     }
 
     /// Checks, executes and commits `txs` as the next block at `time`,
@@ -208,6 +236,9 @@ impl<A: Application> ChainBuilder<A> {
             Some(b) => (b.block.hash(), b.block.header.time),
             None => (Hash::ZERO, self.genesis_time),
         };
+        if let Some((_, set)) = &self.pending {
+            self.check_set(set)?;
+        }
         if time < previous_time {
             return Err(TestkitError::TimeWentBackwards {
                 previous: previous_time,
@@ -216,6 +247,7 @@ impl<A: Application> ChainBuilder<A> {
         }
         for (index, tx) in txs.iter().enumerate() {
             tx.check_chain(&self.chain_id)
+                .and_then(|()| tx.check_suite(self.suite))
                 .map_err(|source| TestkitError::Transaction { index, source })?;
         }
         let messages: Vec<Hash> = txs.iter().map(Transaction::signing_message).collect();
@@ -233,7 +265,8 @@ impl<A: Application> ChainBuilder<A> {
         }
 
         let base_version = (height.get() > 1).then(|| height.get() - 1);
-        let view = TreeStateView::new(&self.store, base_version);
+        let hf = self.suite.hash_function();
+        let view = TreeStateView::new(&self.store, hf, base_version);
         for (index, tx) in txs.iter().enumerate() {
             self.app
                 .check_tx(&view, tx)
@@ -249,15 +282,16 @@ impl<A: Application> ChainBuilder<A> {
             height,
             time,
             proposer: proposer.clone(),
+            suite: self.suite,
         };
         let mut overlay = StateOverlay::new(&view);
         let receipts = self.app.execute_block(&ctx, &mut overlay, &txs)?;
         let updates: Vec<(KeyHash, Option<Vec<u8>>)> = overlay
             .into_writes()
             .into_iter()
-            .map(|(k, v)| (KeyHash::of(&k), v))
+            .map(|(k, v)| (KeyHash::of(hf, &k), v))
             .collect();
-        let tree = SparseMerkleTree::new(&self.store);
+        let tree = SparseMerkleTree::new(&self.store, hf);
         let (state_root, batch) = tree
             .apply_batch(base_version, height.get(), &updates)
             .map_err(state_err)?;
@@ -268,12 +302,12 @@ impl<A: Application> ChainBuilder<A> {
             None => (self.set.clone(), false),
         };
         let header = BlockHeader {
-            version: HEADER_VERSION,
+            suite: self.suite,
             chain_id: self.chain_id.clone(),
             height,
             time,
             parent_hash,
-            tx_root: tx_root_of(&txs),
+            tx_root: tx_root_of(self.suite, &txs),
             tx_count: txs.len() as u32,
             state_root,
             history_root: self.history.root(),
@@ -327,8 +361,9 @@ impl<A: Application> ChainBuilder<A> {
         key: &[u8],
     ) -> Result<(Option<Vec<u8>>, SparseMerkleProof), TestkitError> {
         self.block(height)?;
-        SparseMerkleTree::new(&self.store)
-            .get_with_proof(&KeyHash::of(key), height.get())
+        let hf = self.suite.hash_function();
+        SparseMerkleTree::new(&self.store, hf)
+            .get_with_proof(&KeyHash::of(hf, key), height.get())
             .map_err(state_err)
     }
 
@@ -341,7 +376,7 @@ impl<A: Application> ChainBuilder<A> {
             .iter()
             .map(Transaction::leaf_hash)
             .collect();
-        Ok(TxTree::from_leaves(leaves).inclusion_proof(index)?)
+        Ok(TxTree::from_leaves(self.suite.hash_function(), leaves).inclusion_proof(index)?)
     }
 
     /// Proof, against header `height`'s history root, that block `ancestor`

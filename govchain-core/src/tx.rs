@@ -9,9 +9,18 @@
 //! The sender signs a 32-byte digest of everything but the signature
 //! ([`Transaction::signing_message`]), under its own hashing domain, so a
 //! transaction signature can never be replayed as a vote or a header.
+//!
+//! A transaction's suite is implied by its sender's key
+//! ([`Transaction::suite`]: Ed25519 → ed25519-blake3, SM2 → sm2-sm3): its
+//! signing digest, id and leaf hash are taken under that suite's hash
+//! function. A chain admits only senders of its own suite
+//! ([`Transaction::check_suite`], [`Block::validate_body`](crate::block::Block::validate_body)),
+//! so everything a block commits to is hashed under the chain's suite.
 
 use crate::codec::{decode_exact, encode_bytes, Decode, DecodeError, Encode, Reader};
-use crate::crypto::{verify, PublicKey, Signature, SignatureError, Signer};
+use crate::crypto::{
+    verify, CryptoSuite, PublicKey, Signature, SignatureError, Signer, SuiteMismatch,
+};
 use crate::hash::{Domain, Hash};
 use crate::types::ChainId;
 
@@ -59,6 +68,9 @@ pub enum TxError {
     /// The bytes do not decode as a transaction.
     #[error("malformed transaction: {0}")]
     Malformed(#[from] DecodeError),
+    /// The sender's key is of an algorithm the chain's suite does not admit.
+    #[error("transaction refused: {0}")]
+    WrongSuite(#[from] SuiteMismatch),
 }
 
 impl Transaction {
@@ -144,14 +156,27 @@ impl Transaction {
         }
     }
 
-    /// The transaction id: the hash of its whole canonical encoding.
+    /// The transaction id: the hash of its whole canonical encoding, under
+    /// its [suite](Self::suite).
     pub fn id(&self) -> Hash {
-        Hash::of(Domain::Transaction, &self.to_bytes())
+        self.suite().hash(Domain::Transaction, &self.to_bytes())
     }
 
-    /// The leaf hash of this transaction in its block's transaction tree.
+    /// The leaf hash of this transaction in its block's transaction tree,
+    /// under its [suite](Self::suite).
     pub fn leaf_hash(&self) -> Hash {
-        Hash::of(Domain::TxLeaf, &self.to_bytes())
+        crate::merkle::tx_leaf_hash(self.suite().hash_function(), &self.to_bytes())
+    }
+
+    /// The suite of this transaction: the one of its sender's key algorithm.
+    pub fn suite(&self) -> CryptoSuite {
+        CryptoSuite::of_key(&self.sender)
+    }
+
+    /// Refuses this transaction on a chain of `suite` unless that suite
+    /// admits the sender's key algorithm.
+    pub fn check_suite(&self, suite: CryptoSuite) -> Result<(), TxError> {
+        Ok(suite.check_key(&self.sender)?)
     }
 
     /// Length of the canonical encoding, without encoding.
@@ -171,7 +196,7 @@ fn signing_message(chain_id: &ChainId, sender: &PublicKey, nonce: u64, payload: 
     sender.encode_to(&mut body);
     nonce.encode_to(&mut body);
     encode_bytes(payload, &mut body);
-    Hash::of(Domain::TransactionSigning, &body)
+    CryptoSuite::of_key(sender).hash(Domain::TransactionSigning, &body)
 }
 
 impl Encode for Transaction {

@@ -49,7 +49,9 @@
 //! ```
 
 use crate::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
-use crate::crypto::{verify, PublicKey, Signature, SignatureError, Signer};
+use crate::crypto::{
+    verify, CryptoSuite, PublicKey, Signature, SignatureAlgorithm, SignatureError, Signer,
+};
 use crate::hash::{Domain, Hash};
 use crate::types::{ChainId, Height};
 
@@ -204,6 +206,15 @@ pub enum ValidatorSetError {
     /// Total power above [`MAX_TOTAL_POWER`].
     #[error("total voting power exceeds {MAX_TOTAL_POWER}")]
     PowerOverflow,
+    /// Keys of two signature algorithms in one set: a set belongs to one
+    /// chain, and a chain has one suite.
+    #[error("validator {key} is {}, but the set's first key is {}", key.algorithm().name(), first.name())]
+    MixedAlgorithms {
+        /// The algorithm of the set's first key.
+        first: SignatureAlgorithm,
+        /// A key of another algorithm.
+        key: PublicKey,
+    },
     /// A key window for a key that is not a member.
     #[error("key window for {key}, which is not a member of the set")]
     WindowForNonMember {
@@ -238,8 +249,9 @@ pub enum ValidatorSetError {
 /// member `old` of `chain`'s validator set rotates to it
 /// ([`ValidatorSet::with_rotation`]). Binding the chain and the old key
 /// means the proof can not be replayed for another chain or member.
+/// The digest is taken under the suite of the new key's algorithm.
 pub fn rotation_possession_digest(chain: &ChainId, old: &PublicKey, new: &PublicKey) -> Hash {
-    Hash::of_parts(
+    CryptoSuite::of_key(new).hash_parts(
         Domain::KeyPossession,
         &[&chain.to_bytes(), &old.to_bytes(), &new.to_bytes()],
     )
@@ -323,6 +335,12 @@ impl ValidatorSet {
                     key: v.public_key.clone(),
                 });
             }
+            if v.public_key.algorithm() != validators[0].public_key.algorithm() {
+                return Err(ValidatorSetError::MixedAlgorithms {
+                    first: validators[0].public_key.algorithm(),
+                    key: v.public_key.clone(),
+                });
+            }
             if i > 0 && validators[i - 1].public_key == v.public_key {
                 return Err(ValidatorSetError::DuplicateKey {
                     key: v.public_key.clone(),
@@ -340,8 +358,22 @@ impl ValidatorSet {
             total_power: total,
             hash: Hash::ZERO,
         };
-        set.hash = Hash::of(Domain::ValidatorSet, &set.to_bytes());
+        set.hash = set.compute_hash();
         Ok(set)
+    }
+
+    /// The hash of the canonical encoding, under the set's suite.
+    fn compute_hash(&self) -> Hash {
+        self.suite().hash(Domain::ValidatorSet, &self.to_bytes())
+    }
+
+    /// The suite of this set: the one of its keys' algorithm (all members
+    /// share it). The set's hash is taken under it, and it must be the
+    /// suite of the chain the set validates.
+    pub fn suite(&self) -> CryptoSuite {
+        self.validators.first().map_or(CryptoSuite::default(), |v| {
+            CryptoSuite::of_key(&v.public_key)
+        })
     }
 
     /// A set of `keys`, each with power 1.
@@ -386,7 +418,7 @@ impl ValidatorSet {
             }
         }
         self.windows = by_index.into_iter().collect();
-        self.hash = Hash::of(Domain::ValidatorSet, &self.to_bytes());
+        self.hash = self.compute_hash();
         Ok(self)
     }
 
@@ -466,7 +498,7 @@ impl ValidatorSet {
         self.rotated
             .retain(|(_, _, w)| w.expires_at.is_some_and(|at| at > height));
         if self.rotated.len() != before {
-            self.hash = Hash::of(Domain::ValidatorSet, &self.to_bytes());
+            self.hash = self.compute_hash();
         }
         self
     }
@@ -499,6 +531,12 @@ impl ValidatorSet {
             if !r.key.is_on_curve() {
                 return Err(ValidatorSetError::KeyNotOnCurve { key: r.key });
             }
+            if r.key.algorithm() != r.successor.algorithm() {
+                return Err(ValidatorSetError::MixedAlgorithms {
+                    first: r.successor.algorithm(),
+                    key: r.key,
+                });
+            }
             entries.push((r.key, index, r.window));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -508,7 +546,7 @@ impl ValidatorSet {
             });
         }
         set.rotated = entries;
-        set.hash = Hash::of(Domain::ValidatorSet, &set.to_bytes());
+        set.hash = set.compute_hash();
         Ok(set)
     }
 
@@ -700,7 +738,7 @@ impl Decode for ValidatorSet {
             .and_then(|set| set.with_windows_and_rotated(windows, rotated))
             .map_err(|_| DecodeError::InvalidValue {
                 what: "validator set",
-                reason: "empty, zero power, off-curve key, total power overflow, a window for a non-member or an invalid rotated-out key",
+                reason: "empty, zero power, off-curve key, mixed algorithms, total power overflow, a window for a non-member or an invalid rotated-out key",
             })
     }
 }

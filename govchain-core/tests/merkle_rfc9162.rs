@@ -9,7 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use govchain_core::codec::{decode_exact, Encode};
-use govchain_core::hash::{Domain, Hash};
+use govchain_core::hash::{Domain, Hash, HashFunction};
+
+const HF: HashFunction = HashFunction::Blake3;
 use govchain_core::merkle::{
     empty_tx_tree_hash, history_leaf_hash, tx_leaf_hash, tx_root, tx_root_from_tree_hash,
     tx_root_parallel, ConsistencyProof, HistoryTree, InclusionProof, MerkleError, TreeHead, TxTree,
@@ -114,21 +116,23 @@ fn sizes() -> Vec<usize> {
 fn tx_tree_matches_rfc_for_all_sizes_and_indexes() {
     for n in sizes() {
         let txs = txs(n);
-        let leaves: Vec<Hash> = txs.iter().map(|t| tx_leaf_hash(t)).collect();
-        let tree = TxTree::from_transactions(&txs);
+        let leaves: Vec<Hash> = txs.iter().map(|t| tx_leaf_hash(HF, t)).collect();
+        let tree = TxTree::from_transactions(HF, &txs);
         let th = mth(Domain::TxNode, &leaves);
         assert_eq!(tree.tree_hash(), th, "n={n}");
-        let root = tx_root_from_tree_hash(n as u64, &th);
+        let root = tx_root_from_tree_hash(HF, n as u64, &th);
         assert_eq!(tree.tx_root(), root);
-        assert_eq!(tx_root(&leaves), root);
-        assert_eq!(tx_root_parallel(&leaves), root);
+        assert_eq!(tx_root(HF, &leaves), root);
+        assert_eq!(tx_root_parallel(HF, &leaves), root);
         for (m, tx) in txs.iter().enumerate() {
             let proof = tree.inclusion_proof(m as u64).unwrap();
             if compare_with_definition(m, n) {
                 assert_eq!(proof.path, path(Domain::TxNode, m, &leaves), "n={n} m={m}");
             }
-            proof.verify_tx(tx, &root, n as u64).unwrap();
-            proof.verify_tx_leaf(&leaves[m], &root, n as u64).unwrap();
+            proof.verify_tx(HF, tx, &root, n as u64).unwrap();
+            proof
+                .verify_tx_leaf(HF, &leaves[m], &root, n as u64)
+                .unwrap();
         }
     }
 }
@@ -137,8 +141,8 @@ fn tx_tree_matches_rfc_for_all_sizes_and_indexes() {
 fn history_matches_rfc_for_all_sizes_and_indexes() {
     let max = *sizes().last().unwrap();
     let hashes = blocks(max);
-    let leaves: Vec<Hash> = hashes.iter().map(history_leaf_hash).collect();
-    let mut log = HistoryTree::new();
+    let leaves: Vec<Hash> = hashes.iter().map(|h| history_leaf_hash(HF, h)).collect();
+    let mut log = HistoryTree::new(HF);
     for n in 0..=max {
         assert_eq!(log.root(), mth(Domain::HistoryNode, &leaves[..n]), "n={n}");
         if n < max {
@@ -157,7 +161,7 @@ fn history_matches_rfc_for_all_sizes_and_indexes() {
                     "n={n} m={m}"
                 );
             }
-            proof.verify_history(block, &head).unwrap();
+            proof.verify_history(HF, block, &head).unwrap();
         }
     }
 }
@@ -165,8 +169,8 @@ fn history_matches_rfc_for_all_sizes_and_indexes() {
 #[test]
 fn consistency_matches_rfc_for_all_pairs() {
     let hashes = blocks(1025);
-    let leaves: Vec<Hash> = hashes.iter().map(history_leaf_hash).collect();
-    let log = HistoryTree::from_block_hashes(&hashes);
+    let leaves: Vec<Hash> = hashes.iter().map(|h| history_leaf_hash(HF, h)).collect();
+    let log = HistoryTree::from_block_hashes(HF, &hashes);
     let check = |m: usize, n: usize| {
         let proof = log.consistency_proof(m as u64, n as u64).unwrap();
         assert_eq!(
@@ -176,7 +180,7 @@ fn consistency_matches_rfc_for_all_pairs() {
         );
         let old = log.head_at(m as u64).unwrap();
         let new = log.head_at(n as u64).unwrap();
-        proof.verify(&old, &new).unwrap();
+        proof.verify(HF, &old, &new).unwrap();
     };
     // Every pair 0 < m <= n <= 17.
     for n in 1..=17 {
@@ -206,11 +210,11 @@ fn bottom_up_equals_recursive_mth_on_random_shapes() {
             .map(|i| Hash::of(Domain::Test, &(i * 7 + n as u64).to_le_bytes()))
             .collect();
         assert_eq!(
-            TxTree::from_leaves(leaves.clone()).tree_hash(),
+            TxTree::from_leaves(HF, leaves.clone()).tree_hash(),
             mth(Domain::TxNode, &leaves)
         );
         assert_eq!(
-            HistoryTree::from_leaf_hashes(leaves.clone()).root(),
+            HistoryTree::from_leaf_hashes(HF, leaves.clone()).root(),
             mth(Domain::HistoryNode, &leaves)
         );
     }
@@ -223,20 +227,20 @@ fn bottom_up_equals_recursive_mth_on_random_shapes() {
 #[test]
 fn wrong_inputs_are_rejected() {
     let txs = txs(7);
-    let tree = TxTree::from_transactions(&txs);
+    let tree = TxTree::from_transactions(HF, &txs);
     let root = tree.tx_root();
     let proof = tree.inclusion_proof(3).unwrap();
     assert_eq!(
-        proof.verify_tx(&txs[4], &root, 7),
+        proof.verify_tx(HF, &txs[4], &root, 7),
         Err(MerkleError::RootMismatch)
     );
     assert_eq!(
-        proof.verify_tx(&txs[3], &tree.tree_hash(), 7),
+        proof.verify_tx(HF, &txs[3], &tree.tree_hash(), 7),
         Err(MerkleError::RootMismatch),
         "the tree hash is not the committed root"
     );
     assert_eq!(
-        proof.verify_tx(&txs[3], &root, 8),
+        proof.verify_tx(HF, &txs[3], &root, 8),
         Err(MerkleError::SizeMismatch {
             expected: 8,
             got: 7
@@ -244,24 +248,24 @@ fn wrong_inputs_are_rejected() {
     );
     // A leaf hash passed through the domain again is a different leaf.
     assert_eq!(
-        proof.verify_tx(tx_leaf_hash(&txs[3]).as_bytes(), &root, 7),
+        proof.verify_tx(HF, tx_leaf_hash(HF, &txs[3]).as_bytes(), &root, 7),
         Err(MerkleError::RootMismatch)
     );
     let mut moved = proof.clone();
     moved.leaf_index = 2;
     assert_eq!(
-        moved.verify_tx(&txs[3], &root, 7),
+        moved.verify_tx(HF, &txs[3], &root, 7),
         Err(MerkleError::RootMismatch)
     );
     moved.leaf_index = 7;
     assert_eq!(
-        moved.verify_tx(&txs[3], &root, 7),
+        moved.verify_tx(HF, &txs[3], &root, 7),
         Err(MerkleError::IndexOutOfRange { index: 7, size: 7 })
     );
     let mut short = proof.clone();
     short.path.pop();
     assert_eq!(
-        short.verify_tx(&txs[3], &root, 7),
+        short.verify_tx(HF, &txs[3], &root, 7),
         Err(MerkleError::PathLengthMismatch {
             expected: 3,
             got: 2
@@ -273,32 +277,40 @@ fn wrong_inputs_are_rejected() {
         path: Vec::new(),
     };
     assert_eq!(
-        empty.verify_tx(b"", &tx_root_from_tree_hash(0, &empty_tx_tree_hash()), 0),
+        empty.verify_tx(
+            HF,
+            b"",
+            &tx_root_from_tree_hash(HF, 0, &empty_tx_tree_hash(HF)),
+            0
+        ),
         Err(MerkleError::EmptyTree)
     );
 
     // A transaction proof is not a history proof, even over the same bytes.
     let hashes = blocks(7);
-    let log = HistoryTree::from_block_hashes(&hashes);
+    let log = HistoryTree::from_block_hashes(HF, &hashes);
     let hproof = log.inclusion_proof(3, 7).unwrap();
     let head = log.head();
-    hproof.verify_history(&hashes[3], &head).unwrap();
+    hproof.verify_history(HF, &hashes[3], &head).unwrap();
     assert_eq!(
-        hproof.verify_history(&hashes[2], &head),
+        hproof.verify_history(HF, &hashes[2], &head),
         Err(MerkleError::RootMismatch)
     );
     let stale = log.head_at(6).unwrap();
     assert_eq!(
-        hproof.verify_history(&hashes[3], &stale),
+        hproof.verify_history(HF, &hashes[3], &stale),
         Err(MerkleError::SizeMismatch {
             expected: 6,
             got: 7
         })
     );
-    let tx_tree_of_blocks = TxTree::from_leaves(hashes.iter().map(history_leaf_hash).collect());
+    let tx_tree_of_blocks = TxTree::from_leaves(
+        HF,
+        hashes.iter().map(|h| history_leaf_hash(HF, h)).collect(),
+    );
     let cross = tx_tree_of_blocks.inclusion_proof(3).unwrap();
     assert_eq!(
-        cross.verify_history(&hashes[3], &head),
+        cross.verify_history(HF, &hashes[3], &head),
         Err(MerkleError::RootMismatch)
     );
 }
@@ -306,17 +318,17 @@ fn wrong_inputs_are_rejected() {
 #[test]
 fn wrong_consistency_inputs_are_rejected() {
     let hashes = blocks(20);
-    let log = HistoryTree::from_block_hashes(&hashes);
+    let log = HistoryTree::from_block_hashes(HF, &hashes);
     let old = log.head_at(6).unwrap();
     let new = log.head_at(13).unwrap();
     let proof = log.consistency_proof(6, 13).unwrap();
-    proof.verify(&old, &new).unwrap();
+    proof.verify(HF, &old, &new).unwrap();
     let forged_old = TreeHead {
         root: hashes[0],
         ..old
     };
     assert_eq!(
-        proof.verify(&forged_old, &new),
+        proof.verify(HF, &forged_old, &new),
         Err(MerkleError::OldRootMismatch)
     );
     let forged_new = TreeHead {
@@ -324,18 +336,18 @@ fn wrong_consistency_inputs_are_rejected() {
         ..new
     };
     assert_eq!(
-        proof.verify(&old, &forged_new),
+        proof.verify(HF, &old, &forged_new),
         Err(MerkleError::NewRootMismatch)
     );
     assert_eq!(
-        proof.verify(&log.head_at(5).unwrap(), &new),
+        proof.verify(HF, &log.head_at(5).unwrap(), &new),
         Err(MerkleError::SizeMismatch {
             expected: 5,
             got: 6
         })
     );
     assert_eq!(
-        proof.verify(&old, &log.head_at(14).unwrap()),
+        proof.verify(HF, &old, &log.head_at(14).unwrap()),
         Err(MerkleError::SizeMismatch {
             expected: 14,
             got: 13
@@ -348,7 +360,7 @@ fn wrong_consistency_inputs_are_rejected() {
         path: proof.path.clone(),
     };
     assert_eq!(
-        swapped.verify(&new, &old),
+        swapped.verify(HF, &new, &old),
         Err(MerkleError::InvalidSizes {
             old_size: 13,
             new_size: 6
@@ -364,7 +376,7 @@ fn wrong_consistency_inputs_are_rejected() {
         root: log.root_at(0).unwrap(),
     };
     assert_eq!(
-        zero.verify(&empty_head, &old),
+        zero.verify(HF, &empty_head, &old),
         Err(MerkleError::InvalidSizes {
             old_size: 0,
             new_size: 6
@@ -373,15 +385,15 @@ fn wrong_consistency_inputs_are_rejected() {
     // Equal sizes: empty path, equal roots.
     let same = log.consistency_proof(6, 6).unwrap();
     assert!(same.path.is_empty());
-    same.verify(&old, &old).unwrap();
+    same.verify(HF, &old, &old).unwrap();
     assert_eq!(
-        same.verify(&old, &forged_old),
+        same.verify(HF, &old, &forged_old),
         Err(MerkleError::NewRootMismatch)
     );
     let mut padded = same.clone();
     padded.path.push(hashes[0]);
     assert_eq!(
-        padded.verify(&old, &old),
+        padded.verify(HF, &old, &old),
         Err(MerkleError::PathLengthMismatch {
             expected: 0,
             got: 1
@@ -390,9 +402,11 @@ fn wrong_consistency_inputs_are_rejected() {
     // A consistency proof for a log that rewrote history fails.
     let mut other = hashes.clone();
     other[2] = Hash::of(Domain::Test, b"rewritten");
-    let rewritten = HistoryTree::from_block_hashes(&other);
+    let rewritten = HistoryTree::from_block_hashes(HF, &other);
     let proof = rewritten.consistency_proof(6, 13).unwrap();
-    assert!(proof.verify(&old, &rewritten.head_at(13).unwrap()).is_err());
+    assert!(proof
+        .verify(HF, &old, &rewritten.head_at(13).unwrap())
+        .is_err());
 }
 
 /// Every single-byte change and every truncation of `bytes` must fail to
@@ -426,27 +440,27 @@ where
 
 fn check_inclusion_tamper(n: usize, m: usize) {
     let txs = txs(n);
-    let tree = TxTree::from_transactions(&txs);
+    let tree = TxTree::from_transactions(HF, &txs);
     let root = tree.tx_root();
     let bytes = tree.inclusion_proof(m as u64).unwrap().to_bytes();
     assert_tamper_evident(
         &bytes,
         |b| decode_exact::<InclusionProof>(b, MAX_INCLUSION_PROOF_LEN),
-        |p| p.verify_tx(&txs[m], &root, n as u64).is_ok(),
+        |p| p.verify_tx(HF, &txs[m], &root, n as u64).is_ok(),
     );
     let hashes = blocks(n);
-    let log = HistoryTree::from_block_hashes(&hashes);
+    let log = HistoryTree::from_block_hashes(HF, &hashes);
     let head = log.head();
     let bytes = log.inclusion_proof(m as u64, n as u64).unwrap().to_bytes();
     assert_tamper_evident(
         &bytes,
         |b| decode_exact::<InclusionProof>(b, MAX_INCLUSION_PROOF_LEN),
-        |p| p.verify_history(&hashes[m], &head).is_ok(),
+        |p| p.verify_history(HF, &hashes[m], &head).is_ok(),
     );
 }
 
 fn check_consistency_tamper(m: usize, n: usize) {
-    let log = HistoryTree::from_block_hashes(&blocks(n));
+    let log = HistoryTree::from_block_hashes(HF, &blocks(n));
     let old = log.head_at(m as u64).unwrap();
     let new = log.head();
     let bytes = log
@@ -456,7 +470,7 @@ fn check_consistency_tamper(m: usize, n: usize) {
     assert_tamper_evident(
         &bytes,
         |b| decode_exact::<ConsistencyProof>(b, MAX_CONSISTENCY_PROOF_LEN),
-        |p| p.verify(&old, &new).is_ok(),
+        |p| p.verify(HF, &old, &new).is_ok(),
     );
 }
 
@@ -560,11 +574,11 @@ fn decoding_rejects_malformed_shapes() {
 #[test]
 fn golden_roots() {
     let txs = txs(3);
-    let tree = TxTree::from_transactions(&txs);
+    let tree = TxTree::from_transactions(HF, &txs);
     let hashes = blocks(3);
-    let log = HistoryTree::from_block_hashes(&hashes);
+    let log = HistoryTree::from_block_hashes(HF, &hashes);
     let got = [
-        tx_root(&[]).to_string(),
+        tx_root(HF, &[]).to_string(),
         tree.tree_hash().to_string(),
         tree.tx_root().to_string(),
         log.root().to_string(),
@@ -589,26 +603,26 @@ proptest! {
     fn every_inclusion_proof_verifies(n in 1usize..1500, seed in any::<u64>()) {
         let m = (seed % n as u64) as usize;
         let txs = txs(n);
-        let tree = TxTree::from_transactions(&txs);
+        let tree = TxTree::from_transactions(HF, &txs);
         let proof = tree.inclusion_proof(m as u64).unwrap();
-        proof.verify_tx(&txs[m], &tree.tx_root(), n as u64).unwrap();
+        proof.verify_tx(HF, &txs[m], &tree.tx_root(), n as u64).unwrap();
         let back = decode_exact::<InclusionProof>(&proof.to_bytes(), MAX_INCLUSION_PROOF_LEN).unwrap();
         prop_assert_eq!(&back, &proof);
 
         let hashes = blocks(n);
-        let log = HistoryTree::from_block_hashes(&hashes);
+        let log = HistoryTree::from_block_hashes(HF, &hashes);
         let size = m as u64 + 1 + seed.rotate_left(17) % (n - m) as u64;
         let proof = log.inclusion_proof(m as u64, size).unwrap();
-        proof.verify_history(&hashes[m], &log.head_at(size).unwrap()).unwrap();
+        proof.verify_history(HF, &hashes[m], &log.head_at(size).unwrap()).unwrap();
     }
 
     #[test]
     fn every_consistency_proof_verifies(n in 1usize..1500, a in any::<u64>(), b in any::<u64>()) {
-        let log = HistoryTree::from_block_hashes(&blocks(n));
+        let log = HistoryTree::from_block_hashes(HF, &blocks(n));
         let new = 1 + a % n as u64;
         let old = 1 + b % new;
         let proof = log.consistency_proof(old, new).unwrap();
-        proof.verify(&log.head_at(old).unwrap(), &log.head_at(new).unwrap()).unwrap();
+        proof.verify(HF, &log.head_at(old).unwrap(), &log.head_at(new).unwrap()).unwrap();
         let back = decode_exact::<ConsistencyProof>(&proof.to_bytes(), MAX_CONSISTENCY_PROOF_LEN).unwrap();
         prop_assert_eq!(back, proof);
     }
@@ -625,13 +639,13 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let log = HistoryTree::from_block_hashes(&blocks(9));
+        let log = HistoryTree::from_block_hashes(HF, &blocks(9));
         if let Ok(p) = decode_exact::<InclusionProof>(&bytes, MAX_INCLUSION_PROOF_LEN) {
-            let _ = p.verify_history(&blocks(1)[0], &log.head());
-            let _ = p.verify_tx(b"x", &log.root(), p.tree_size);
+            let _ = p.verify_history(HF, &blocks(1)[0], &log.head());
+            let _ = p.verify_tx(HF, b"x", &log.root(), p.tree_size);
         }
         if let Ok(p) = decode_exact::<ConsistencyProof>(&bytes, MAX_CONSISTENCY_PROOF_LEN) {
-            let _ = p.verify(&log.head_at(3).unwrap(), &log.head());
+            let _ = p.verify(HF, &log.head_at(3).unwrap(), &log.head());
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use govchain_core::codec::{decode_exact, Encode};
-use govchain_core::hash::Hash;
+use govchain_core::hash::{Hash, HashFunction};
+
+const HF: HashFunction = HashFunction::Blake3;
 use govchain_core::smt::{
     leaf_hash, node_hash, value_hash, Child, KeyHash, MemoryNodeStore, Node, NodeKey, NodeStore,
     SmtError, SmtProofError, SparseMerkleProof, SparseMerkleTree, Version, EMPTY_SUBTREE,
@@ -19,10 +21,11 @@ type Model = BTreeMap<KeyHash, Vec<u8>>;
 fn spec_root(leaves: &[(KeyHash, Hash)], depth: usize) -> Hash {
     match leaves {
         [] => EMPTY_SUBTREE,
-        [(k, v)] => leaf_hash(k, v),
+        [(k, v)] => leaf_hash(HF, k, v),
         _ => {
             let split = leaves.partition_point(|(k, _)| !k.bit(depth));
             node_hash(
+                HF,
                 &spec_root(&leaves[..split], depth + 1),
                 &spec_root(&leaves[split..], depth + 1),
             )
@@ -31,14 +34,16 @@ fn spec_root(leaves: &[(KeyHash, Hash)], depth: usize) -> Hash {
 }
 
 fn model_root(model: &Model) -> Hash {
-    let leaves: Vec<_> = model.iter().map(|(k, v)| (*k, value_hash(v))).collect();
+    let leaves: Vec<_> = model.iter().map(|(k, v)| (*k, value_hash(HF, v))).collect();
     spec_root(&leaves, 0)
 }
 
 /// A key universe mixing hashed keys and crafted keys with long shared
 /// prefixes (down to a difference in the very last bit).
 fn universe() -> Vec<KeyHash> {
-    let mut keys: Vec<KeyHash> = (0u32..24).map(|i| KeyHash::of(&i.to_le_bytes())).collect();
+    let mut keys: Vec<KeyHash> = (0u32..24)
+        .map(|i| KeyHash::of(HF, &i.to_le_bytes()))
+        .collect();
     let mut base = [0x5au8; 32];
     for flip in [255usize, 254, 200, 129, 128, 64, 7, 0] {
         let mut b = base;
@@ -87,7 +92,7 @@ fn to_batch(keys: &[KeyHash], ops: &[Op], model: &mut Model) -> Vec<(KeyHash, Op
 
 fn build_from_scratch(model: &Model) -> Hash {
     let store = MemoryNodeStore::new();
-    let tree = SparseMerkleTree::new(&store);
+    let tree = SparseMerkleTree::new(&store, HF);
     let batch: Vec<_> = model.iter().map(|(k, v)| (*k, Some(v.clone()))).collect();
     let (root, b) = tree.apply_batch(None, 0, &batch).unwrap();
     store.write_batch(b).unwrap();
@@ -138,19 +143,19 @@ fn check_version(
         let (value, proof) = tree.get_with_proof(key, version).unwrap();
         assert_eq!(value.as_ref(), expected);
         proof
-            .verify(&root, key, expected.map(Vec::as_slice))
+            .verify(HF, &root, key, expected.map(Vec::as_slice))
             .unwrap();
         // The proof does not prove anything else.
         let wrong: Option<&[u8]> = match expected {
             Some(_) => None,
             None => Some(b"x"),
         };
-        assert!(proof.verify(&root, key, wrong).is_err());
+        assert!(proof.verify(HF, &root, key, wrong).is_err());
         if let Some(v) = expected {
             let mut other = v.clone();
             other.push(1);
             assert_eq!(
-                proof.verify(&root, key, Some(&other)),
+                proof.verify(HF, &root, key, Some(&other)),
                 Err(SmtProofError::ValueMismatch { key: *key })
             );
         }
@@ -175,7 +180,7 @@ proptest! {
     ) {
         let keys = universe();
         let store = MemoryNodeStore::new();
-        let tree = SparseMerkleTree::new(&store);
+        let tree = SparseMerkleTree::new(&store, HF);
         let mut model = Model::new();
         let mut history: Vec<(Version, Model)> = Vec::new();
         let mut base = None;
@@ -242,25 +247,25 @@ proptest! {
         xor in 1u8..=255,
     ) {
         let store = MemoryNodeStore::new();
-        let tree = SparseMerkleTree::new(&store);
+        let tree = SparseMerkleTree::new(&store, HF);
         let batch: Vec<_> = (0..n as u32)
-            .map(|i| (KeyHash::of(&i.to_le_bytes()), Some(i.to_be_bytes().to_vec())))
+            .map(|i| (KeyHash::of(HF, &i.to_le_bytes()), Some(i.to_be_bytes().to_vec())))
             .collect();
         let (root, b) = tree.apply_batch(None, 1, &batch).unwrap();
         store.write_batch(b).unwrap();
         // A member and a non-member.
-        let member = KeyHash::of(&(u32::from(probe) % n as u32).to_le_bytes());
-        let absent = KeyHash::of(&(1_000_000 + u32::from(probe)).to_le_bytes());
+        let member = KeyHash::of(HF, &(u32::from(probe) % n as u32).to_le_bytes());
+        let absent = KeyHash::of(HF, &(1_000_000 + u32::from(probe)).to_le_bytes());
         for key in [member, absent] {
             let (value, proof) = tree.get_with_proof(&key, 1).unwrap();
-            proof.verify(&root, &key, value.as_deref()).unwrap();
+            proof.verify(HF, &root, &key, value.as_deref()).unwrap();
             let bytes = proof.to_bytes();
             for i in 0..bytes.len() {
                 for x in [xor, 0x01, 0x80] {
                     let mut m = bytes.clone();
                     m[i] ^= x;
                     if let Ok(p) = decode_exact::<SparseMerkleProof>(&m, MAX_PROOF_LEN) {
-                        prop_assert!(p.verify(&root, &key, value.as_deref()).is_err(), "byte {} ^ {:#x} accepted", i, x);
+                        prop_assert!(p.verify(HF, &root, &key, value.as_deref()).is_err(), "byte {} ^ {:#x} accepted", i, x);
                     }
                 }
             }
@@ -277,9 +282,9 @@ proptest! {
 fn tree_with(n: u32) -> (MemoryNodeStore, Hash) {
     let store = MemoryNodeStore::new();
     let batch: Vec<_> = (0..n)
-        .map(|i| (KeyHash::of(&i.to_le_bytes()), Some(vec![i as u8; 3])))
+        .map(|i| (KeyHash::of(HF, &i.to_le_bytes()), Some(vec![i as u8; 3])))
         .collect();
-    let (root, b) = SparseMerkleTree::new(&store)
+    let (root, b) = SparseMerkleTree::new(&store, HF)
         .apply_batch(None, 1, &batch)
         .unwrap();
     store.write_batch(b).unwrap();
@@ -289,44 +294,44 @@ fn tree_with(n: u32) -> (MemoryNodeStore, Hash) {
 #[test]
 fn forged_proofs_rejected() {
     let (store, root) = tree_with(50);
-    let tree = SparseMerkleTree::new(&store);
-    let key = KeyHash::of(&7u32.to_le_bytes());
+    let tree = SparseMerkleTree::new(&store, HF);
+    let key = KeyHash::of(HF, &7u32.to_le_bytes());
     let value = vec![7u8; 3];
     let (_, proof) = tree.get_with_proof(&key, 1).unwrap();
-    proof.verify(&root, &key, Some(&value)).unwrap();
+    proof.verify(HF, &root, &key, Some(&value)).unwrap();
     assert!(proof.siblings.len() >= 3);
 
     // Wrong sibling.
     let mut p = proof.clone();
     p.siblings[1] = Hash::of(govchain_core::hash::Domain::Test, b"forged");
     assert!(matches!(
-        p.verify(&root, &key, Some(&value)),
+        p.verify(HF, &root, &key, Some(&value)),
         Err(SmtProofError::RootMismatch { .. })
     ));
 
     // Right proof, wrong key: another key's membership proof.
-    let other = KeyHash::of(&8u32.to_le_bytes());
+    let other = KeyHash::of(HF, &8u32.to_le_bytes());
     assert!(matches!(
-        proof.verify(&root, &other, Some(&value)),
+        proof.verify(HF, &root, &other, Some(&value)),
         Err(SmtProofError::LeafKeyMismatch { .. })
     ));
     // ... nor does it prove the other key's absence (its path differs).
-    assert!(proof.verify(&root, &other, None).is_err());
+    assert!(proof.verify(HF, &root, &other, None).is_err());
 
     // Leaf/node confusion 1: present the inner node above the leaf as a
     // leaf (key = left child, value hash = right child).
     let mut p = proof.clone();
     let last = p.siblings.pop().unwrap();
-    let here = leaf_hash(&key, &value_hash(&value));
+    let here = leaf_hash(HF, &key, &value_hash(HF, &value));
     let (l, r) = if key.bit(p.siblings.len()) {
         (last, here)
     } else {
         (here, last)
     };
     p.leaf = Some((KeyHash::from_hash(l), r));
-    assert!(p.verify(&root, &KeyHash::from_hash(l), None).is_err());
+    assert!(p.verify(HF, &root, &KeyHash::from_hash(l), None).is_err());
     assert!(matches!(
-        p.verify(&root, &key, None),
+        p.verify(HF, &root, &key, None),
         Err(SmtProofError::RootMismatch { .. } | SmtProofError::LeafNotOnPath { .. })
     ));
 
@@ -336,21 +341,21 @@ fn forged_proofs_rejected() {
     p.leaf = None;
     p.siblings.push(*key.hash());
     assert!(matches!(
-        p.verify(&root, &key, None),
+        p.verify(HF, &root, &key, None),
         Err(SmtProofError::RootMismatch { .. })
     ));
 
     // Absence claimed for a present key, using its own proof.
     assert_eq!(
-        proof.verify(&root, &key, None),
+        proof.verify(HF, &root, &key, None),
         Err(SmtProofError::KeyPresent { key })
     );
 
     // Non-membership with a leaf that is not on the key's path.
-    let absent = KeyHash::of(b"absent");
+    let absent = KeyHash::of(HF, b"absent");
     let (v, nproof) = tree.get_with_proof(&absent, 1).unwrap();
     assert_eq!(v, None);
-    nproof.verify(&root, &absent, None).unwrap();
+    nproof.verify(HF, &root, &absent, None).unwrap();
     if nproof.leaf.is_some() {
         let mut p = nproof.clone();
         let mut bytes: [u8; 32] = *p.leaf.unwrap().0.hash().as_bytes();
@@ -359,7 +364,7 @@ fn forged_proofs_rejected() {
             KeyHash::from_hash(Hash::from_bytes(bytes)),
             p.leaf.unwrap().1,
         ));
-        assert!(p.verify(&root, &absent, None).is_err());
+        assert!(p.verify(HF, &root, &absent, None).is_err());
     }
 }
 
@@ -371,7 +376,7 @@ fn deepest_possible_leaves() {
     b_bytes[31] ^= 1;
     let b = KeyHash::from_hash(Hash::from_bytes(b_bytes));
     let store = MemoryNodeStore::new();
-    let tree = SparseMerkleTree::new(&store);
+    let tree = SparseMerkleTree::new(&store, HF);
     let (root, batch) = tree
         .apply_batch(
             None,
@@ -383,7 +388,7 @@ fn deepest_possible_leaves() {
     let (v, proof) = tree.get_with_proof(&a, 1).unwrap();
     assert_eq!(v.as_deref(), Some(&b"a"[..]));
     assert_eq!(proof.siblings.len(), 256);
-    proof.verify(&root, &a, Some(b"a")).unwrap();
+    proof.verify(HF, &root, &a, Some(b"a")).unwrap();
     let bytes = proof.to_bytes();
     assert_eq!(
         decode_exact::<SparseMerkleProof>(&bytes, MAX_PROOF_LEN).unwrap(),
@@ -392,23 +397,23 @@ fn deepest_possible_leaves() {
     // Deleting one collapses the other back to the root.
     let (root2, batch) = tree.apply_batch(Some(1), 2, &[(a, None)]).unwrap();
     store.write_batch(batch).unwrap();
-    assert_eq!(root2, leaf_hash(&b, &value_hash(b"b")));
+    assert_eq!(root2, leaf_hash(HF, &b, &value_hash(HF, b"b")));
     let (_, proof) = tree.get_with_proof(&a, 2).unwrap();
     assert!(proof.siblings.is_empty());
-    proof.verify(&root2, &a, None).unwrap();
+    proof.verify(HF, &root2, &a, None).unwrap();
 }
 
 #[test]
 fn large_parallel_batches_match_spec() {
     // Above the parallel threshold, with inserts, overwrites and deletes.
     let store = MemoryNodeStore::new();
-    let tree = SparseMerkleTree::new(&store);
+    let tree = SparseMerkleTree::new(&store, HF);
     let mut model = Model::new();
     let mut base = None;
     for round in 0u32..3 {
         let mut batch = Vec::new();
         for i in 0..3000u32 {
-            let k = KeyHash::of(&(i + round * 1000).to_le_bytes());
+            let k = KeyHash::of(HF, &(i + round * 1000).to_le_bytes());
             if i % 7 == 3 && round > 0 {
                 batch.push((k, None));
                 model.remove(&k);
@@ -427,6 +432,6 @@ fn large_parallel_batches_match_spec() {
     for (k, v) in model.iter().take(50) {
         let (got, proof) = tree.get_with_proof(k, 3).unwrap();
         assert_eq!(got.as_ref(), Some(v));
-        proof.verify(&model_root(&model), k, Some(v)).unwrap();
+        proof.verify(HF, &model_root(&model), k, Some(v)).unwrap();
     }
 }

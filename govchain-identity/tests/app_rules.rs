@@ -554,6 +554,7 @@ fn nonces_payloads_and_atomicity() {
         height: Height::new(99),
         time: sb.now(),
         proposer: bureau.public_key(),
+        suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
     };
     let base = std::collections::BTreeMap::new();
     let mut overlay = govchain_core::app::StateOverlay::new(&base);

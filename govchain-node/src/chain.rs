@@ -27,7 +27,7 @@ use govchain_core::app::{
     Application, BlockContext, Receipt, StateOverlay, StateView, TreeStateView,
 };
 use govchain_core::block::Block;
-use govchain_core::crypto::{verify_batch, BatchItem, PublicKey, Signer};
+use govchain_core::crypto::{verify_batch, BatchItem, CryptoSuite, PublicKey, Signer};
 use govchain_core::hash::Hash;
 use govchain_core::merkle::HistoryTree;
 use govchain_core::smt::{KeyHash, SparseMerkleTree, TreeUpdateBatch};
@@ -132,6 +132,14 @@ impl std::fmt::Debug for ChainSpec {
 }
 
 impl ChainSpec {
+    /// The chain's crypto suite, fixed at genesis: the suite of its genesis
+    /// validators' keys (a [`ValidatorSet`] never mixes algorithms). Every
+    /// header, root and proof of the chain is of this suite, and the chain
+    /// admits only keys of its algorithm.
+    pub fn suite(&self) -> CryptoSuite {
+        self.validators.suite()
+    }
+
     /// A spec with default limits and timeouts tuned for a LAN.
     pub fn new(
         chain_id: ChainId,
@@ -379,9 +387,14 @@ impl ChainRunner {
             let updates: Vec<(KeyHash, Option<Vec<u8>>)> = spec
                 .genesis_state
                 .iter()
-                .map(|(k, v)| (KeyHash::of(k), Some(v.clone())))
+                .map(|(k, v)| {
+                    (
+                        KeyHash::of(spec.suite().hash_function(), k),
+                        Some(v.clone()),
+                    )
+                })
                 .collect();
-            let (_, batch) = SparseMerkleTree::new(&store.as_ref())
+            let (_, batch) = SparseMerkleTree::new(&store.as_ref(), spec.suite().hash_function())
                 .apply_batch(None, 0, &updates)
                 .map_err(|e| NodeError::Proof {
                     reason: e.to_string(),
@@ -394,7 +407,7 @@ impl ChainRunner {
         let mut schedule = schedule;
         if spec.role == ChainRole::Main {
             let s: &dyn ChainStore = store.as_ref();
-            let view = TreeStateView::new(&s, Some(latest.get()));
+            let view = TreeStateView::new(&s, spec.suite().hash_function(), Some(latest.get()));
             let own = crate::governance::validator_schedule(&view, &chain).map_err(|e| {
                 NodeError::Proof {
                     reason: format!("governance state of {chain}: {e}"),
@@ -402,7 +415,7 @@ impl ChainRunner {
             })?;
             schedule.extend(own);
         }
-        let mut history = HistoryTree::new();
+        let mut history = HistoryTree::new(spec.suite().hash_function());
         let mut tx_index = HashMap::new();
         for h in 1..=latest.get() {
             let stored = store
@@ -600,7 +613,7 @@ impl ChainRunner {
     /// The committed state at `version`.
     fn with_state<R>(&self, version: u64, f: impl FnOnce(&dyn StateView) -> R) -> R {
         let store: &dyn ChainStore = self.store.as_ref();
-        let view = TreeStateView::new(&store, Some(version));
+        let view = TreeStateView::new(&store, self.spec.suite().hash_function(), Some(version));
         f(&view)
     }
 
@@ -618,7 +631,8 @@ impl ChainRunner {
         let chain = &self.spec.chain_id;
         let base = ctx.height.get() - 1;
         let store: &dyn ChainStore = self.store.as_ref();
-        let view = TreeStateView::new(&store, Some(base));
+        let hf = self.spec.suite().hash_function();
+        let view = TreeStateView::new(&store, hf, Some(base));
         let mut overlay = StateOverlay::new(&view);
         let receipts = self
             .spec
@@ -632,9 +646,9 @@ impl ChainRunner {
         let updates: Vec<(KeyHash, Option<Vec<u8>>)> = overlay
             .into_writes()
             .into_iter()
-            .map(|(k, v)| (KeyHash::of(&k), v))
+            .map(|(k, v)| (KeyHash::of(hf, &k), v))
             .collect();
-        let (state_root, batch) = SparseMerkleTree::new(&store)
+        let (state_root, batch) = SparseMerkleTree::new(&store, hf)
             .apply_batch(Some(base), ctx.height.get(), &updates)
             .map_err(|e| NodeError::Proof {
                 reason: e.to_string(),
@@ -652,6 +666,7 @@ impl ChainRunner {
             height: block.header.height,
             time: block.header.time,
             proposer: block.header.proposer.clone(),
+            suite: block.header.suite,
         }
     }
 
@@ -687,7 +702,11 @@ impl ChainRunner {
         let tx_ids: Vec<Hash> = d.block.transactions.iter().map(Transaction::id).collect();
         self.counters.committed_txs += tx_ids.len() as u64;
         let store: &dyn ChainStore = self.store.as_ref();
-        let view = TreeStateView::new(&store, Some(header.height.get()));
+        let view = TreeStateView::new(
+            &store,
+            self.spec.suite().hash_function(),
+            Some(header.height.get()),
+        );
         // The mempool forgets what committed and what went stale.
         let _ = self.mempool.remove_committed(&d.block.transactions, &view);
         Ok(Some(CommitEvent {
@@ -794,10 +813,24 @@ impl ChainRunner {
     ) -> Result<Vec<Result<Hash, crate::mempool::MempoolError>>, NodeError> {
         let latest = self.latest_height()?;
         let store: &dyn ChainStore = self.store.as_ref();
-        let view = TreeStateView::new(&store, Some(latest.get()));
-        Ok(self
+        let suite = self.spec.suite();
+        let view = TreeStateView::new(&store, suite.hash_function(), Some(latest.get()));
+        // Senders of another suite are refused before the pool sees them.
+        let mut refused = Vec::new();
+        let mut admitted = Vec::with_capacity(txs.len());
+        for (i, tx) in txs.into_iter().enumerate() {
+            match suite.check_key(tx.sender()) {
+                Ok(()) => admitted.push(tx),
+                Err(e) => refused.push((i, e)),
+            }
+        }
+        let mut results = self
             .mempool
-            .insert_batch(txs, self.spec.app.as_ref(), &view))
+            .insert_batch(admitted, self.spec.app.as_ref(), &view);
+        for (i, e) in refused {
+            results.insert(i, Err(e.into()));
+        }
+        Ok(results)
     }
 
     /// Schedules a validator-set change on a Tendermint chain, if it is new.

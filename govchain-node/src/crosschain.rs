@@ -330,6 +330,15 @@ pub enum CrossChainError {
         /// The header's chain.
         header: ChainId,
     },
+    /// The side header is of another crypto suite than the anchored header
+    /// of its chain (a chain has one suite, fixed at genesis).
+    #[error("side header is of suite {side}, the anchored header of its chain of {anchored}")]
+    SuiteMismatch {
+        /// The anchored header's suite.
+        anchored: govchain_core::crypto::CryptoSuite,
+        /// The side header's suite.
+        side: govchain_core::crypto::CryptoSuite,
+    },
     /// The anchored header is at another height than the anchor record.
     #[error("anchored header is at height {header}, the anchor record at {anchor}")]
     AnchorHeightMismatch {
@@ -582,8 +591,9 @@ impl CrossChainProof {
         let key = anchor_key(&record.chain_id, record.height);
         self.anchor_proof
             .verify(
+                main.suite.hash_function(),
                 &main.state_root,
-                &KeyHash::of(&key),
+                &KeyHash::of(main.suite.hash_function(), &key),
                 Some(&record.to_bytes()),
             )
             .map_err(|source| CrossChainError::AnchorStateProof { source })?;
@@ -599,6 +609,12 @@ impl CrossChainProof {
             return Err(CrossChainError::AnchorChainMismatch {
                 anchor: record.chain_id.clone(),
                 header: anchored.chain_id.clone(),
+            });
+        }
+        if anchored.suite != self.side_header.suite {
+            return Err(CrossChainError::SuiteMismatch {
+                anchored: anchored.suite,
+                side: self.side_header.suite,
             });
         }
         if anchored.height != record.height {
@@ -651,7 +667,7 @@ impl CrossChainProof {
                 root: anchored.history_root,
             };
             history_proof
-                .verify_history(&side_hash, &head)
+                .verify_history(anchored.suite.hash_function(), &side_hash, &head)
                 .map_err(|source| CrossChainError::HistoryProof { source })?;
         }
 
@@ -665,7 +681,12 @@ impl CrossChainProof {
                     });
                 }
                 proof
-                    .verify_tx(&tx.to_bytes(), &side.tx_root, u64::from(side.tx_count))
+                    .verify_tx(
+                        side.suite.hash_function(),
+                        &tx.to_bytes(),
+                        &side.tx_root,
+                        u64::from(side.tx_count),
+                    )
                     .map_err(|source| CrossChainError::TxInclusion { source })?;
                 ProvenFact::Transaction {
                     tx: tx.clone(),
@@ -674,7 +695,12 @@ impl CrossChainProof {
             }
             Fact::State { key, value, proof } => {
                 proof
-                    .verify(&side.state_root, &KeyHash::of(key), value.as_deref())
+                    .verify(
+                        side.suite.hash_function(),
+                        &side.state_root,
+                        &KeyHash::of(side.suite.hash_function(), key),
+                        value.as_deref(),
+                    )
                     .map_err(|source| CrossChainError::FactStateProof { source })?;
                 ProvenFact::State {
                     key: key.clone(),

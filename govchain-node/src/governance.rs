@@ -3002,6 +3002,7 @@ mod tests {
                 height: Height::new(self.height),
                 time: Timestamp::new(self.height),
                 proposer: pk(1),
+                suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
             };
             let (receipts, writes) = {
                 let mut overlay = StateOverlay::new(&self.state);
@@ -3127,6 +3128,7 @@ mod tests {
             height: Height::new(3),
             time: Timestamp::new(3),
             proposer: pk(1),
+            suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
         };
         let mut overlay = StateOverlay::new(&host.state);
         let receipts = host.app.execute_block(&ctx, &mut overlay, &[junk]).unwrap();
@@ -3351,7 +3353,7 @@ mod tests {
             (chain_strategy(), 1u64..1000, any::<[u8; 32]>(), 1usize..4).prop_map(
                 |(chain, height, seed, signers)| {
                     let header = BlockHeader {
-                        version: govchain_core::block::HEADER_VERSION,
+                        suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
                         chain_id: chain.clone(),
                         height: Height::new(height),
                         time: Timestamp::new(height * 7),

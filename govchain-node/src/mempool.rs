@@ -193,6 +193,9 @@ pub enum MempoolError {
         /// The chain named in the transaction.
         got: ChainId,
     },
+    /// The sender's key is of an algorithm the chain's suite does not admit.
+    #[error("transaction refused: {0}")]
+    WrongSuite(#[from] govchain_core::crypto::SuiteMismatch),
     /// The transaction's encoding is longer than `max_tx_bytes`.
     #[error("transaction of {len} bytes exceeds the limit of {max}")]
     TooLarge {

@@ -13,7 +13,7 @@ use govchain_core::app::TreeStateView;
 use govchain_core::block::BlockHeader;
 use govchain_core::cert::CommitCertificate;
 use govchain_core::codec::Encode;
-use govchain_core::crypto::{PublicKey, Signer};
+use govchain_core::crypto::{CryptoSuite, PublicKey, Signer};
 use govchain_core::hash::Hash;
 use govchain_core::light::LightBlock;
 use govchain_core::merkle::InclusionProof;
@@ -204,6 +204,8 @@ type TxIndex = HashMap<Hash, (Height, u32)>;
 
 pub(crate) struct Shared {
     stores: BTreeMap<ChainId, Arc<dyn ChainStore>>,
+    /// Each chain's crypto suite, fixed at genesis.
+    suites: BTreeMap<ChainId, CryptoSuite>,
     /// Each chain's validator sets by first height, as this node knows them.
     pub(crate) schedules: RwLock<BTreeMap<ChainId, BTreeMap<Height, ValidatorSet>>>,
     /// The main chain, if this node runs one.
@@ -291,6 +293,10 @@ impl Node {
             stores: chains
                 .iter()
                 .map(|c| (c.chain_id().clone(), c.store.clone()))
+                .collect(),
+            suites: chains
+                .iter()
+                .map(|c| (c.chain_id().clone(), c.spec.suite()))
                 .collect(),
             tx_index: RwLock::new(
                 chains
@@ -441,7 +447,7 @@ impl NodeHandle {
         let store = self.store(chain)?;
         let height = self.height(chain)?;
         let s: &dyn ChainStore = store.as_ref();
-        let view = TreeStateView::new(&s, Some(height.get()));
+        let view = TreeStateView::new(&s, self.suite(chain)?.hash_function(), Some(height.get()));
         Ok(read(&view))
     }
 
@@ -464,6 +470,17 @@ impl NodeHandle {
         self.shared
             .stores
             .get(chain)
+            .ok_or_else(|| NodeError::UnknownChain {
+                chain: chain.clone(),
+            })
+    }
+
+    /// The crypto suite of `chain`, fixed at its genesis.
+    pub fn suite(&self, chain: &ChainId) -> Result<CryptoSuite, NodeError> {
+        self.shared
+            .suites
+            .get(chain)
+            .copied()
             .ok_or_else(|| NodeError::UnknownChain {
                 chain: chain.clone(),
             })
@@ -507,8 +524,9 @@ impl NodeHandle {
         };
         let stored = self.block(chain, height)?;
         let s: &dyn ChainStore = store.as_ref();
-        let (value, proof) = SparseMerkleTree::new(&s)
-            .get_with_proof(&KeyHash::of(key), height.get())
+        let hf = self.suite(chain)?.hash_function();
+        let (value, proof) = SparseMerkleTree::new(&s, hf)
+            .get_with_proof(&KeyHash::of(hf, key), height.get())
             .map_err(|e| NodeError::Proof {
                 reason: e.to_string(),
             })?;
@@ -526,7 +544,7 @@ impl NodeHandle {
         let store = self.store(chain)?;
         let height = self.height(chain)?;
         let s: &dyn ChainStore = store.as_ref();
-        let view = TreeStateView::new(&s, Some(height.get()));
+        let view = TreeStateView::new(&s, self.suite(chain)?.hash_function(), Some(height.get()));
         govchain_core::app::StateView::get(&view, key)
             .map_err(|e| NodeError::Proof { reason: e.reason })
     }
@@ -554,11 +572,14 @@ impl NodeHandle {
             .iter()
             .map(Transaction::leaf_hash)
             .collect();
-        let proof = govchain_core::merkle::TxTree::from_leaves(leaves)
-            .inclusion_proof(u64::from(index))
-            .map_err(|e| NodeError::Proof {
-                reason: e.to_string(),
-            })?;
+        let proof = govchain_core::merkle::TxTree::from_leaves(
+            stored.block.header.suite.hash_function(),
+            leaves,
+        )
+        .inclusion_proof(u64::from(index))
+        .map_err(|e| NodeError::Proof {
+            reason: e.to_string(),
+        })?;
         let tx = stored
             .block
             .transactions
@@ -636,7 +657,8 @@ impl NodeHandle {
         let main_height = self.height(&main)?;
         let store = self.store(&main)?;
         let s: &dyn ChainStore = store.as_ref();
-        let view = TreeStateView::new(&s, Some(main_height.get()));
+        let main_hf = self.suite(&main)?.hash_function();
+        let view = TreeStateView::new(&s, main_hf, Some(main_height.get()));
         let record = crate::governance::latest_anchor(&view, side)
             .map_err(|e| NodeError::Proof {
                 reason: e.to_string(),
@@ -651,7 +673,8 @@ impl NodeHandle {
         if record.height == side_height {
             builder.anchored_self();
         } else {
-            let mut history = govchain_core::merkle::HistoryTree::new();
+            let mut history =
+                govchain_core::merkle::HistoryTree::new(self.suite(side)?.hash_function());
             for h in 1..record.height.get() {
                 history.append(&self.block(side, Height::new(h))?.block.hash());
             }
@@ -663,8 +686,8 @@ impl NodeHandle {
             builder.anchored_ancestor(anchored, proof);
         }
         let key = crate::governance::anchor_key(side, record.height);
-        let (_, anchor_proof) = SparseMerkleTree::new(&s)
-            .get_with_proof(&KeyHash::of(&key), main_height.get())
+        let (_, anchor_proof) = SparseMerkleTree::new(&s, main_hf)
+            .get_with_proof(&KeyHash::of(main_hf, &key), main_height.get())
             .map_err(|e| NodeError::Proof {
                 reason: e.to_string(),
             })?;

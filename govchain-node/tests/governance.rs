@@ -252,6 +252,7 @@ fn non_department_sender_is_rejected() {
         height: Height::new(2),
         time: Timestamp::new(5_000),
         proposer: pk(1),
+        suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
     };
     let mut overlay = StateOverlay::new(&view);
     let receipts = main

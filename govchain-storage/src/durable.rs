@@ -1275,7 +1275,8 @@ impl DurableStore {
             return Ok(());
         }
         let block = self.read_block(tip.latest)?.block;
-        let state = self.state_root(tip.latest)?.ok_or_else(|| {
+        let hf = block.header.suite.hash_function();
+        let state = self.state_root(hf, tip.latest)?.ok_or_else(|| {
             StorageError::corrupt(
                 format!("state version {}", tip.latest),
                 "root node of the applied height is missing",
@@ -2059,7 +2060,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use govchain_core::block::{tx_root_of, BlockHeader, HEADER_VERSION};
+    use govchain_core::block::{tx_root_of, BlockHeader};
     use govchain_core::cert::certify;
     use govchain_core::crypto::{SecretKey, Signer};
     use govchain_core::smt::{Child, SparseMerkleTree};
@@ -2151,8 +2152,8 @@ mod tests {
         let chain = ChainId::new("prune-test").unwrap();
         let store =
             DurableStore::open(dir.path(), chain.clone(), DurableConfig::default()).unwrap();
-        let tree = SparseMerkleTree::new(&store);
-        let key = |i: u64| KeyHash::of(&i.to_le_bytes());
+        let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
+        let key = |i: u64| KeyHash::of(govchain_core::hash::HashFunction::Blake3, &i.to_le_bytes());
         let (_, genesis) = tree
             .apply_batch(None, 0, &[(key(0), Some(vec![0]))])
             .unwrap();
@@ -2171,12 +2172,12 @@ mod tests {
                 .collect();
             let (root, batch) = tree.apply_batch(Some(h - 1), h, &updates).unwrap();
             let header = BlockHeader {
-                version: HEADER_VERSION,
+                suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
                 chain_id: chain.clone(),
                 height: Height::new(h),
                 time: Timestamp::new(h),
                 parent_hash: parent,
-                tx_root: tx_root_of(&[]),
+                tx_root: tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &[]),
                 tx_count: 0,
                 state_root: root,
                 history_root: Hash::ZERO,
@@ -2199,7 +2200,12 @@ mod tests {
             parent = block.hash();
         }
         let roots: Vec<Hash> = (0..=8)
-            .map(|v| store.state_root(v).unwrap().unwrap())
+            .map(|v| {
+                store
+                    .state_root(govchain_core::hash::HashFunction::Blake3, v)
+                    .unwrap()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(stored_node_keys(&store), reachable(&store, 0..=8));
         for below in [3u64, 6, 8] {
@@ -2210,7 +2216,12 @@ mod tests {
                 for i in (0..600).step_by(7) {
                     let (value, proof) = tree.get_with_proof(&key(i), v).unwrap();
                     proof
-                        .verify(&roots[v as usize], &key(i), value.as_deref())
+                        .verify(
+                            govchain_core::hash::HashFunction::Blake3,
+                            &roots[v as usize],
+                            &key(i),
+                            value.as_deref(),
+                        )
                         .unwrap();
                 }
             }

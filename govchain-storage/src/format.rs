@@ -670,8 +670,8 @@ mod tests {
     fn state_batch_round_trip_and_refusals() {
         use govchain_core::smt::{MemoryNodeStore, SparseMerkleTree};
         let store = MemoryNodeStore::new();
-        let tree = SparseMerkleTree::new(&store);
-        let key = |i: u8| KeyHash::of(&[b'k', i]);
+        let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
+        let key = |i: u8| KeyHash::of(govchain_core::hash::HashFunction::Blake3, &[b'k', i]);
         let v1: Vec<_> = (0..40).map(|i| (key(i), Some(vec![i; 5]))).collect();
         let (_, b1) = tree.apply_batch(None, 1, &v1).unwrap();
         store.write_batch(b1.clone()).unwrap();

@@ -26,18 +26,19 @@
 //! let store = DurableStore::open(&dir, chain, DurableConfig::default())?;
 //!
 //! // Write the genesis state (version 0) and read it back through the tree.
-//! let tree = SparseMerkleTree::new(&store);
-//! let key = KeyHash::of(b"issuer/hz-ca");
+//! let hf = govchain_core::hash::HashFunction::Blake3; // the chain's suite's
+//! let tree = SparseMerkleTree::new(&store, hf);
+//! let key = KeyHash::of(hf, b"issuer/hz-ca");
 //! let (root, batch) = tree.apply_batch(None, 0, &[(key, Some(b"accredited".to_vec()))])?;
 //! store.commit_state(batch)?;
-//! assert_eq!(store.state_root(0)?, Some(root));
+//! assert_eq!(store.state_root(hf, 0)?, Some(root));
 //! assert_eq!(tree.get(&key, 0)?.as_deref(), Some(&b"accredited"[..]));
 //! drop(tree);
 //! drop(store);
 //!
 //! // Reopening runs recovery and finds the state again.
 //! let store = DurableStore::open(&dir, "hz-main".parse()?, DurableConfig::default())?;
-//! assert_eq!(store.state_root(0)?, Some(root));
+//! assert_eq!(store.state_root(hf, 0)?, Some(root));
 //! # drop(store);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(())

@@ -2,7 +2,7 @@
 
 use govchain_core::block::Block;
 use govchain_core::cert::CommitCertificate;
-use govchain_core::hash::Hash;
+use govchain_core::hash::{Hash, HashFunction};
 use govchain_core::smt::{NodeStore, TreeUpdateBatch, Version};
 use govchain_core::types::Height;
 
@@ -105,12 +105,14 @@ pub trait StateStore: NodeStore<Error = StorageError> {
     /// (capped at the latest version); those versions become unreadable.
     fn prune_state_below(&self, version: Version) -> Result<(), StorageError>;
 
-    /// The root hash of `version`: the hash of the root node the version
-    /// wrote. `None` if the version was never written.
-    fn state_root(&self, version: Version) -> Result<Option<Hash>, StorageError> {
+    /// The root hash of `version` under `hf` (the chain's hash function):
+    /// the hash of the root node the version wrote. `None` if the version
+    /// was never written. (Stored nodes do not record the hash function, so
+    /// the caller names it.)
+    fn state_root(&self, hf: HashFunction, version: Version) -> Result<Option<Hash>, StorageError> {
         Ok(self
             .get_node(&govchain_core::smt::NodeKey::root(version))?
-            .map(|n| n.hash()))
+            .map(|n| n.hash(hf)))
     }
 }
 
@@ -165,7 +167,7 @@ pub(crate) fn check_append(
         .nodes
         .iter()
         .find(|(k, _)| *k == root)
-        .map_or(Hash::ZERO, |(_, n)| n.hash());
+        .map_or(Hash::ZERO, |(_, n)| n.hash(h.suite.hash_function()));
     let has_root = batch.nodes.iter().any(|(k, _)| *k == root);
     if !has_root || batch_root != h.state_root {
         return Err(StorageError::BatchRootMismatch {

@@ -45,7 +45,12 @@ pub fn report() {
     // The signature checks alone, exactly as the certificate performs them.
     let digests: Vec<Hash> = blocks
         .iter()
-        .map(|b| b.light.certificate.vote_message().signing_digest())
+        .map(|b| {
+            b.light
+                .certificate
+                .vote_message()
+                .signing_digest(b.block.header.suite)
+        })
         .collect();
     let per_block_items = |i: usize| -> Vec<BatchItem<'_>> {
         blocks[i]

@@ -124,10 +124,16 @@ pub fn report() {
         5,
         &mut [
             &mut || {
-                black_box(tx_root(black_box(&leaves)));
+                black_box(tx_root(
+                    govchain_core::hash::HashFunction::Blake3,
+                    black_box(&leaves),
+                ));
             },
             &mut || {
-                black_box(tx_root_parallel(black_box(&leaves)));
+                black_box(tx_root_parallel(
+                    govchain_core::hash::HashFunction::Blake3,
+                    black_box(&leaves),
+                ));
             },
             &mut || {
                 black_box(keyed_hash_seq(black_box(&inputs)));
@@ -139,7 +145,10 @@ pub fn report() {
     let (mut tree_cpu, mut keyed_cpu) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..5 {
         let t0 = thread_cpu_time();
-        black_box(tx_root(black_box(&leaves)));
+        black_box(tx_root(
+            govchain_core::hash::HashFunction::Blake3,
+            black_box(&leaves),
+        ));
         let t1 = thread_cpu_time();
         black_box(keyed_hash_seq(black_box(&inputs)));
         let t2 = thread_cpu_time();
@@ -199,7 +208,10 @@ pub fn report() {
         21,
         &mut [
             &mut || {
-                black_box(tx_root_of_transactions(black_box(&txs)));
+                black_box(tx_root_of_transactions(
+                    govchain_core::hash::HashFunction::Blake3,
+                    black_box(&txs),
+                ));
             },
             &mut || {
                 for tx in &txs {

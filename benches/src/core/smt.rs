@@ -61,7 +61,9 @@ pub fn govchain_insert(
     let start = Instant::now();
     for (i, updates) in inputs.iter().enumerate() {
         let version = i as u64 + 1;
-        match SparseMerkleTree::new(&store).apply_batch(base, version, updates) {
+        match SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3)
+            .apply_batch(base, version, updates)
+        {
             Ok((r, batch)) => {
                 root = r;
                 if let Err(e) = store.write_batch(batch) {
@@ -225,7 +227,7 @@ fn proof_rows() {
         "smt: 1M-key tree built in {:.2?}",
         start.elapsed()
     ));
-    let tree = SparseMerkleTree::new(&store);
+    let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
 
     // Membership proofs of random present keys.
     let samples = 2_000;
@@ -240,15 +242,21 @@ fn proof_rows() {
         progress("smt: no proofs");
         return;
     }
-    let ok = proofs
-        .iter()
-        .all(|(k, v, p)| p.verify(&root, k, Some(v)).is_ok());
+    let ok = proofs.iter().all(|(k, v, p)| {
+        p.verify(govchain_core::hash::HashFunction::Blake3, &root, k, Some(v))
+            .is_ok()
+    });
     if !ok {
         progress("smt: a membership proof failed to verify");
     }
     let verify = median_time(7, || {
         for (k, v, p) in &proofs {
-            let _ = black_box(p.verify(black_box(&root), k, Some(v)));
+            let _ = black_box(p.verify(
+                govchain_core::hash::HashFunction::Blake3,
+                black_box(&root),
+                k,
+                Some(v),
+            ));
         }
     });
     let per_proof_us = verify.as_secs_f64() * 1e6 / proofs.len() as f64;
@@ -288,7 +296,10 @@ fn proof_rows() {
     for (k, _) in &absent {
         let key = KeyHash::from_hash(Hash::from_bytes(*k));
         if let Ok((None, proof)) = tree.get_with_proof(&key, 1) {
-            if proof.verify(&root, &key, None).is_ok() {
+            if proof
+                .verify(govchain_core::hash::HashFunction::Blake3, &root, &key, None)
+                .is_ok()
+            {
                 total += proof.siblings.len();
                 count += 1;
             }

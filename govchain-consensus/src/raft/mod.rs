@@ -323,7 +323,7 @@ pub fn verify_raft_certificate_header(
         .map(|s| &s.validator)
         .collect();
     check_majorities(&signers, &header.proposer, voters)?;
-    let digest = certificate.vote_message().signing_digest();
+    let digest = certificate.vote_message().signing_digest(header.suite);
     let items: Vec<BatchItem<'_>> = certificate
         .signatures
         .iter()

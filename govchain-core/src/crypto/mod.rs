@@ -170,7 +170,7 @@ pub use batch::{
 };
 pub use keys::{PublicKey, SecretKey, Signature, Signer};
 pub use sm2::SM2_DEFAULT_DISTID;
-pub use suite::{CryptoSuite, SignatureAlgorithm};
+pub use suite::{CryptoSuite, SignatureAlgorithm, SuiteMismatch, UnknownSuite};
 
 /// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

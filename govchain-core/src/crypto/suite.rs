@@ -3,6 +3,8 @@
 use crate::codec::{Decode, DecodeError, Encode, Reader};
 use crate::hash::{Domain, Hash, HashFunction};
 
+use super::PublicKey;
+
 /// A signature algorithm. The byte value is the tag in the canonical encoding
 /// of [`PublicKey`](super::PublicKey) and [`Signature`](super::Signature).
 ///
@@ -153,6 +155,39 @@ impl CryptoSuite {
         self.signature_algorithm() == algorithm
     }
 
+    /// The one suite whose signature algorithm is `algorithm`.
+    ///
+    /// Every algorithm belongs to exactly one suite (Ed25519 to
+    /// ed25519-blake3, SM2 to sm2-sm3), so an object that carries its
+    /// signer's key (a transaction, a validator set, a vote) implies its
+    /// suite without naming it; a chain still refuses keys its own suite
+    /// does not admit ([`CryptoSuite::check_key`]).
+    pub const fn for_algorithm(algorithm: SignatureAlgorithm) -> CryptoSuite {
+        match algorithm {
+            SignatureAlgorithm::Ed25519 => CryptoSuite::Ed25519Blake3,
+            SignatureAlgorithm::Sm2 => CryptoSuite::Sm2Sm3,
+        }
+    }
+
+    /// The suite of `key`'s algorithm ([`CryptoSuite::for_algorithm`]).
+    pub fn of_key(key: &PublicKey) -> CryptoSuite {
+        CryptoSuite::for_algorithm(key.algorithm())
+    }
+
+    /// Refuses `key` unless this suite admits its algorithm: what a chain
+    /// does wherever it admits a key (validators, senders, departments,
+    /// issuers).
+    pub fn check_key(self, key: &PublicKey) -> Result<(), SuiteMismatch> {
+        if self.admits(key.algorithm()) {
+            Ok(())
+        } else {
+            Err(SuiteMismatch {
+                suite: self,
+                algorithm: key.algorithm(),
+            })
+        }
+    }
+
     /// Hashes `data` under `domain` with this suite's hash function.
     pub fn hash(self, domain: Domain, data: &[u8]) -> Hash {
         self.hash_function().hash(domain, data)
@@ -177,6 +212,45 @@ impl CryptoSuite {
             CryptoSuite::Sm2Sm3 => "sm2-sm3",
         }
     }
+}
+
+impl From<CryptoSuite> for HashFunction {
+    fn from(suite: CryptoSuite) -> Self {
+        suite.hash_function()
+    }
+}
+
+impl std::fmt::Display for CryptoSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for CryptoSuite {
+    type Err = UnknownSuite;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CryptoSuite::from_name(s).ok_or_else(|| UnknownSuite { name: s.to_owned() })
+    }
+}
+
+/// A name that is not the name of a [`CryptoSuite`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown crypto suite {name:?} (known: ed25519-blake3, sm2-sm3)")]
+pub struct UnknownSuite {
+    /// The name given.
+    pub name: String,
+}
+
+/// A key of an algorithm that a chain's suite does not admit: an Ed25519
+/// key on an sm2-sm3 chain, or an SM2 key on an ed25519-blake3 chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {} key is not admitted by crypto suite {suite}", algorithm.name())]
+pub struct SuiteMismatch {
+    /// The chain's suite.
+    pub suite: CryptoSuite,
+    /// The key's algorithm.
+    pub algorithm: SignatureAlgorithm,
 }
 
 impl Encode for CryptoSuite {
@@ -228,6 +302,13 @@ mod tests {
         assert_eq!(CryptoSuite::from_name("sm2"), None);
         assert!(decode_exact::<CryptoSuite>(&[0], 1).is_err());
         assert!(decode_exact::<CryptoSuite>(&[3], 1).is_err());
+        for a in SignatureAlgorithm::ALL {
+            assert!(CryptoSuite::for_algorithm(*a).admits(*a));
+        }
+        for suite in CryptoSuite::ALL {
+            assert_eq!(suite.to_string().parse::<CryptoSuite>(), Ok(*suite));
+        }
+        assert!("sm".parse::<CryptoSuite>().is_err());
     }
 
     #[test]

@@ -4,17 +4,16 @@
 
 use super::proof::{ConsistencyProof, InclusionProof, TreeHead};
 use super::{empty_tree_hash, split_point, MerkleError};
-use crate::hash::{Domain, Hash};
-use crate::lanes::hash_node_pairs;
+use crate::hash::{Domain, Hash, HashFunction};
 
 /// The leaf hash of a block in the history log:
-/// `Hash::of(Domain::HistoryLeaf, block_hash)`.
+/// `hash(Domain::HistoryLeaf, block_hash)` under the chain's hash function.
 ///
 /// The block hash is hashed again under the leaf key (RFC 9162's `0x00`
 /// prefix role) rather than used as the leaf directly, so that no leaf can be
 /// mistaken for an inner node of the log.
-pub fn history_leaf_hash(block_hash: &Hash) -> Hash {
-    Hash::of(Domain::HistoryLeaf, block_hash.as_bytes())
+pub fn history_leaf_hash(hf: HashFunction, block_hash: &Hash) -> Hash {
+    hf.hash(Domain::HistoryLeaf, block_hash.as_bytes())
 }
 
 /// An append-only RFC 9162 log of block hashes.
@@ -35,25 +34,29 @@ pub struct HistoryTree {
     /// `levels[0]` are leaf hashes; `levels[j + 1][i]` is the node of
     /// `levels[j][2i]` and `levels[j][2i + 1]`. Never empty.
     levels: Vec<Vec<Hash>>,
-}
-
-impl Default for HistoryTree {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The chain's hash function, for leaves and inner nodes.
+    hf: HashFunction,
 }
 
 impl HistoryTree {
-    /// An empty log.
-    pub fn new() -> Self {
+    /// An empty log whose leaves and nodes hash under `hf` (the chain's
+    /// hash function).
+    pub fn new(hf: HashFunction) -> Self {
         HistoryTree {
             levels: vec![Vec::new()],
+            hf,
         }
     }
 
+    /// The hash function of this log.
+    pub fn hash_function(&self) -> HashFunction {
+        self.hf
+    }
+
     /// Rebuilds a log from its leaf hashes (see [`history_leaf_hash`]),
-    /// hashing each level's complete pairs with the multi-lane compression.
-    pub fn from_leaf_hashes(leaves: Vec<Hash>) -> Self {
+    /// hashing each level's complete pairs with the multi-lane compression
+    /// (BLAKE3) or one pair at a time (SM3).
+    pub fn from_leaf_hashes(hf: HashFunction, leaves: Vec<Hash>) -> Self {
         let mut levels = vec![leaves];
         while let Some(below) = levels.last() {
             let (pairs, _) = below.as_chunks::<2>();
@@ -61,20 +64,29 @@ impl HistoryTree {
                 break;
             }
             let mut up = vec![Hash::ZERO; pairs.len()];
-            hash_node_pairs(Domain::HistoryNode, pairs, &mut up);
+            hf.hash_node_pairs(Domain::HistoryNode, pairs, &mut up);
             levels.push(up);
         }
-        HistoryTree { levels }
+        HistoryTree { hf, levels }
     }
 
     /// Builds a log by appending `block_hashes` in order.
-    pub fn from_block_hashes<'a>(block_hashes: impl IntoIterator<Item = &'a Hash>) -> Self {
-        Self::from_leaf_hashes(block_hashes.into_iter().map(history_leaf_hash).collect())
+    pub fn from_block_hashes<'a>(
+        hf: HashFunction,
+        block_hashes: impl IntoIterator<Item = &'a Hash>,
+    ) -> Self {
+        Self::from_leaf_hashes(
+            hf,
+            block_hashes
+                .into_iter()
+                .map(|h| history_leaf_hash(hf, h))
+                .collect(),
+        )
     }
 
     /// Appends a block hash and returns its leaf index.
     pub fn append(&mut self, block_hash: &Hash) -> u64 {
-        self.append_leaf_hash(history_leaf_hash(block_hash))
+        self.append_leaf_hash(history_leaf_hash(self.hf, block_hash))
     }
 
     /// Appends an already-computed leaf hash (see [`history_leaf_hash`]) and
@@ -92,7 +104,7 @@ impl HistoryTree {
             level.push(carry);
             match level.as_slice() {
                 [.., left, right] if level.len().is_multiple_of(2) => {
-                    carry = Hash::node(Domain::HistoryNode, left, right);
+                    carry = self.hf.hash_node(Domain::HistoryNode, left, right);
                     j += 1;
                 }
                 _ => break,
@@ -243,7 +255,7 @@ impl HistoryTree {
     /// any other range is split as RFC 9162 §2.1.1 splits it.
     fn range_hash(&self, lo: u64, n: u64) -> Hash {
         if n == 0 {
-            return empty_tree_hash(Domain::HistoryNode);
+            return empty_tree_hash(self.hf, Domain::HistoryNode);
         }
         if n.is_power_of_two() && lo.is_multiple_of(n) {
             let j = n.trailing_zeros() as usize;
@@ -258,10 +270,10 @@ impl HistoryTree {
         if n == 1 {
             // Only reached for a leaf outside the log, which callers rule
             // out; the empty hash keeps this total without panicking.
-            return empty_tree_hash(Domain::HistoryNode);
+            return empty_tree_hash(self.hf, Domain::HistoryNode);
         }
         let k = split_point(n);
-        Hash::node(
+        self.hf.hash_node(
             Domain::HistoryNode,
             &self.range_hash(lo, k),
             &self.range_hash(lo + k, n - k),
@@ -273,30 +285,41 @@ impl HistoryTree {
 mod tests {
     use super::*;
 
+    const B3: HashFunction = HashFunction::Blake3;
+
     fn block(i: u64) -> Hash {
         Hash::of(Domain::Test, &i.to_le_bytes())
     }
 
     #[test]
     fn append_matches_rebuild_and_levels_are_complete() {
-        let mut log = HistoryTree::new();
+        let mut log = HistoryTree::new(B3);
         for i in 0..100u64 {
             assert_eq!(log.append(&block(i)), i);
-            let rebuilt = HistoryTree::from_leaf_hashes(log.leaf_hashes().to_vec());
+            let rebuilt = HistoryTree::from_leaf_hashes(B3, log.leaf_hashes().to_vec());
             assert_eq!(rebuilt, log, "size {}", i + 1);
             for (j, level) in log.levels().iter().enumerate() {
                 assert_eq!(level.len() as u64, log.len() >> j);
             }
         }
         let hashes: Vec<Hash> = (0..100).map(block).collect();
-        assert_eq!(HistoryTree::from_block_hashes(&hashes), log);
+        assert_eq!(HistoryTree::from_block_hashes(B3, &hashes), log);
+        let mut sm = HistoryTree::new(HashFunction::Sm3);
+        for h in &hashes {
+            sm.append(h);
+        }
+        assert_eq!(
+            HistoryTree::from_block_hashes(HashFunction::Sm3, &hashes),
+            sm
+        );
+        assert_ne!(sm.root(), log.root());
     }
 
     #[test]
     fn empty_log() {
-        let log = HistoryTree::new();
+        let log = HistoryTree::new(B3);
         assert!(log.is_empty());
-        assert_eq!(log.root(), empty_tree_hash(Domain::HistoryNode));
+        assert_eq!(log.root(), empty_tree_hash(B3, Domain::HistoryNode));
         assert_eq!(log.root_at(0), Ok(log.root()));
         assert_eq!(
             log.root_at(1),
@@ -310,12 +333,12 @@ mod tests {
                 new_size: 0
             })
         );
-        assert_eq!(HistoryTree::default().root(), log.root());
+        assert_eq!(HistoryTree::new(B3).root(), log.root());
     }
 
     #[test]
     fn request_errors() {
-        let log = HistoryTree::from_block_hashes(&(0..5).map(block).collect::<Vec<_>>());
+        let log = HistoryTree::from_block_hashes(B3, &(0..5).map(block).collect::<Vec<_>>());
         assert_eq!(
             log.inclusion_proof(5, 5),
             Err(MerkleError::IndexOutOfRange { index: 5, size: 5 })

@@ -10,11 +10,16 @@
 //! compression, computed [`LANES`](crate::lanes::LANES) at a time by
 //! [`crate::lanes`].
 //!
+//! Every function takes the chain's [`HashFunction`] (`hf`): BLAKE3 for
+//! ed25519-blake3 chains, SM3 for sm2-sm3 chains (inner nodes then cost one
+//! SM3 call each, with no multi-lane path). A proof made under one function
+//! never verifies under the other.
+//!
 //! | | transaction tree | history log |
 //! |---|---|---|
-//! | leaf | `Hash::of(TxLeaf, tx_bytes)` | `Hash::of(HistoryLeaf, block_hash)` |
-//! | inner node | `Hash::node(TxNode, l, r)` | `Hash::node(HistoryNode, l, r)` |
-//! | empty tree | `Hash::of(TxNode, b"")` | `Hash::of(HistoryNode, b"")` |
+//! | leaf | `hf.hash(TxLeaf, tx_bytes)` | `hf.hash(HistoryLeaf, block_hash)` |
+//! | inner node | `hf.hash_node(TxNode, l, r)` | `hf.hash_node(HistoryNode, l, r)` |
+//! | empty tree | `hf.hash(TxNode, b"")` | `hf.hash(HistoryNode, b"")` |
 //! | committed root | [`tx_root`]: the tree hash bound to the count | the tree hash, with its size in a [`TreeHead`] |
 //!
 //! The empty tree hash is the node key applied to the empty string (RFC
@@ -23,7 +28,7 @@
 //! tree hash can equal neither.
 //!
 //! * [`TxTree`] and [`tx_root`]: the block's transaction tree. The root that
-//!   a block header commits to is `Hash::of_parts(TxRoot, [count as u64 LE,
+//!   a block header commits to is `hf.hash_parts(TxRoot, [count as u64 LE,
 //!   tree_hash])`, so a root also fixes how many transactions there are.
 //!   [`tx_root_parallel`] splits the work over rayon's threads.
 //! * [`HistoryTree`]: the append-only log of block hashes (RFC 9162 §2.1),
@@ -35,21 +40,23 @@
 //!   decoding rejects proofs whose shape does not match their sizes.
 //!
 //! ```
-//! use govchain_core::hash::Hash;
+//! use govchain_core::hash::{Hash, HashFunction};
 //! use govchain_core::merkle::{HistoryTree, TxTree};
 //!
+//! let hf = HashFunction::Sm3; // or the suite's: suite.hash_function()
 //! let txs: Vec<Vec<u8>> = (0u8..5).map(|i| vec![i; 250]).collect();
-//! let tree = TxTree::from_transactions(&txs);
+//! let tree = TxTree::from_transactions(hf, &txs);
 //! let proof = tree.inclusion_proof(3)?;
-//! proof.verify_tx(&txs[3], &tree.tx_root(), tree.len())?;
+//! proof.verify_tx(hf, &txs[3], &tree.tx_root(), tree.len())?;
+//! assert!(proof.verify_tx(HashFunction::Blake3, &txs[3], &tree.tx_root(), tree.len()).is_err());
 //!
-//! let mut log = HistoryTree::new();
+//! let mut log = HistoryTree::new(hf);
 //! for i in 0u8..10 {
 //!     log.append(&Hash::from_bytes([i; 32]));
 //! }
 //! let old = log.head_at(4)?;
-//! log.consistency_proof(4, 10)?.verify(&old, &log.head())?;
-//! log.inclusion_proof(2, 10)?.verify_history(&Hash::from_bytes([2; 32]), &log.head())?;
+//! log.consistency_proof(4, 10)?.verify(hf, &old, &log.head())?;
+//! log.inclusion_proof(2, 10)?.verify_history(hf, &Hash::from_bytes([2; 32]), &log.head())?;
 //! # Ok::<(), govchain_core::merkle::MerkleError>(())
 //! ```
 
@@ -67,7 +74,7 @@ pub use tree::{
     tx_root_of_transactions, tx_root_parallel, tx_tree_hash, tx_tree_hash_parallel, TxTree,
 };
 
-use crate::hash::{Domain, Hash};
+use crate::hash::{Domain, Hash, HashFunction};
 
 /// Why a Merkle tree refused a request or a proof failed to verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,8 +139,8 @@ pub enum MerkleError {
 
 /// The hash of an empty tree whose inner nodes are hashed under `node`:
 /// the node key over the empty string.
-pub(crate) fn empty_tree_hash(node: Domain) -> Hash {
-    Hash::of(node, b"")
+pub(crate) fn empty_tree_hash(hf: HashFunction, node: Domain) -> Hash {
+    hf.hash(node, b"")
 }
 
 /// The largest power of two strictly smaller than `n`, for `n >= 2`
@@ -212,13 +219,15 @@ mod tests {
 
     #[test]
     fn empty_tree_hashes_differ_by_kind() {
-        assert_ne!(
-            empty_tree_hash(Domain::TxNode),
-            empty_tree_hash(Domain::HistoryNode)
-        );
-        assert_ne!(
-            empty_tree_hash(Domain::TxNode),
-            Hash::of(Domain::TxLeaf, b"")
-        );
+        for hf in HashFunction::ALL.iter().copied() {
+            assert_ne!(
+                empty_tree_hash(hf, Domain::TxNode),
+                empty_tree_hash(hf, Domain::HistoryNode)
+            );
+            assert_ne!(
+                empty_tree_hash(hf, Domain::TxNode),
+                hf.hash(Domain::TxLeaf, b"")
+            );
+        }
     }
 }

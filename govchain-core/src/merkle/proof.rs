@@ -5,7 +5,7 @@ use super::history::history_leaf_hash;
 use super::tree::{tx_leaf_hash, tx_root_from_tree_hash};
 use super::{consistency_path_len, inclusion_path_len, MerkleError};
 use crate::codec::{encode_seq, Decode, DecodeError, Encode, Reader};
-use crate::hash::{Domain, Hash, HASH_LEN};
+use crate::hash::{Domain, Hash, HashFunction, HASH_LEN};
 
 /// Most hashes an inclusion path can hold: one per level of a tree of up to
 /// `2^64` leaves.
@@ -69,9 +69,16 @@ pub struct InclusionProof {
 impl InclusionProof {
     /// Verifies that the encoded transaction `tx` is leaf
     /// [`leaf_index`](Self::leaf_index) of the block whose header commits to
-    /// `tx_root` and `tx_count`.
-    pub fn verify_tx(&self, tx: &[u8], tx_root: &Hash, tx_count: u64) -> Result<(), MerkleError> {
-        self.verify_tx_leaf(&tx_leaf_hash(tx), tx_root, tx_count)
+    /// `tx_root` and `tx_count`, under that chain's hash function `hf` (the
+    /// suite of the header being checked against).
+    pub fn verify_tx(
+        &self,
+        hf: HashFunction,
+        tx: &[u8],
+        tx_root: &Hash,
+        tx_count: u64,
+    ) -> Result<(), MerkleError> {
+        self.verify_tx_leaf(hf, &tx_leaf_hash(hf, tx), tx_root, tx_count)
     }
 
     /// Like [`InclusionProof::verify_tx`] for a transaction leaf hash the
@@ -79,6 +86,7 @@ impl InclusionProof {
     /// pass a hash taken from the proof or from an untrusted peer here.
     pub fn verify_tx_leaf(
         &self,
+        hf: HashFunction,
         tx_leaf: &Hash,
         tx_root: &Hash,
         tx_count: u64,
@@ -90,13 +98,14 @@ impl InclusionProof {
             });
         }
         let tree_hash = root_from_inclusion_path(
+            hf,
             Domain::TxNode,
             *tx_leaf,
             self.leaf_index,
             self.tree_size,
             &self.path,
         )?;
-        if tx_root_from_tree_hash(tx_count, &tree_hash) == *tx_root {
+        if tx_root_from_tree_hash(hf, tx_count, &tree_hash) == *tx_root {
             Ok(())
         } else {
             Err(MerkleError::RootMismatch)
@@ -104,8 +113,13 @@ impl InclusionProof {
     }
 
     /// Verifies that `block_hash` is entry [`leaf_index`](Self::leaf_index)
-    /// of the history log whose trusted head is `head`.
-    pub fn verify_history(&self, block_hash: &Hash, head: &TreeHead) -> Result<(), MerkleError> {
+    /// of the history log whose trusted head is `head`, hashed under `hf`.
+    pub fn verify_history(
+        &self,
+        hf: HashFunction,
+        block_hash: &Hash,
+        head: &TreeHead,
+    ) -> Result<(), MerkleError> {
         if self.tree_size != head.size {
             return Err(MerkleError::SizeMismatch {
                 expected: head.size,
@@ -113,8 +127,9 @@ impl InclusionProof {
             });
         }
         let root = root_from_inclusion_path(
+            hf,
             Domain::HistoryNode,
-            history_leaf_hash(block_hash),
+            history_leaf_hash(hf, block_hash),
             self.leaf_index,
             self.tree_size,
             &self.path,
@@ -130,6 +145,7 @@ impl InclusionProof {
 /// The root an inclusion path leads to, by the algorithm of RFC 9162
 /// §2.1.3.2, after the index and path length checks.
 fn root_from_inclusion_path(
+    hf: HashFunction,
     node: Domain,
     leaf: Hash,
     index: u64,
@@ -163,7 +179,7 @@ fn root_from_inclusion_path(
             });
         }
         if f_n & 1 == 1 || f_n == s_n {
-            r = Hash::node(node, p, &r);
+            r = hf.hash_node(node, p, &r);
             if f_n & 1 == 0 {
                 while f_n & 1 == 0 && f_n != 0 {
                     f_n >>= 1;
@@ -171,7 +187,7 @@ fn root_from_inclusion_path(
                 }
             }
         } else {
-            r = Hash::node(node, &r, p);
+            r = hf.hash_node(node, &r, p);
         }
         f_n >>= 1;
         s_n >>= 1;
@@ -250,8 +266,13 @@ pub struct ConsistencyProof {
 impl ConsistencyProof {
     /// Verifies that the log with trusted head `old` is a prefix of the log
     /// with trusted head `new`, by the algorithm of RFC 9162 §2.1.4.2. The
-    /// heads' sizes must be the proof's sizes.
-    pub fn verify(&self, old: &TreeHead, new: &TreeHead) -> Result<(), MerkleError> {
+    /// heads' sizes must be the proof's sizes; nodes hash under `hf`.
+    pub fn verify(
+        &self,
+        hf: HashFunction,
+        old: &TreeHead,
+        new: &TreeHead,
+    ) -> Result<(), MerkleError> {
         if self.old_size != old.size {
             return Err(MerkleError::SizeMismatch {
                 expected: old.size,
@@ -264,12 +285,13 @@ impl ConsistencyProof {
                 got: self.new_size,
             });
         }
-        verify_consistency(Domain::HistoryNode, old, new, &self.path)
+        verify_consistency(hf, Domain::HistoryNode, old, new, &self.path)
     }
 }
 
 /// RFC 9162 §2.1.4.2, with the size and path length checks first.
 fn verify_consistency(
+    hf: HashFunction,
     node: Domain,
     old: &TreeHead,
     new: &TreeHead,
@@ -326,8 +348,8 @@ fn verify_consistency(
             });
         }
         if f_n & 1 == 1 || f_n == s_n {
-            fr = Hash::node(node, c, &fr);
-            sr = Hash::node(node, c, &sr);
+            fr = hf.hash_node(node, c, &fr);
+            sr = hf.hash_node(node, c, &sr);
             if f_n & 1 == 0 {
                 while f_n & 1 == 0 && f_n != 0 {
                     f_n >>= 1;
@@ -335,7 +357,7 @@ fn verify_consistency(
                 }
             }
         } else {
-            sr = Hash::node(node, &sr, c);
+            sr = hf.hash_node(node, &sr, c);
         }
         f_n >>= 1;
         s_n >>= 1;

@@ -1,6 +1,6 @@
 //! The sparse Merkle tree for authenticated state.
 //!
-//! A binary Merkle tree over 256-bit keys ([`KeyHash`], the BLAKE3 hash of
+//! A binary Merkle tree over 256-bit keys ([`KeyHash`], the hash of
 //! an application key), versioned and stored behind the [`NodeStore`] trait
 //! in pages of four binary levels, with binary membership and
 //! non-membership proofs. The design follows the Jellyfish Merkle Tree (Z.
@@ -23,14 +23,20 @@
 //! sequence of batches equals the root of building the final set at once.
 //!
 //! # Hashes
-//! - leaf: `BLAKE3-keyed(SmtLeaf, key_hash || value_hash)` with
-//!   `value_hash = BLAKE3-keyed(SmtValue, value)` ([`leaf_hash`]);
-//! - inner node: `BLAKE3-keyed(SmtNode, left || right)` ([`node_hash`]);
+//! Every hash is taken under the chain's [`HashFunction`](crate::hash::HashFunction)
+//! `hf` (BLAKE3 or SM3), which the tree view ([`SparseMerkleTree::new`]),
+//! key positions ([`KeyHash::of`]) and proofs ([`SparseMerkleProof::verify`])
+//! take explicitly; a proof made under one function never verifies under the
+//! other. The stored encoding of nodes is the same under both (it holds no
+//! leaf hashes), so storage never needs to know the function.
+//! - leaf: `hf(SmtLeaf, key_hash || value_hash)` with
+//!   `value_hash = hf(SmtValue, value)` ([`leaf_hash`]);
+//! - inner node: `hf(SmtNode, left || right)` ([`node_hash`]);
 //! - empty subtree: [`EMPTY_SUBTREE`].
 //!
 //! Leaf and inner node use different derived keys, so a leaf can never be
 //! presented as an inner node or the other way round; both inputs are 64
-//! bytes, one BLAKE3 compression each.
+//! bytes, one BLAKE3 compression each (two under SM3).
 //!
 //! # Pages: binary tree, 16-ary storage
 //! Hashes and proofs are those of the binary tree above, but nodes are
@@ -94,12 +100,14 @@
 //!
 //! # Example
 //! ```
+//! use govchain_core::crypto::CryptoSuite;
 //! use govchain_core::smt::{KeyHash, MemoryNodeStore, SparseMerkleTree};
 //!
+//! let hf = CryptoSuite::Ed25519Blake3.hash_function(); // the chain's suite
 //! let store = MemoryNodeStore::new();
-//! let tree = SparseMerkleTree::new(&store);
-//! let alice = KeyHash::of(b"alice");
-//! let bob = KeyHash::of(b"bob");
+//! let tree = SparseMerkleTree::new(&store, hf);
+//! let alice = KeyHash::of(hf, b"alice");
+//! let bob = KeyHash::of(hf, b"bob");
 //!
 //! let (root1, batch) = tree.apply_batch(None, 1, &[(alice, Some(b"10".to_vec()))])?;
 //! store.write_batch(batch)?;
@@ -108,12 +116,12 @@
 //!
 //! let (value, proof) = tree.get_with_proof(&alice, 2)?;
 //! assert_eq!(value.as_deref(), Some(&b"10"[..]));
-//! proof.verify(&root2, &alice, Some(b"10"))?;
+//! proof.verify(hf, &root2, &alice, Some(b"10"))?;
 //!
 //! // Version 1 is still readable, and bob was absent there.
 //! let (value, proof) = tree.get_with_proof(&bob, 1)?;
 //! assert_eq!(value, None);
-//! proof.verify(&root1, &bob, None)?;
+//! proof.verify(hf, &root1, &bob, None)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader};
-use crate::hash::{Domain, Hash};
+use crate::hash::{Domain, Hash, HashFunction};
 
 /// A version of the tree: one per applied batch (typically a block height).
 pub type Version = u64;
@@ -27,9 +27,10 @@ pub const EMPTY_SUBTREE: Hash = Hash::ZERO;
 pub struct KeyHash(Hash);
 
 impl KeyHash {
-    /// The position of `app_key`: `Hash::of(Domain::SmtKey, app_key)`.
-    pub fn of(app_key: &[u8]) -> KeyHash {
-        KeyHash(Hash::of(Domain::SmtKey, app_key))
+    /// The position of `app_key`: `hf.hash(Domain::SmtKey, app_key)` under
+    /// the chain's hash function.
+    pub fn of(hf: HashFunction, app_key: &[u8]) -> KeyHash {
+        KeyHash(hf.hash(Domain::SmtKey, app_key))
     }
 
     /// Uses `hash` directly as a position. Callers must make sure that
@@ -100,25 +101,26 @@ impl Decode for KeyHash {
     }
 }
 
-/// The hash of a leaf: `BLAKE3-keyed(SmtLeaf, key_hash || value_hash)`, one
-/// compression. Its domain differs from [`node_hash`]'s, so a leaf can never
-/// be passed off as an inner node or the other way round.
+/// The hash of a leaf: `hf.hash_node(SmtLeaf, key_hash, value_hash)`, one
+/// BLAKE3 compression. Its domain differs from [`node_hash`]'s, so a leaf
+/// can never be passed off as an inner node or the other way round.
 #[inline]
-pub fn leaf_hash(key: &KeyHash, value_hash: &Hash) -> Hash {
-    Hash::node(Domain::SmtLeaf, &key.0, value_hash)
+pub fn leaf_hash(hf: HashFunction, key: &KeyHash, value_hash: &Hash) -> Hash {
+    hf.hash_node(Domain::SmtLeaf, &key.0, value_hash)
 }
 
-/// The hash of a value: `BLAKE3-keyed(SmtValue, value)`.
+/// The hash of a value: `hf.hash(SmtValue, value)`.
 #[inline]
-pub fn value_hash(value: &[u8]) -> Hash {
-    Hash::of(Domain::SmtValue, value)
+pub fn value_hash(hf: HashFunction, value: &[u8]) -> Hash {
+    hf.hash(Domain::SmtValue, value)
 }
 
-/// The hash of an inner node: `BLAKE3-keyed(SmtNode, left || right)`, where
-/// an empty child is [`EMPTY_SUBTREE`].
+/// The hash of an inner node: `hf.hash_node(SmtNode, left, right)`, where
+/// an empty child is [`EMPTY_SUBTREE`] (the same constant under every hash
+/// function).
 #[inline]
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    Hash::node(Domain::SmtNode, left, right)
+pub fn node_hash(hf: HashFunction, left: &Hash, right: &Hash) -> Hash {
+    hf.hash_node(Domain::SmtNode, left, right)
 }
 
 /// A bit path from the root: the first `depth` bits of a key.
@@ -309,17 +311,23 @@ const fn range_mask(lo: usize, len: usize) -> u16 {
 ///
 /// Leaves are stored inline, in the page that holds them; only pages are
 /// stored under their own [`NodeKey`].
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+///
+/// Equality ignores a leaf's cached hash (a function of the leaf under the
+/// tree's hash function).
+#[derive(Clone, Copy, Eq, Debug, Default)]
 pub enum Child {
     /// An empty subtree ([`EMPTY_SUBTREE`]).
     #[default]
     Empty,
-    /// A leaf, alone in the slot's subtree, with its hash.
+    /// A leaf, alone in the slot's subtree, with its hash once known.
     Leaf {
         /// The leaf.
         leaf: LeafNode,
-        /// `leaf.hash()`, cached.
-        hash: Hash,
+        /// `leaf.hash(hf)` under the hash function of the tree that built
+        /// this child ([`Child::leaf`]), or `None` for a leaf decoded from
+        /// storage (the encoding is the same under every hash function, so
+        /// the decoder can not hash): [`Child::hash`] then computes it.
+        hash: Option<Hash>,
     },
     /// A page, stored under `NodeKey { version, path: parent.nibble_child(slot) }`.
     Internal {
@@ -330,21 +338,46 @@ pub enum Child {
     },
 }
 
+impl PartialEq for Child {
+    fn eq(&self, other: &Child) -> bool {
+        match (self, other) {
+            (Child::Empty, Child::Empty) => true,
+            (Child::Leaf { leaf: a, .. }, Child::Leaf { leaf: b, .. }) => a == b,
+            (
+                Child::Internal {
+                    hash: a,
+                    version: va,
+                },
+                Child::Internal {
+                    hash: b,
+                    version: vb,
+                },
+            ) => a == b && va == vb,
+            _ => false,
+        }
+    }
+}
+
 impl Child {
-    /// A leaf child, hashing the leaf.
-    pub fn leaf(leaf: LeafNode) -> Child {
+    /// A leaf child, hashing the leaf under `hf`.
+    pub fn leaf(hf: HashFunction, leaf: LeafNode) -> Child {
         Child::Leaf {
-            hash: leaf.hash(),
+            hash: Some(leaf.hash(hf)),
             leaf,
         }
     }
 
-    /// The subtree's hash ([`EMPTY_SUBTREE`] when empty).
+    /// The subtree's hash under `hf` ([`EMPTY_SUBTREE`] when empty); a
+    /// leaf's cached hash is used when present.
     #[inline]
-    pub fn hash(&self) -> Hash {
+    pub fn hash(&self, hf: HashFunction) -> Hash {
         match self {
             Child::Empty => EMPTY_SUBTREE,
-            Child::Leaf { hash, .. } | Child::Internal { hash, .. } => *hash,
+            Child::Leaf {
+                hash: Some(hash), ..
+            }
+            | Child::Internal { hash, .. } => *hash,
+            Child::Leaf { leaf, hash: None } => leaf.hash(hf),
         }
     }
 
@@ -368,9 +401,9 @@ pub struct LeafNode {
 }
 
 impl LeafNode {
-    /// The leaf's hash, [`leaf_hash`].
-    pub fn hash(&self) -> Hash {
-        leaf_hash(&self.key_hash, &self.value_hash)
+    /// The leaf's hash under `hf`, [`leaf_hash`].
+    pub fn hash(&self, hf: HashFunction) -> Hash {
+        leaf_hash(hf, &self.key_hash, &self.value_hash)
     }
 }
 
@@ -488,18 +521,19 @@ impl InternalNode {
 
     /// The hash of the binary subtree over slots `lo..lo + len` (`len` a
     /// power of two, aligned), with single leaves collapsed.
-    pub(crate) fn range_hash(&self, lo: usize, len: usize) -> Hash {
+    pub(crate) fn range_hash(&self, hf: HashFunction, lo: usize, len: usize) -> Hash {
         let m = self.mask & range_mask(lo, len);
         if m == 0 {
             return EMPTY_SUBTREE;
         }
         if len == 1 || (m.count_ones() == 1 && self.leaves & m != 0) {
-            return self.child(m.trailing_zeros() as usize).hash();
+            return self.child(m.trailing_zeros() as usize).hash(hf);
         }
         let half = len / 2;
         node_hash(
-            &self.range_hash(lo, half),
-            &self.range_hash(lo + half, half),
+            hf,
+            &self.range_hash(hf, lo, half),
+            &self.range_hash(hf, lo + half, half),
         )
     }
 
@@ -508,8 +542,10 @@ impl InternalNode {
     /// a time through the multi-lane compression measured slower: a page
     /// level has at most eight nodes, usually far fewer, and the lanes'
     /// transposes cost more than they save there.)
-    pub fn hash(&self) -> Hash {
-        self.range_hash(0, PAGE_SLOTS)
+    ///
+    /// `hf` is the tree's hash function.
+    pub fn hash(&self, hf: HashFunction) -> Hash {
+        self.range_hash(hf, 0, PAGE_SLOTS)
     }
 }
 
@@ -526,12 +562,12 @@ pub enum Node {
 }
 
 impl Node {
-    /// The node's hash ([`EMPTY_SUBTREE`] for [`Node::Empty`]).
-    pub fn hash(&self) -> Hash {
+    /// The node's hash under `hf` ([`EMPTY_SUBTREE`] for [`Node::Empty`]).
+    pub fn hash(&self, hf: HashFunction) -> Hash {
         match self {
             Node::Empty => EMPTY_SUBTREE,
-            Node::Leaf(l) => l.hash(),
-            Node::Internal(n) => n.hash(),
+            Node::Leaf(l) => l.hash(hf),
+            Node::Internal(n) => n.hash(hf),
         }
     }
 }
@@ -647,7 +683,12 @@ impl Decode for Node {
                         continue;
                     }
                     if leaves & (1 << i) != 0 {
-                        children.push(Child::leaf(decode_leaf(r)?));
+                        // Not hashed here: the encoding does not say under
+                        // which function (see `Child::Leaf`).
+                        children.push(Child::Leaf {
+                            leaf: decode_leaf(r)?,
+                            hash: None,
+                        });
                     } else {
                         let hash = Hash::decode_from(r)?;
                         let version = decode_version(r)?;
@@ -685,19 +726,35 @@ mod tests {
     use crate::codec::decode_exact;
     use proptest::prelude::*;
 
+    const B3: HashFunction = HashFunction::Blake3;
+
     fn h(b: u8) -> Hash {
         Hash::of(Domain::Test, &[b])
     }
 
     #[test]
     fn leaf_hash_is_of_parts() {
-        let k = KeyHash::of(b"k");
-        let v = value_hash(b"v");
-        assert_eq!(
-            leaf_hash(&k, &v),
-            Hash::of_parts(Domain::SmtLeaf, &[k.hash().as_bytes(), v.as_bytes()])
-        );
-        assert_ne!(leaf_hash(&k, &v), node_hash(k.hash(), &v));
+        for hf in HashFunction::ALL.iter().copied() {
+            let k = KeyHash::of(hf, b"k");
+            let v = value_hash(hf, b"v");
+            assert_eq!(
+                leaf_hash(hf, &k, &v),
+                hf.hash_parts(Domain::SmtLeaf, &[k.hash().as_bytes(), v.as_bytes()])
+            );
+            assert_ne!(leaf_hash(hf, &k, &v), node_hash(hf, k.hash(), &v));
+        }
+        assert_ne!(KeyHash::of(B3, b"k"), KeyHash::of(HashFunction::Sm3, b"k"));
+        let leaf = LeafNode {
+            key_hash: KeyHash::of(B3, b"k"),
+            value_hash: h(1),
+            value_version: 0,
+        };
+        // A decoded leaf (no cached hash) hashes under the function asked.
+        let decoded = Child::Leaf { leaf, hash: None };
+        assert_eq!(decoded, Child::leaf(B3, leaf));
+        for hf in HashFunction::ALL.iter().copied() {
+            assert_eq!(decoded.hash(hf), Child::leaf(hf, leaf).hash(hf));
+        }
     }
 
     #[test]
@@ -720,11 +777,14 @@ mod tests {
         let child = prop_oneof![
             Just(Child::Empty),
             (any::<u8>(), any::<u8>(), any::<u64>()).prop_map(|(k, v, value_version)| {
-                Child::leaf(LeafNode {
-                    key_hash: KeyHash::from_hash(h(k)),
-                    value_hash: h(v),
-                    value_version,
-                })
+                Child::leaf(
+                    B3,
+                    LeafNode {
+                        key_hash: KeyHash::from_hash(h(k)),
+                        value_hash: h(v),
+                        value_version,
+                    },
+                )
             }),
             (1u8.., any::<u64>()).prop_map(|(b, version)| Child::Internal {
                 hash: h(b),
@@ -751,11 +811,14 @@ mod tests {
     #[test]
     fn page_hash_is_the_binary_hash() {
         let l = |i: u8| {
-            Child::leaf(LeafNode {
-                key_hash: KeyHash::from_hash(h(i)),
-                value_hash: h(i),
-                value_version: 0,
-            })
+            Child::leaf(
+                B3,
+                LeafNode {
+                    key_hash: KeyHash::from_hash(h(i)),
+                    value_hash: h(i),
+                    value_version: 0,
+                },
+            )
         };
         let mut slots = [Child::Empty; PAGE_SLOTS];
         slots[0] = l(1);
@@ -764,11 +827,11 @@ mod tests {
         let page = InternalNode::from_slots(&slots);
         // Slots 0 and 1 split at the last level; slot 9 is alone in the
         // right half, so it collapses to depth 1.
-        let mut left = node_hash(&slots[0].hash(), &slots[1].hash());
+        let mut left = node_hash(B3, &slots[0].hash(B3), &slots[1].hash(B3));
         for _ in 0..2 {
-            left = node_hash(&left, &EMPTY_SUBTREE);
+            left = node_hash(B3, &left, &EMPTY_SUBTREE);
         }
-        assert_eq!(page.hash(), node_hash(&left, &slots[9].hash()));
+        assert_eq!(page.hash(B3), node_hash(B3, &left, &slots[9].hash(B3)));
         assert_eq!(page.slots(), slots);
         assert_eq!(page.child(9), slots[9]);
         assert_eq!(page.child(8), Child::Empty);
@@ -780,9 +843,9 @@ mod tests {
         };
         let mut expected = h(7);
         for _ in 0..4 {
-            expected = node_hash(&EMPTY_SUBTREE, &expected);
+            expected = node_hash(B3, &EMPTY_SUBTREE, &expected);
         }
-        assert_eq!(InternalNode::from_slots(&one).hash(), expected);
+        assert_eq!(InternalNode::from_slots(&one).hash(B3), expected);
     }
 
     #[test]

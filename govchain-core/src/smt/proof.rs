@@ -1,7 +1,7 @@
 //! Membership and non-membership proofs.
 
 use crate::codec::{Decode, DecodeError, Encode, Reader};
-use crate::hash::Hash;
+use crate::hash::{Hash, HashFunction};
 
 use super::node::{leaf_hash, node_hash, value_hash, KeyHash, NodePath, EMPTY_SUBTREE, KEY_BITS};
 
@@ -96,8 +96,9 @@ pub enum SmtProofError {
 }
 
 impl SparseMerkleProof {
-    /// The root this proof hashes to for `key`, or an error if it is too long.
-    pub fn compute_root(&self, key: &KeyHash) -> Result<Hash, SmtProofError> {
+    /// The root this proof hashes to for `key` under `hf`, or an error if it
+    /// is too long.
+    pub fn compute_root(&self, hf: HashFunction, key: &KeyHash) -> Result<Hash, SmtProofError> {
         let depth = self.siblings.len();
         if depth > MAX_SIBLINGS {
             return Err(SmtProofError::TooManySiblings {
@@ -106,34 +107,38 @@ impl SparseMerkleProof {
             });
         }
         let mut current = match &self.leaf {
-            Some((k, vh)) => leaf_hash(k, vh),
+            Some((k, vh)) => leaf_hash(hf, k, vh),
             None => EMPTY_SUBTREE,
         };
         for (i, sibling) in self.siblings.iter().enumerate().rev() {
             current = if key.bit(i) {
-                node_hash(sibling, &current)
+                node_hash(hf, sibling, &current)
             } else {
-                node_hash(&current, sibling)
+                node_hash(hf, &current, sibling)
             };
         }
         Ok(current)
     }
 
     /// Checks that under `root`, `key` holds `value` (`Some`) or holds no
-    /// value (`None`).
+    /// value (`None`), hashing under `hf`: the hash function of the chain
+    /// whose header holds `root`. A proof made under the other function
+    /// fails with [`SmtProofError::RootMismatch`].
     pub fn verify(
         &self,
+        hf: HashFunction,
         root: &Hash,
         key: &KeyHash,
         value: Option<&[u8]>,
     ) -> Result<(), SmtProofError> {
-        self.verify_hashed(root, key, value.map(value_hash).as_ref())
+        self.verify_hashed(hf, root, key, value.map(|v| value_hash(hf, v)).as_ref())
     }
 
     /// [`verify`](Self::verify) with the value already hashed
     /// ([`value_hash`]).
     pub fn verify_hashed(
         &self,
+        hf: HashFunction,
         root: &Hash,
         key: &KeyHash,
         expected_value_hash: Option<&Hash>,
@@ -172,7 +177,7 @@ impl SparseMerkleProof {
             }
             (None, None) => {}
         }
-        let computed = self.compute_root(key)?;
+        let computed = self.compute_root(hf, key)?;
         if computed != *root {
             return Err(SmtProofError::RootMismatch {
                 expected: *root,
@@ -269,13 +274,15 @@ mod tests {
     use crate::codec::decode_exact;
     use crate::hash::Domain;
 
+    const B3: HashFunction = HashFunction::Blake3;
+
     #[test]
     fn empty_tree_proves_absence() {
         let p = SparseMerkleProof::default();
-        let k = KeyHash::of(b"k");
-        assert_eq!(p.verify(&EMPTY_SUBTREE, &k, None), Ok(()));
+        let k = KeyHash::of(B3, b"k");
+        assert_eq!(p.verify(B3, &EMPTY_SUBTREE, &k, None), Ok(()));
         assert_eq!(
-            p.verify(&EMPTY_SUBTREE, &k, Some(b"v")),
+            p.verify(B3, &EMPTY_SUBTREE, &k, Some(b"v")),
             Err(SmtProofError::KeyAbsent { key: k })
         );
     }
@@ -283,7 +290,7 @@ mod tests {
     #[test]
     fn encoding_round_trip_and_limits() {
         let p = SparseMerkleProof {
-            leaf: Some((KeyHash::of(b"a"), value_hash(b"b"))),
+            leaf: Some((KeyHash::of(B3, b"a"), value_hash(B3, b"b"))),
             siblings: vec![
                 Hash::of(Domain::Test, b"1"),
                 EMPTY_SUBTREE,
@@ -308,14 +315,14 @@ mod tests {
         };
         assert!(decode_exact::<SparseMerkleProof>(&long.to_bytes(), usize::MAX).is_err());
         assert_eq!(
-            long.verify(&EMPTY_SUBTREE, &KeyHash::of(b"k"), None),
+            long.verify(B3, &EMPTY_SUBTREE, &KeyHash::of(B3, b"k"), None),
             Err(SmtProofError::TooManySiblings {
                 count: MAX_SIBLINGS + 1,
                 max: MAX_SIBLINGS
             })
         );
         let full = SparseMerkleProof {
-            leaf: Some((KeyHash::of(b"a"), value_hash(b"b"))),
+            leaf: Some((KeyHash::of(B3, b"a"), value_hash(B3, b"b"))),
             siblings: vec![Hash::of(Domain::Test, b"x"); MAX_SIBLINGS],
         };
         assert_eq!(full.to_bytes().len(), MAX_PROOF_LEN);

@@ -632,7 +632,7 @@ mod tests {
     use crate::smt::LeafNode;
 
     fn key(i: u32) -> KeyHash {
-        KeyHash::of(&i.to_le_bytes())
+        KeyHash::of(crate::hash::HashFunction::Blake3, &i.to_le_bytes())
     }
 
     fn leaf(i: u32, value_version: Version) -> Node {

@@ -2,8 +2,7 @@
 
 use rayon::prelude::*;
 
-use crate::hash::{Domain, Hash};
-use crate::lanes::hash_node_pairs;
+use crate::hash::{Domain, Hash, HashFunction};
 
 use super::node::{
     Child, InternalNode, KeyHash, LeafNode, Node, NodeKey, NodePath, Range, Version, EMPTY_SUBTREE,
@@ -94,6 +93,7 @@ const HASH_CHUNK: usize = 512;
 #[derive(Debug)]
 pub struct SparseMerkleTree<'a, S> {
     store: &'a S,
+    hf: HashFunction,
 }
 
 impl<S> Clone for SparseMerkleTree<'_, S> {
@@ -125,7 +125,7 @@ impl Carry {
     fn child(self) -> Child {
         Child::Leaf {
             leaf: self.leaf,
-            hash: self.hash,
+            hash: Some(self.hash),
         }
     }
 }
@@ -226,9 +226,16 @@ struct Job<'t> {
 }
 
 impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
-    /// A tree view over `store`.
-    pub fn new(store: &'a S) -> Self {
-        SparseMerkleTree { store }
+    /// A tree view over `store`, hashing under `hf`: the hash function of
+    /// the chain whose state this is. A store holds one chain's tree, so
+    /// every view of it must use the same function.
+    pub fn new(store: &'a S, hf: HashFunction) -> Self {
+        SparseMerkleTree { store, hf }
+    }
+
+    /// The hash function of this tree.
+    pub fn hash_function(&self) -> HashFunction {
+        self.hf
     }
 
     /// The root hash of the empty tree.
@@ -301,7 +308,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
 
     /// The root hash of `version`.
     pub fn root_hash(&self, version: Version) -> Result<Hash, S::Error> {
-        Ok(self.read_root(version)?.hash())
+        Ok(self.read_root(version)?.hash(self.hf))
     }
 
     /// The value of `key` at `version`.
@@ -349,7 +356,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                     (lo, lo + half)
                 };
                 if let Some(p) = proof.as_deref_mut() {
-                    p.siblings.push(page.range_hash(other, half));
+                    p.siblings.push(page.range_hash(self.hf, other, half));
                 }
                 lo = mine;
                 len = half;
@@ -434,7 +441,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                 });
             }
         }
-        let upds = prepare(updates)?;
+        let upds = prepare(self.hf, updates)?;
         let job = Job {
             version: new_version,
             base,
@@ -457,10 +464,10 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                 }
                 Node::Leaf(leaf) => {
                     cx.cur.stale(new_version, NodeKey::root(b));
-                    Child::leaf(leaf)
+                    Child::leaf(self.hf, leaf)
                 }
                 Node::Internal(page) => Child::Internal {
-                    hash: page.hash(),
+                    hash: page.hash(self.hf),
                     version: b,
                 },
             },
@@ -472,9 +479,9 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
                 cx.cur.nodes.push((root_key, Node::Empty));
                 EMPTY_SUBTREE
             }
-            Child::Leaf { leaf, hash } => {
+            c @ Child::Leaf { leaf, .. } => {
                 cx.cur.nodes.push((root_key, Node::Leaf(leaf)));
-                hash
+                c.hash(self.hf)
             }
             // A new root page, already written at `root_key`.
             Child::Internal { hash, version } if version == new_version => hash,
@@ -511,7 +518,8 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
         }
         match existing {
             Child::Empty => self.build(job, cx, path, None, upds),
-            Child::Leaf { leaf, hash } => {
+            c @ Child::Leaf { leaf, .. } => {
+                let hash = c.hash(self.hf);
                 let carry = match upds.binary_search_by(|u| u.key.cmp(&leaf.key_hash)) {
                     Ok(i) => {
                         // Overwritten or deleted: the old value goes.
@@ -663,7 +671,7 @@ impl<'a, S: NodeStore> SparseMerkleTree<'a, S> {
             _ => {}
         }
         let page = InternalNode::from_slots(slots);
-        let hash = page.hash();
+        let hash = page.hash(self.hf);
         cx.cur.nodes.push((
             NodeKey {
                 version: job.version,
@@ -689,13 +697,14 @@ fn new_leaf(job: &Job<'_>, cx: &mut Ctx, u: &Upd) -> Child {
             value_hash,
             value_version: job.version,
         },
-        hash,
+        hash: Some(hash),
     }
 }
 
 /// Hashes values and leaves (leaves eight at a time with
 /// [`hash_node_pairs`]), sorts by key and rejects repeated keys.
 fn prepare<E: std::error::Error + 'static>(
+    hf: HashFunction,
     updates: &[(KeyHash, Option<Vec<u8>>)],
 ) -> Result<Vec<Upd>, E> {
     let mut upds: Vec<Upd> = updates
@@ -711,11 +720,11 @@ fn prepare<E: std::error::Error + 'static>(
         let mut pairs = Vec::with_capacity(chunk.len());
         for u in chunk.iter() {
             if let Some((_, Some(value))) = updates.get(u.idx) {
-                pairs.push([*u.key.hash(), super::node::value_hash(value)]);
+                pairs.push([*u.key.hash(), super::node::value_hash(hf, value)]);
             }
         }
         let mut leaves = vec![EMPTY_SUBTREE; pairs.len()];
-        hash_node_pairs(Domain::SmtLeaf, &pairs, &mut leaves);
+        hf.hash_node_pairs(Domain::SmtLeaf, &pairs, &mut leaves);
         let mut it = pairs.iter().zip(&leaves);
         for u in chunk.iter_mut() {
             if matches!(updates.get(u.idx), Some((_, Some(_)))) {
@@ -778,8 +787,10 @@ mod tests {
     use super::*;
     use crate::smt::{leaf_hash, node_hash, value_hash, MemoryNodeStore};
 
+    const B3: HashFunction = HashFunction::Blake3;
+
     fn k(i: u32) -> KeyHash {
-        KeyHash::of(&i.to_le_bytes())
+        KeyHash::of(B3, &i.to_le_bytes())
     }
 
     fn apply(
@@ -788,7 +799,7 @@ mod tests {
         version: Version,
         updates: &[(KeyHash, Option<Vec<u8>>)],
     ) -> Hash {
-        let (root, batch) = SparseMerkleTree::new(store)
+        let (root, batch) = SparseMerkleTree::new(store, B3)
             .apply_batch(base, version, updates)
             .unwrap();
         store.write_batch(batch).unwrap();
@@ -798,27 +809,27 @@ mod tests {
     #[test]
     fn empty_single_and_pair_roots() {
         let store = MemoryNodeStore::new();
-        let tree = SparseMerkleTree::new(&store);
+        let tree = SparseMerkleTree::new(&store, B3);
         assert_eq!(apply(&store, None, 0, &[]), EMPTY_SUBTREE);
         assert_eq!(tree.root_hash(0).unwrap(), EMPTY_SUBTREE);
         let r1 = apply(&store, Some(0), 1, &[(k(1), Some(b"a".to_vec()))]);
-        assert_eq!(r1, leaf_hash(&k(1), &value_hash(b"a")));
+        assert_eq!(r1, leaf_hash(B3, &k(1), &value_hash(B3, b"a")));
         let r2 = apply(&store, Some(1), 2, &[(k(2), Some(b"b".to_vec()))]);
         let (l1, l2) = (
-            leaf_hash(&k(1), &value_hash(b"a")),
-            leaf_hash(&k(2), &value_hash(b"b")),
+            leaf_hash(B3, &k(1), &value_hash(B3, b"a")),
+            leaf_hash(B3, &k(2), &value_hash(B3, b"b")),
         );
         // Both leaves sit just below their common prefix.
         let mut expected = if k(1).bit(k(1).common_prefix_len(&k(2))) {
-            node_hash(&l2, &l1)
+            node_hash(B3, &l2, &l1)
         } else {
-            node_hash(&l1, &l2)
+            node_hash(B3, &l1, &l2)
         };
         for d in (0..k(1).common_prefix_len(&k(2))).rev() {
             expected = if k(1).bit(d) {
-                node_hash(&EMPTY_SUBTREE, &expected)
+                node_hash(B3, &EMPTY_SUBTREE, &expected)
             } else {
-                node_hash(&expected, &EMPTY_SUBTREE)
+                node_hash(B3, &expected, &EMPTY_SUBTREE)
             };
         }
         assert_eq!(r2, expected);
@@ -837,7 +848,7 @@ mod tests {
         let ups: Vec<_> = (0..100).map(|i| (k(i), Some(vec![1]))).collect();
         let r1 = apply(&store, None, 1, &ups);
         let before = store.node_count();
-        let (r2, batch) = SparseMerkleTree::new(&store)
+        let (r2, batch) = SparseMerkleTree::new(&store, B3)
             .apply_batch(Some(1), 2, &[(k(1000), None)])
             .unwrap();
         assert_eq!(r1, r2);
@@ -851,7 +862,7 @@ mod tests {
     #[test]
     fn batch_errors() {
         let store = MemoryNodeStore::new();
-        let tree = SparseMerkleTree::new(&store);
+        let tree = SparseMerkleTree::new(&store, B3);
         assert!(matches!(
             tree.apply_batch(None, 1, &[(k(1), None), (k(1), Some(vec![]))]),
             Err(SmtError::DuplicateKey { key }) if key == k(1)
@@ -872,7 +883,7 @@ mod tests {
     #[test]
     fn prune_keeps_retained_versions() {
         let store = MemoryNodeStore::new();
-        let tree = SparseMerkleTree::new(&store);
+        let tree = SparseMerkleTree::new(&store, B3);
         let mut roots = Vec::new();
         let mut base = None;
         for v in 1..=5u64 {
@@ -912,5 +923,49 @@ mod tests {
         // Values of pruned versions are gone: one value per live key at
         // version 4 (plus markers/values written at 5).
         assert!(store.value_count() <= 2 * 200 + 40);
+    }
+
+    /// The root by definition, under any hash function.
+    fn spec_root(hf: HashFunction, leaves: &[(KeyHash, Hash)], depth: usize) -> Hash {
+        match leaves {
+            [] => EMPTY_SUBTREE,
+            [(k, v)] => leaf_hash(hf, k, v),
+            _ => {
+                let split = leaves.partition_point(|(k, _)| !k.bit(depth));
+                node_hash(
+                    hf,
+                    &spec_root(hf, &leaves[..split], depth + 1),
+                    &spec_root(hf, &leaves[split..], depth + 1),
+                )
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Under each hash function the tree's root is the spec root, its
+        /// proofs verify under that function, and never under the other.
+        #[test]
+        fn roots_and_proofs_per_hash_function(n in 1u32..200, probe in 0u32..400) {
+            for hf in HashFunction::ALL.iter().copied() {
+                let other = if hf == B3 { HashFunction::Sm3 } else { B3 };
+                let store = MemoryNodeStore::new();
+                let tree = SparseMerkleTree::new(&store, hf);
+                let updates: Vec<_> = (0..n)
+                    .map(|i| (KeyHash::of(hf, &i.to_le_bytes()), Some(i.to_be_bytes().to_vec())))
+                    .collect();
+                let (root, batch) = tree.apply_batch(None, 1, &updates).unwrap();
+                store.write_batch(batch).unwrap();
+                let mut leaves: Vec<_> = updates
+                    .iter()
+                    .map(|(k, v)| (*k, value_hash(hf, v.as_deref().unwrap())))
+                    .collect();
+                leaves.sort();
+                proptest::prop_assert_eq!(root, spec_root(hf, &leaves, 0));
+                let key = KeyHash::of(hf, &probe.to_le_bytes());
+                let (value, proof) = tree.get_with_proof(&key, 1).unwrap();
+                proptest::prop_assert!(proof.verify(hf, &root, &key, value.as_deref()).is_ok());
+                proptest::prop_assert!(proof.verify(other, &root, &key, value.as_deref()).is_err());
+            }
+        }
     }
 }

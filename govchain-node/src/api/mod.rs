@@ -594,7 +594,8 @@ fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 /// A header as JSON.
 pub fn header_json(h: &BlockHeader) -> Value {
     json!({
-        "version": h.version,
+        "version": h.version(),
+        "suite": h.suite.name(),
         "chain_id": h.chain_id.as_str(),
         "height": h.height.get(),
         "time_ms": h.time.get(),

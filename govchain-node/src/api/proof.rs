@@ -429,7 +429,12 @@ pub fn verify(proof: &ProofFile, trusted: &TrustedSet) -> Result<Proven, ProofEr
         } => {
             check_header(header, certificate, trusted)?;
             proof
-                .verify_tx(&tx.to_bytes(), &header.tx_root, u64::from(header.tx_count))
+                .verify_tx(
+                    header.suite.hash_function(),
+                    &tx.to_bytes(),
+                    &header.tx_root,
+                    u64::from(header.tx_count),
+                )
                 .map_err(|source| ProofError::Inclusion { source })?;
             if tx.chain_id() != &header.chain_id {
                 return Err(ProofError::WrongChain {
@@ -454,7 +459,12 @@ pub fn verify(proof: &ProofFile, trusted: &TrustedSet) -> Result<Proven, ProofEr
         } => {
             check_header(header, certificate, trusted)?;
             proof
-                .verify(&header.state_root, &KeyHash::of(key), value.as_deref())
+                .verify(
+                    header.suite.hash_function(),
+                    &header.state_root,
+                    &KeyHash::of(header.suite.hash_function(), key),
+                    value.as_deref(),
+                )
                 .map_err(|source| ProofError::State { source })?;
             Ok(Proven::State {
                 chain: header.chain_id.clone(),

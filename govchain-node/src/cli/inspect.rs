@@ -169,6 +169,17 @@ fn open_stores(dir: &Path) -> Result<Vec<(ChainId, DurableStore)>, InspectError>
     Ok(out)
 }
 
+/// The suite named by the latest header of `store` (ed25519-blake3 when it
+/// holds no block).
+fn store_suite(store: &DurableStore) -> govchain_core::crypto::CryptoSuite {
+    store
+        .latest_height()
+        .ok()
+        .and_then(|h| store.block(h).ok().flatten())
+        .map(|b| b.block.header.suite)
+        .unwrap_or_default()
+}
+
 /// What the main chain's governance state says about every chain.
 fn governance_trust(
     stores: &[(ChainId, DurableStore)],
@@ -179,7 +190,11 @@ fn governance_trust(
             reason: e.to_string(),
         })?;
         let Some(version) = latest else { continue };
-        let view = TreeStateView::new(store, Some(version));
+        // The chain's suite is recorded in its headers; a store with no
+        // block yet is read as ed25519-blake3 (its genesis state alone does
+        // not record the suite).
+        let hf = store_suite(store).hash_function();
+        let view = TreeStateView::new(store, hf, Some(version));
         let no_trust = |e: governance::StateReadError| InspectError::NoTrust {
             chain: chain.clone(),
             reason: format!("reading governance state: {e}"),
@@ -283,7 +298,14 @@ fn inspect_chain(
     let Some(oldest) = oldest else {
         return Ok(report);
     };
-    let mut history = HistoryTree::new();
+    // The chain's suite: its validators' (every header must name it).
+    let suite = trust
+        .schedule
+        .values()
+        .next()
+        .map_or_else(|| store_suite(store), ValidatorSet::suite);
+    let hf = suite.hash_function();
+    let mut history = HistoryTree::new(hf);
     let mut previous: Option<(Hash, Timestamp)> = None;
     let mut sets = std::collections::BTreeSet::new();
     for h in oldest.get()..=latest.get() {
@@ -352,7 +374,17 @@ fn inspect_chain(
             }
             history.append(&hash);
         }
-        match store.state_root(h) {
+        if header.suite != suite {
+            return Err(fail(
+                height,
+                "suite",
+                format!(
+                    "header is of suite {}, the chain's is {suite}",
+                    header.suite
+                ),
+            ));
+        }
+        match store.state_root(hf, h) {
             Ok(Some(root)) => {
                 if root != header.state_root {
                     return Err(fail(

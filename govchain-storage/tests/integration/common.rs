@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use govchain_core::block::{tx_root_of, Block, BlockHeader, HEADER_VERSION};
+use govchain_core::block::{tx_root_of, Block, BlockHeader};
 use govchain_core::cert::{certify, CommitCertificate};
 use govchain_core::codec::Encode;
 use govchain_core::crypto::{SecretKey, Signer};
@@ -81,14 +81,17 @@ pub struct Workload {
 }
 
 pub fn key(i: u64) -> KeyHash {
-    KeyHash::of(format!("key-{i}").as_bytes())
+    KeyHash::of(
+        govchain_core::hash::HashFunction::Blake3,
+        format!("key-{i}").as_bytes(),
+    )
 }
 
 impl Workload {
     pub fn new(seed: u64) -> Self {
         let signer = SecretKey::from_seed(&[7u8; 32]);
         let reference = MemoryNodeStore::new();
-        let tree = SparseMerkleTree::new(&reference);
+        let tree = SparseMerkleTree::new(&reference, govchain_core::hash::HashFunction::Blake3);
         let (_, genesis) = tree
             .apply_batch(None, 0, &[(key(0), Some(b"genesis".to_vec()))])
             .unwrap();
@@ -131,7 +134,8 @@ impl Workload {
                 };
                 updates.push((key(k), value));
             }
-            let tree = SparseMerkleTree::new(&self.reference);
+            let tree =
+                SparseMerkleTree::new(&self.reference, govchain_core::hash::HashFunction::Blake3);
             let (root, batch) = tree.apply_batch(Some(h - 1), h, &updates).unwrap();
             self.reference.write_batch(batch.clone()).unwrap();
             let txs: Vec<Transaction> = (0..rng.next_u64() % 3)
@@ -143,12 +147,12 @@ impl Workload {
                 .collect();
             let parent_hash = self.entries.last().map_or(Hash::ZERO, |e| e.block.hash());
             let header = BlockHeader {
-                version: HEADER_VERSION,
+                suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
                 chain_id: chain(),
                 height: Height::new(h),
                 time: Timestamp::new(h * 1000),
                 parent_hash,
-                tx_root: tx_root_of(&txs),
+                tx_root: tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &txs),
                 tx_count: txs.len() as u32,
                 state_root: root,
                 history_root: Hash::ZERO,
@@ -239,11 +243,14 @@ pub fn check_invariants(store: &DurableStore, wl: &Workload, acked: u64, in_flig
             "index height != state height"
         );
         assert_eq!(
-            store.state_root(latest).unwrap(),
+            store
+                .state_root(govchain_core::hash::HashFunction::Blake3, latest)
+                .unwrap(),
             Some(wl.entry(latest).root)
         );
-        let tree = SparseMerkleTree::new(store);
-        let reference = SparseMerkleTree::new(wl.reference());
+        let tree = SparseMerkleTree::new(store, govchain_core::hash::HashFunction::Blake3);
+        let reference =
+            SparseMerkleTree::new(wl.reference(), govchain_core::hash::HashFunction::Blake3);
         for k in &wl.entry(latest).keys {
             assert_eq!(
                 tree.get(k, latest).unwrap(),

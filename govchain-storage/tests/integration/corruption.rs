@@ -79,8 +79,9 @@ fn bit_flips_are_detected_never_served() {
                 }
             }
         }
-        let tree = SparseMerkleTree::new(&store);
-        let reference = SparseMerkleTree::new(wl.reference());
+        let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
+        let reference =
+            SparseMerkleTree::new(wl.reference(), govchain_core::hash::HashFunction::Blake3);
         for i in 0..48 {
             if let Ok(v) = tree.get(&key(i), blocks) {
                 assert_eq!(
@@ -209,8 +210,8 @@ fn golden_on_disk_format() {
     // State rows: keys "k0".."k5" at version 1, then version 2 overwrites
     // k0 and deletes k1.
     let store = MemoryNodeStore::new();
-    let tree = SparseMerkleTree::new(&store);
-    let key = |i: u8| KeyHash::of(&[b'k', b'0' + i]);
+    let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
+    let key = |i: u8| KeyHash::of(govchain_core::hash::HashFunction::Blake3, &[b'k', b'0' + i]);
     let v1: Vec<_> = (0..6).map(|i| (key(i), Some(vec![i; 3]))).collect();
     let (_, b1) = tree.apply_batch(None, 1, &v1).unwrap();
     store.write_batch(b1).unwrap();

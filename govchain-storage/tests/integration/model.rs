@@ -62,8 +62,9 @@ fn check<S: BlockStore + StateStore>(
             assert_eq!(got.is_some(), model.contains_key(&h));
         }
         Op::Value(k, v) if v <= latest && v >= oldest_state => {
-            let tree = SparseMerkleTree::new(s);
-            let reference = SparseMerkleTree::new(wl.reference());
+            let tree = SparseMerkleTree::new(s, govchain_core::hash::HashFunction::Blake3);
+            let reference =
+                SparseMerkleTree::new(wl.reference(), govchain_core::hash::HashFunction::Blake3);
             assert_eq!(
                 tree.get(&key(k), v).unwrap(),
                 reference.get(&key(k), v).unwrap()
