@@ -28,18 +28,29 @@
 //!   values inserted into a plain redb table in one write transaction with
 //!   the same commit settings (immediate durability, two-phase commit, same
 //!   cache size), on a database that grows alike.
+//! - `state_read_p50` / `state_read_p99` (`us`): after those versions
+//!   (180,000 keys), [`NodeStore::get_value`] of a random written key at
+//!   the latest version — the executor's state-view read: a value-index
+//!   lookup, then, unless the key was written at that very version, the
+//!   walk of the state tree to its leaf and the BLAKE3 check of the value
+//!   against it. Baselines `redb_plain_get_p50` / `_p99`: a read
+//!   transaction and a point get of a random key of the plain table above,
+//!   copying the value out.
 //! - `reopen_{N}_blocks` (`ms`): clean close, then [`DurableStore::open`]
 //!   with the default configuration on a store of N = 100,000 small
 //!   blocks; baseline `reopen_{N/10}_blocks`, the same on a store ten times
-//!   shorter. The default runs redb's integrity check on every open
-//!   ([`DurableConfig::force_index_check_on_open`]), which reads the whole
-//!   index, so this ratio grows with the chain.
-//!   `reopen_{N}_blocks_trusting_clean_shutdown`: the same with that option
-//!   off, so the check runs only after an unclean shutdown and is skipped
-//!   after this clean close; a ratio near 1 means reopen time does not grow
-//!   with the chain. `reopen_{N}_blocks_no_index_check` has
-//!   [`DurableConfig::check_index_on_open`] off too: what recovery itself
-//!   costs. Page cache warm.
+//!   shorter. After a clean shutdown the default runs no integrity check
+//!   (index pages are verified when read instead), so a ratio near 1 means
+//!   reopen time does not grow with the chain.
+//!   `reopen_{N}_blocks_trusting_clean_shutdown` repeats that row under its
+//!   name from before format 4, when trusting a clean shutdown was opt-in.
+//!   `reopen_{N}_blocks_forced_index_check`: with
+//!   [`DurableConfig::force_index_check_on_open`] on (the default before
+//!   the verified reads), redb's integrity check reads the whole index, so
+//!   this ratio grows with the chain. `reopen_{N}_blocks_no_index_check`
+//!   has [`DurableConfig::check_index_on_open`] off, so no check runs even
+//!   after an unclean shutdown: what recovery itself costs (after this
+//!   clean close, the same work as the default). Page cache warm.
 //! - `read_by_height_p50` / `read_by_height_p99` (`us`): [`BlockStore::block`]
 //!   at uniformly random heights of the N-block store (index lookup, frame
 //!   read, CRC, decode, hash check against the index, certificate decode);
@@ -62,7 +73,7 @@
 //! - `GOVCHAIN_PERF_STORAGE_BLOCKS`: N for the reopen and read rows
 //!   (default 100,000). The metric names carry the N used.
 //! - `GOVCHAIN_PERF_ONLY`: comma-separated sections to run (`append`,
-//!   `state`, `reopen`, `read`; `read` builds the N-block store if `reopen`
+//!   `state` (with the state reads), `reopen`, `read`; `read` builds the N-block store if `reopen`
 //!   did not).
 
 use std::fs::{File, OpenOptions};
@@ -78,7 +89,7 @@ use govchain_core::cert::{certify, CommitCertificate};
 use govchain_core::codec::Encode;
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::hash::Hash;
-use govchain_core::smt::{KeyHash, SparseMerkleTree, TreeUpdateBatch};
+use govchain_core::smt::{KeyHash, NodeStore, SparseMerkleTree, TreeUpdateBatch};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
 use govchain_storage::format::{encode_frame, encode_state_batch};
@@ -526,14 +537,22 @@ fn redb_insert(db: &redb::Database, entries: &[([u8; 32], Vec<u8>)]) -> anyhow::
     Ok(())
 }
 
+/// What [`measure_state`] measured: the medians of the commit rates
+/// (updates/s), then the per-read latencies (us) of the state reads and of
+/// their baseline.
+pub type StateMeasurements = (f64, f64, Vec<f64>, Vec<f64>);
+
 /// Measures `state_commit_10k` against `redb_plain_insert_10k`: `rounds`
 /// interleaved versions of `per_version` updates after `warmup` unmeasured
-/// ones. Returns the medians in updates/s.
+/// ones; then `reads` interleaved reads of random keys written by those
+/// versions, at the latest version, from the durable store and from the
+/// plain table (`state_read_*` against `redb_plain_get_*`).
 pub fn measure_state(
     per_version: usize,
     rounds: usize,
     warmup: usize,
-) -> anyhow::Result<(f64, f64)> {
+    reads: usize,
+) -> anyhow::Result<StateMeasurements> {
     let tmp = bench_dir("state")?;
     let config = DurableConfig::default();
     let cache = config.cache_size;
@@ -542,8 +561,10 @@ pub fn measure_state(
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let empty_root = tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &[]);
     let (mut store_rate, mut plain_rate) = (Vec::new(), Vec::new());
+    let mut keys = Vec::new();
     for round in 0..warmup + rounds {
         let updates = random_updates(per_version, &mut rng);
+        keys.extend(updates.iter().map(|(k, _)| *k));
         let plain: Vec<([u8; 32], Vec<u8>)> = updates
             .iter()
             .map(|(k, v)| (*k.hash().as_bytes(), v.clone().unwrap_or_default()))
@@ -584,7 +605,61 @@ pub fn measure_state(
             plain_rate.push(per_version as f64 / t_plain.as_secs_f64());
         }
     }
-    Ok((median(&mut store_rate), median(&mut plain_rate)))
+    let (state, plain) = measure_state_reads(chain.store(), &db, &keys, reads)?;
+    Ok((
+        median(&mut store_rate),
+        median(&mut plain_rate),
+        state,
+        plain,
+    ))
+}
+
+/// Per-read latencies (us) of `samples` reads of random `keys` from
+/// `store` at its latest version — [`NodeStore::get_value`], the
+/// executor's state-view read, which checks the row against the state tree
+/// — and of as many point gets of the same keys from the plain table of
+/// `db`, interleaved read by read.
+pub fn measure_state_reads(
+    store: &DurableStore,
+    db: &redb::Database,
+    keys: &[KeyHash],
+    samples: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let latest = store
+        .latest_version()?
+        .ok_or_else(|| anyhow!("state store is empty"))?;
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let (mut a, mut b) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    let mut pick = || {
+        keys.get((rng.next_u64() % keys.len().max(1) as u64) as usize)
+            .copied()
+            .ok_or_else(|| anyhow!("no keys"))
+    };
+    for i in 0..samples {
+        let (k, j) = (pick()?, pick()?);
+        let mut read_store = || -> anyhow::Result<()> {
+            let s = Instant::now();
+            let got = store.get_value(&k, latest)?;
+            a.push(s.elapsed().as_secs_f64() * 1e6);
+            got.map(drop).ok_or_else(|| anyhow!("key {k} missing"))
+        };
+        let mut read_plain = || -> anyhow::Result<()> {
+            let s = Instant::now();
+            let read = db.begin_read()?;
+            let t = read.open_table(PLAIN)?;
+            let got = t.get(&j.hash().as_bytes()[..])?.map(|v| v.value().to_vec());
+            b.push(s.elapsed().as_secs_f64() * 1e6);
+            got.map(drop).ok_or_else(|| anyhow!("plain key missing"))
+        };
+        if i % 2 == 0 {
+            read_store()?;
+            read_plain()?;
+        } else {
+            read_plain()?;
+            read_store()?;
+        }
+    }
+    Ok((a, b))
 }
 
 fn time_open(dir: &Path, config: &DurableConfig) -> anyhow::Result<Duration> {
@@ -723,7 +798,7 @@ fn report_append() -> anyhow::Result<()> {
 
 fn report_state() -> anyhow::Result<()> {
     progress("storage: state_commit_10k (15 interleaved versions of 10,000 updates)");
-    let (store, plain) = measure_state(10_000, 15, 3)?;
+    let (store, plain, mut reads, mut plain_reads) = measure_state(10_000, 15, 3, 40_000)?;
     Row::new(
         "storage",
         "state_commit_10k",
@@ -733,6 +808,7 @@ fn report_state() -> anyhow::Result<()> {
         plain,
     )
     .emit();
+    emit_percentiles("state_read", &mut reads, "redb_plain_get", &mut plain_reads);
     Ok(())
 }
 
@@ -780,9 +856,9 @@ fn report_reopen(st: &Stores) -> anyhow::Result<()> {
         s,
     )
     .emit();
-    let mut config = DurableConfig::default();
-    config.force_index_check_on_open = false;
-    let (l, s) = measure_reopen(&st.large, &st.small, &config, 9)?;
+    // Published before format 4 as the opt-in that trusted a clean
+    // shutdown; that is the default configuration now, so the row is the
+    // same measurement under its published name.
     Row::new(
         "storage",
         format!("reopen_{n}_blocks_trusting_clean_shutdown"),
@@ -793,7 +869,18 @@ fn report_reopen(st: &Stores) -> anyhow::Result<()> {
     )
     .emit();
     let mut config = DurableConfig::default();
-    config.force_index_check_on_open = false;
+    config.force_index_check_on_open = true;
+    let (l, s) = measure_reopen(&st.large, &st.small, &config, 9)?;
+    Row::new(
+        "storage",
+        format!("reopen_{n}_blocks_forced_index_check"),
+        l,
+        "ms",
+        format!("reopen_{m}_blocks_forced_index_check"),
+        s,
+    )
+    .emit();
+    let mut config = DurableConfig::default();
     config.check_index_on_open = false;
     let (l, s) = measure_reopen(&st.large, &st.small, &config, 9)?;
     Row::new(
@@ -818,18 +905,25 @@ fn report_read(st: &Stores) -> anyhow::Result<()> {
     ));
     measure_reads(&store, &db, st.blocks, 4_000)?;
     let (mut a, mut b) = measure_reads(&store, &db, st.blocks, 40_000)?;
-    for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+    emit_percentiles("read_by_height", &mut a, "redb_point_get", &mut b);
+    Ok(())
+}
+
+/// Emits the rows `{name}_p50` and `{name}_p99` (`us`) of the latencies
+/// `a`, against the same percentiles of `b` as baselines `{base}_p50`,
+/// `{base}_p99`.
+fn emit_percentiles(name: &str, a: &mut [f64], base: &str, b: &mut [f64]) {
+    for (q, p) in [(0.5, "p50"), (0.99, "p99")] {
         Row::new(
             "storage",
-            format!("read_by_height_{name}"),
-            percentile(&mut a, q),
+            format!("{name}_{p}"),
+            percentile(a, q),
             "us",
-            format!("redb_point_get_{name}"),
-            percentile(&mut b, q),
+            format!("{base}_{p}"),
+            percentile(b, q),
         )
         .emit();
     }
-    Ok(())
 }
 
 fn run(name: &str, f: impl FnOnce() -> anyhow::Result<()>) {

@@ -9,6 +9,7 @@
 //! MANIFEST                  magic, format version, chain id, CRC (written once)
 //! LOCK                      empty; locked by the open handle (not part of the format)
 //! index.redb                redb: block index, hash index, SMT nodes/values, meta
+//! index.sum                 a CRC-32C of every 4 KiB page of index.redb (see Verified reads)
 //! log/00000000000000000001.seg   segment: header, then frames for heights 1..
 //! log/00000000000000004711.seg   a later segment, named by its first height
 //! ```
@@ -69,21 +70,48 @@
 //! dropping a handle that is not poisoned — makes the index durable and
 //! sets the marker in one durable commit.
 //!
-//! By default redb's integrity check (every page checksum, a full read of
-//! the index) runs on **every** open
-//! ([`DurableConfig::force_index_check_on_open`], default `true`). redb
-//! verifies page checksums only in that check, never on ordinary reads, so
-//! it is what guarantees that damage done to the index while the store was
-//! closed is reported as corruption rather than served: the CRC sealed into
-//! every index value catches a damaged value when it is read, but not a
-//! damaged key that makes a lookup miss its row and find an older, intact
-//! one, nor a damaged page pointer (on which redb's readers can panic). The
-//! check costs time proportional to the index, so an operator who trusts
-//! the disk while the node is stopped can set
-//! `force_index_check_on_open = false`: the check then runs only when the
-//! marker is missing (after a crash, a failed close or a poisoned handle,
-//! [`DurableConfig::check_index_on_open`]), and reopening after a clean
-//! shutdown costs the same for any chain length.
+//! After a clean shutdown, open does not read the whole index: redb's
+//! integrity check runs only when the marker is missing (after a crash, a
+//! failed close or a poisoned handle, [`DurableConfig::check_index_on_open`])
+//! or when forced ([`DurableConfig::force_index_check_on_open`], default
+//! `false`), so reopening after a clean shutdown costs the same for any
+//! chain length. Damage done while the store was closed is caught at read
+//! time instead — see *Verified reads*.
+//!
+//! # Verified reads
+//! Every read returns exactly what was committed, or
+//! [`StorageError::Corruption`]; never other data, never a panic.
+//! - **Index pages** (`index.redb`). redb verifies its page checksums only
+//!   in its full integrity check, never on an ordinary read, and a damaged
+//!   key or page reference can make a lookup miss its row and find an older
+//!   intact one, or make redb panic. So the index file is read through a
+//!   checksummed layer (SQLite's `cksumvfs` idea): every 4 KiB page has a
+//!   CRC-32C, keyed by its position, in `index.sum`, checked on every read
+//!   from disk before redb parses the page (see
+//!   [`encode_page_sum`](crate::format::encode_page_sum) and
+//!   the `pagesum` module). A page that fails is
+//!   reported as corruption; redb then refuses the file, and the handle is
+//!   poisoned.
+//! - **Index rows.** Every value is sealed with a CRC-32C of key and value
+//!   ([`seal`]): a row served under another key is caught (the second,
+//!   independent check behind the page checksum).
+//! - **State.** A page of the state tree is keyed by (version, path),
+//!   written once and sealed with its key. A value read at exactly the
+//!   version its row was written at is proven by the seal; a read "as of"
+//!   a later version (the value at the greatest version `<=` it, as the
+//!   executor's state view reads) is checked against the state tree of
+//!   that version — the key's leaf must name the row's version and the
+//!   BLAKE3 hash of its value — so a lost or hidden latest row cannot make
+//!   an older one pass as current. Reads as of a pruned version are
+//!   [`StorageError::Pruned`].
+//! - **Blocks.** A read by height checks the frame's header (height, length)
+//!   against its index entry, the block part's CRC, and the decoded block's
+//!   height and BLAKE3 hash against the entry; a height inside the stored
+//!   range with no entry is corruption, not "not found". A read by hash
+//!   checks that the height it maps to indexes the same hash.
+//! - **Panics.** Whatever is left (damage that keeps a CRC, a redb bug) is
+//!   contained: a panic inside redb becomes corruption and poisons the
+//!   handle (see `contain_panic`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -95,7 +123,8 @@ use govchain_core::cert::CommitCertificate;
 use govchain_core::codec::{decode_exact, Encode};
 use govchain_core::hash::Hash;
 use govchain_core::smt::{
-    KeyHash, Node, NodeKey, NodePath, NodeStore, TreeUpdateBatch, Version, MAX_NODE_LEN,
+    Child, KeyHash, LeafNode, Node, NodeKey, NodePath, NodeStore, TreeUpdateBatch, Version,
+    MAX_NODE_LEN,
 };
 use govchain_core::types::{ChainId, Height};
 use parking_lot::{Mutex, RwLock};
@@ -109,6 +138,7 @@ use crate::format::{
     FORMAT_VERSION, FRAME_HEADER_LEN, FRAME_HEAD_LEN, FRAME_MAGIC, MAX_CERT_LEN, MAX_FRAME_PAYLOAD,
     MAX_STATE_LEN, SEGMENT_HEADER_LEN,
 };
+use crate::pagesum::{ChecksummedFile, DamageRecord};
 use crate::traits::{check_append, check_genesis, BlockStore, StateStore, StoredBlock};
 use crate::vfs::{FileLock, OpenMode, Vfs, VfsFile};
 
@@ -145,6 +175,10 @@ pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 pub const MANIFEST_FILE: &str = "MANIFEST";
 /// Name of the redb index file.
 pub const INDEX_FILE: &str = "index.redb";
+/// Name of the file holding a checksum of every page of the index
+/// ([`encode_page_sum`](crate::format::encode_page_sum)), checked on every
+/// read of the index from disk.
+pub const INDEX_SUMS_FILE: &str = "index.sum";
 /// Name of the segment directory.
 pub const LOG_DIR: &str = "log";
 /// Name of the lock file, held (see [`Vfs::try_lock`]) by the one open
@@ -164,18 +198,21 @@ pub struct DurableConfig {
     /// Verify every indexed frame (checksum and hash) on open, not only the
     /// last one. Costs a full read of the log. Default `false`.
     pub verify_log_on_open: bool,
-    /// Run redb's integrity check (every page checksum) on open when the
-    /// previous shutdown was not clean (no clean-shutdown marker: a crash,
-    /// a failed close or a poisoned handle); a failure is reported as
-    /// corruption rather than repaired away. Default `true`.
+    /// Run redb's integrity check (every page checksum, through the tree
+    /// structure: a full read of the index) on open when the previous
+    /// shutdown was not clean (no clean-shutdown marker: a crash, a failed
+    /// close or a poisoned handle); a failure is reported as corruption
+    /// rather than repaired away. Default `true`.
     pub check_index_on_open: bool,
     /// Run redb's integrity check on every open, even after a clean
-    /// shutdown. Default `true`: redb does not verify page checksums on
-    /// ordinary reads, so this is what guarantees that index damage done
-    /// while the store was closed is reported, never served (see the
-    /// [module docs](self)). It reads the whole index, so opening takes
-    /// time proportional to it; `false` trusts a clean shutdown and makes
-    /// a clean reopen independent of the chain length.
+    /// shutdown. Default `false`: every read of the index from disk is
+    /// verified against its page checksum (`index.sum`), so damage done
+    /// while the store was closed is reported by the first read that meets
+    /// it, and a clean reopen costs the same at any chain length (see the
+    /// [module docs](self)). `true` is for operators who want damage found
+    /// at open rather than on a read, and who want redb's parent-held
+    /// checksums to catch what page checksums cannot (a write the disk lost
+    /// from both files); opening then reads the whole index.
     pub force_index_check_on_open: bool,
     /// Make the index durable (a checkpoint) every this many appends; the
     /// other appends commit the index without a sync, the frame sync being
@@ -203,7 +240,7 @@ impl Default for DurableConfig {
             cache_size: 64 * 1024 * 1024,
             verify_log_on_open: false,
             check_index_on_open: true,
-            force_index_check_on_open: true,
+            force_index_check_on_open: false,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
             node_cache_entries: 65_536,
@@ -261,6 +298,9 @@ pub struct DurableStore {
     segments: RwLock<BTreeMap<u64, Arc<dyn VfsFile>>>,
     tip: RwLock<Tip>,
     poison: Mutex<Option<String>>,
+    /// The first damaged index page found by a read (redb refuses every
+    /// later access of the index file after it).
+    damage: DamageRecord,
     /// Set once open succeeded, cleared by the clean close: a handle whose
     /// open failed writes no clean-shutdown marker.
     open: AtomicBool,
@@ -333,30 +373,6 @@ struct Tip {
     oldest: u64,
     state_latest: Option<Version>,
     state_oldest: Option<Version>,
-}
-
-/// The redb storage backend over a [`VfsFile`].
-#[derive(Debug)]
-struct RedbFile {
-    file: Arc<dyn VfsFile>,
-}
-
-impl redb::StorageBackend for RedbFile {
-    fn len(&self) -> Result<u64, std::io::Error> {
-        self.file.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
-        self.file.read_at(offset, out)
-    }
-    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-        self.file.set_len(len)
-    }
-    fn sync_data(&self) -> Result<(), std::io::Error> {
-        self.file.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-        self.file.write_at(offset, data)
-    }
 }
 
 fn segment_name(base: u64) -> String {
@@ -594,40 +610,50 @@ impl DurableStore {
         // A new index is initialised under a temporary name and renamed
         // into place once redb has made it durable, so a crash never leaves
         // a half-initialised `index.redb`.
+        // The page checksums of a new index are written from scratch (a
+        // stale `index.sum` of an index that never got its name is
+        // truncated); an existing index must have them.
         let tmp_path = dir.join("index.redb.tmp");
-        let file = if index_exists {
-            vfs.open(&index_path, OpenMode::Existing)
-                .map_err(io("open", &index_path))?
+        let sums_path = dir.join(INDEX_SUMS_FILE);
+        let (file, sums) = if index_exists {
+            let sums = vfs.open(&sums_path, OpenMode::Existing).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    StorageError::corrupt(
+                        sums_path.display().to_string(),
+                        "the index's page checksum file is missing",
+                    )
+                } else {
+                    StorageError::io("open", &sums_path, e)
+                }
+            })?;
+            let file = vfs
+                .open(&index_path, OpenMode::Existing)
+                .map_err(io("open", &index_path))?;
+            (file, sums)
         } else {
-            vfs.open(&tmp_path, OpenMode::Truncate)
-                .map_err(io("create", &tmp_path))?
+            let sums = vfs
+                .open(&sums_path, OpenMode::Truncate)
+                .map_err(io("create", &sums_path))?;
+            let file = vfs
+                .open(&tmp_path, OpenMode::Truncate)
+                .map_err(io("create", &tmp_path))?;
+            (file, sums)
         };
+        let damage = DamageRecord::default();
+        let backend = ChecksummedFile::open(file, sums, !index_exists, damage.clone())
+            .map_err(|e| db_err(redb::StorageError::from(e)))?;
         // redb 4.6 panics instead of returning an error on some corrupted
         // allocator states ("Malformed allocator state"); the contract of
         // this crate is a typed corruption error, never a panic. (With
         // `panic = "abort"` the process still aborts.)
         let cache_size = config.cache_size;
-        // Unwind safety: on a panic nothing escapes but the payload; the file
-        // handle is dropped and the open is refused.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let opened = contain_panic(move || {
             redb::Database::builder()
                 .set_cache_size(cache_size)
-                .create_with_backend(RedbFile { file })
-        }));
-        let mut db = match opened {
-            Ok(db) => db.map_err(db_err)?,
-            Err(panic) => {
-                let reason = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("index database panicked while opening");
-                return Err(StorageError::corrupt(
-                    index_path.display().to_string(),
-                    format!("index database is corrupt: {reason}"),
-                ));
-            }
-        };
+                .create_with_backend(backend)
+                .map_err(db_err)
+        });
+        let mut db = opened.map_err(|e| damage.classify(e))?;
         if !index_exists {
             vfs.rename(&tmp_path, &index_path)
                 .map_err(io("rename", &tmp_path))?;
@@ -641,17 +667,13 @@ impl DurableStore {
         if check {
             // Guarded like the open above: a damaged page must give a
             // typed error, not a panic.
-            let checked =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| db.check_integrity()));
-            match checked {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) | Err(_) => {
-                    return Err(StorageError::corrupt(
-                        index_path.display().to_string(),
-                        "index database failed its integrity check",
-                    ))
-                }
-                Ok(Err(e)) => return Err(db_err(e)),
+            let checked = contain_panic(|| db.check_integrity().map_err(db_err))
+                .map_err(|e| damage.classify(e))?;
+            if !checked {
+                return Err(StorageError::corrupt(
+                    index_path.display().to_string(),
+                    "index database failed its integrity check",
+                ));
             }
         }
         if !log_exists {
@@ -676,11 +698,14 @@ impl DurableStore {
             tip: RwLock::new(Tip::default()),
             poison: Mutex::new(None),
             open: AtomicBool::new(false),
+            damage,
             _lock: lock,
         };
-        store.init_or_check_meta()?;
-        store.recover()?;
-        store.check_state_root()?;
+        store.contain(|| {
+            store.init_or_check_meta()?;
+            store.recover()?;
+            store.check_state_root()
+        })?;
         store.open.store(true, Ordering::SeqCst);
         Ok(store)
     }
@@ -1392,6 +1417,20 @@ impl DurableStore {
         r
     }
 
+    /// Runs one operation of the public API: a panic inside it, or a
+    /// damaged index page found by it, becomes [`StorageError::Corruption`]
+    /// and poisons the handle (see [`contain_panic`]); redb refuses the
+    /// file after a failed read anyway, so no later write could succeed.
+    fn contain<T>(&self, f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let r = contain_panic(f).map_err(|e| self.damage.classify(e));
+        match r {
+            Err(e @ StorageError::Corruption { .. }) if e.is_index_corruption() => {
+                self.poisoning(Err(e))
+            }
+            r => r,
+        }
+    }
+
     /// Whether an earlier write failure poisoned this handle.
     pub fn is_poisoned(&self) -> bool {
         self.poison.lock().is_some()
@@ -1412,24 +1451,26 @@ impl DurableStore {
     /// the index, parent links). Returns the number checked,
     /// or the first corruption found.
     pub fn verify(&self) -> Result<u64, StorageError> {
-        let tip = *self.tip.read();
-        if tip.latest == 0 {
-            return Ok(0);
-        }
-        let mut parent: Option<Hash> = None;
-        for h in tip.oldest..=tip.latest {
-            let b = self.check_frame(h)?;
-            if let Some(p) = parent {
-                if b.block.header.parent_hash != p {
-                    return Err(StorageError::corrupt(
-                        format!("block {h}"),
-                        "parent hash does not link to the previous block",
-                    ));
-                }
+        self.contain(|| {
+            let tip = *self.tip.read();
+            if tip.latest == 0 {
+                return Ok(0);
             }
-            parent = Some(b.block.hash());
-        }
-        Ok(tip.latest - tip.oldest + 1)
+            let mut parent: Option<Hash> = None;
+            for h in tip.oldest..=tip.latest {
+                let b = self.check_frame(h)?;
+                if let Some(p) = parent {
+                    if b.block.header.parent_hash != p {
+                        return Err(StorageError::corrupt(
+                            format!("block {h}"),
+                            "parent hash does not link to the previous block",
+                        ));
+                    }
+                }
+                parent = Some(b.block.hash());
+            }
+            Ok(tip.latest - tip.oldest + 1)
+        })
     }
 
     fn new_segment(&self, base: u64) -> Result<Arc<dyn VfsFile>, StorageError> {
@@ -1576,24 +1617,26 @@ impl DurableStore {
     /// and sets the clean-shutdown marker. Runs once, and only on a handle
     /// whose open succeeded and that is not poisoned.
     fn shutdown(&self) -> Result<(), StorageError> {
-        let mut w = self.writer.lock();
-        if !self.open.swap(false, Ordering::SeqCst) {
-            return Ok(());
-        }
-        self.check_poison()?;
-        *self.reader.write() = None;
-        let r = (|| {
-            let txn = self.write_txn()?;
-            {
-                let mut meta = txn.open_table(META).map_err(db_err)?;
-                put_meta(&mut meta, META_CLEAN, &[1])?;
+        self.contain(|| {
+            let mut w = self.writer.lock();
+            if !self.open.swap(false, Ordering::SeqCst) {
+                return Ok(());
             }
-            txn.commit().map_err(db_err)
-        })();
-        self.poisoning(r)?;
-        w.since_checkpoint = 0;
-        w.bytes_since_checkpoint = 0;
-        Ok(())
+            self.check_poison()?;
+            *self.reader.write() = None;
+            let r = (|| {
+                let txn = self.write_txn()?;
+                {
+                    let mut meta = txn.open_table(META).map_err(db_err)?;
+                    put_meta(&mut meta, META_CLEAN, &[1])?;
+                }
+                txn.commit().map_err(db_err)
+            })();
+            self.poisoning(r)?;
+            w.since_checkpoint = 0;
+            w.bytes_since_checkpoint = 0;
+            Ok(())
+        })
     }
 
     /// Closes the store cleanly: makes the index durable and records the
@@ -1617,106 +1660,113 @@ impl BlockStore for DurableStore {
         certificate: &CommitCertificate,
         state: TreeUpdateBatch,
     ) -> Result<(), StorageError> {
-        let mut w = self.writer.lock();
-        self.check_poison()?;
-        let tip = *self.tip.read();
-        check_append(
-            self.chain_id.as_str(),
-            tip.latest,
-            tip.latest_hash,
-            tip.state_latest,
-            block,
-            certificate,
-            &state,
-        )?;
-        let height = block.header.height.get();
-        // Everything that can refuse the batch runs before the frame is
-        // written: once the frame is durable, the block is committed.
-        let rows = prepare_rows(&state)?;
-        let block_bytes = block.to_bytes();
-        let cert_bytes = certificate.to_bytes();
-        let state_bytes = encode_state_batch(&state).ok_or(StorageError::TooLarge {
-            len: usize::MAX,
-            max: MAX_STATE_LEN,
-        })?;
-        let frame = encode_frame(height, &block_bytes, &cert_bytes, &state_bytes).ok_or(
-            StorageError::TooLarge {
-                len: 12 + block_bytes.len() + cert_bytes.len() + state_bytes.len(),
-                max: MAX_FRAME_PAYLOAD,
-            },
-        )?;
-        let frame_len = frame.len() as u64;
-        let hash = block.hash();
-        // (1) The frame, synced: the durability point.
-        let mut loc = self.poisoning(self.append_frame(&mut w, height, &frame))?;
-        loc.hash = hash;
-        // (2) The index, durably every `checkpoint_interval` appends.
-        let durable = w.since_checkpoint.saturating_add(1) >= self.config.checkpoint_interval
-            || w.bytes_since_checkpoint.saturating_add(frame_len) >= self.config.checkpoint_bytes;
-        self.poisoning(self.commit_append(height, &loc, &rows, durable))?;
-        if durable {
-            w.since_checkpoint = 0;
-            w.bytes_since_checkpoint = 0;
-        } else {
-            w.since_checkpoint += 1;
-            w.bytes_since_checkpoint = w.bytes_since_checkpoint.saturating_add(frame_len);
-        }
-        if let Some((_, _, end)) = w.active.as_mut() {
-            *end = loc.offset.saturating_add(frame_len);
-        }
-        let mut t = self.tip.write();
-        if t.latest == 0 {
-            t.oldest = height;
-        }
-        t.latest = height;
-        t.latest_hash = hash;
-        t.state_latest = Some(height);
-        Ok(())
+        self.contain(|| {
+            let mut w = self.writer.lock();
+            self.check_poison()?;
+            let tip = *self.tip.read();
+            check_append(
+                self.chain_id.as_str(),
+                tip.latest,
+                tip.latest_hash,
+                tip.state_latest,
+                block,
+                certificate,
+                &state,
+            )?;
+            let height = block.header.height.get();
+            // Everything that can refuse the batch runs before the frame is
+            // written: once the frame is durable, the block is committed.
+            let rows = prepare_rows(&state)?;
+            let block_bytes = block.to_bytes();
+            let cert_bytes = certificate.to_bytes();
+            let state_bytes = encode_state_batch(&state).ok_or(StorageError::TooLarge {
+                len: usize::MAX,
+                max: MAX_STATE_LEN,
+            })?;
+            let frame = encode_frame(height, &block_bytes, &cert_bytes, &state_bytes).ok_or(
+                StorageError::TooLarge {
+                    len: 12 + block_bytes.len() + cert_bytes.len() + state_bytes.len(),
+                    max: MAX_FRAME_PAYLOAD,
+                },
+            )?;
+            let frame_len = frame.len() as u64;
+            let hash = block.hash();
+            // (1) The frame, synced: the durability point.
+            let mut loc = self.poisoning(self.append_frame(&mut w, height, &frame))?;
+            loc.hash = hash;
+            // (2) The index, durably every `checkpoint_interval` appends.
+            let durable = w.since_checkpoint.saturating_add(1) >= self.config.checkpoint_interval
+                || w.bytes_since_checkpoint.saturating_add(frame_len)
+                    >= self.config.checkpoint_bytes;
+            self.poisoning(self.commit_append(height, &loc, &rows, durable))?;
+            if durable {
+                w.since_checkpoint = 0;
+                w.bytes_since_checkpoint = 0;
+            } else {
+                w.since_checkpoint += 1;
+                w.bytes_since_checkpoint = w.bytes_since_checkpoint.saturating_add(frame_len);
+            }
+            if let Some((_, _, end)) = w.active.as_mut() {
+                *end = loc.offset.saturating_add(frame_len);
+            }
+            let mut t = self.tip.write();
+            if t.latest == 0 {
+                t.oldest = height;
+            }
+            t.latest = height;
+            t.latest_hash = hash;
+            t.state_latest = Some(height);
+            Ok(())
+        })
     }
 
     fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
-        let tip = *self.tip.read();
-        let h = height.get();
-        if h == 0 || h > tip.latest {
-            return Ok(None);
-        }
-        if h < tip.oldest {
-            return Err(StorageError::Pruned {
-                what: "block",
-                requested: h,
-                oldest: tip.oldest,
-            });
-        }
-        self.read_block(h).map(Some)
+        self.contain(|| {
+            let tip = *self.tip.read();
+            let h = height.get();
+            if h == 0 || h > tip.latest {
+                return Ok(None);
+            }
+            if h < tip.oldest {
+                return Err(StorageError::Pruned {
+                    what: "block",
+                    requested: h,
+                    oldest: tip.oldest,
+                });
+            }
+            self.read_block(h).map(Some)
+        })
     }
 
     fn height_of(&self, hash: &Hash) -> Result<Option<Height>, StorageError> {
-        let read = self.read_txn()?;
-        let hashes = read.open_table(HASHES).map_err(db_err)?;
-        let k = hash.as_bytes();
-        let Some(v) = hashes.get(&k[..]).map_err(db_err)? else {
-            return Ok(None);
-        };
-        let where_ = || format!("index block_hashes[{hash}]");
-        let raw = unseal(k, v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
-        let h = u64::from_le_bytes(
-            raw.try_into()
-                .map_err(|_| StorageError::corrupt(where_(), "wrong length"))?,
-        );
-        let tip = *self.tip.read();
-        if h == 0 || h > tip.latest || h < tip.oldest {
-            return Err(StorageError::corrupt(
-                where_(),
-                "height out of the stored range",
-            ));
-        }
-        if self.location(h)?.hash != *hash {
-            return Err(StorageError::corrupt(
-                where_(),
-                "hash and block index disagree",
-            ));
-        }
-        Ok(Some(Height::new(h)))
+        self.contain(|| {
+            let read = self.read_txn()?;
+            let hashes = read.open_table(HASHES).map_err(db_err)?;
+            let k = hash.as_bytes();
+            let Some(v) = hashes.get(&k[..]).map_err(db_err)? else {
+                return Ok(None);
+            };
+            let where_ = || format!("index block_hashes[{hash}]");
+            let raw = unseal(k, v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
+            let h = u64::from_le_bytes(
+                raw.try_into()
+                    .map_err(|_| StorageError::corrupt(where_(), "wrong length"))?,
+            );
+            let tip = *self.tip.read();
+            if h == 0 || h > tip.latest || h < tip.oldest {
+                return Err(StorageError::corrupt(
+                    where_(),
+                    "height out of the stored range",
+                ));
+            }
+            if self.location(h)?.hash != *hash {
+                return Err(StorageError::corrupt(
+                    where_(),
+                    "hash and block index disagree",
+                ));
+            }
+            Ok(Some(Height::new(h)))
+        })
     }
 
     fn latest_height(&self) -> Result<Height, StorageError> {
@@ -1729,60 +1779,62 @@ impl BlockStore for DurableStore {
     }
 
     fn prune_blocks_below(&self, height: Height) -> Result<(), StorageError> {
-        let mut w = self.writer.lock();
-        self.check_poison()?;
-        let tip = *self.tip.read();
-        let below = height.get().min(tip.latest);
-        if tip.latest == 0 || below <= tip.oldest {
-            return Ok(());
-        }
-        let r = (|| {
-            let txn = self.write_txn()?;
-            {
-                let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
-                let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
-                for h in tip.oldest..below {
-                    if let Some(v) = blocks.remove(h).map_err(db_err)? {
-                        if let Ok(loc) = Location::decode(h, v.value()) {
-                            hashes.remove(&loc.hash.as_bytes()[..]).map_err(db_err)?;
+        self.contain(|| {
+            let mut w = self.writer.lock();
+            self.check_poison()?;
+            let tip = *self.tip.read();
+            let below = height.get().min(tip.latest);
+            if tip.latest == 0 || below <= tip.oldest {
+                return Ok(());
+            }
+            let r = (|| {
+                let txn = self.write_txn()?;
+                {
+                    let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+                    let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
+                    for h in tip.oldest..below {
+                        if let Some(v) = blocks.remove(h).map_err(db_err)? {
+                            if let Ok(loc) = Location::decode(h, v.value()) {
+                                hashes.remove(&loc.hash.as_bytes()[..]).map_err(db_err)?;
+                            }
+                        }
+                    }
+                    let mut meta = txn.open_table(META).map_err(db_err)?;
+                    put_meta(&mut meta, META_OLDEST, &below.to_le_bytes())?;
+                }
+                // Durable (like every commit but an append's): it also makes
+                // every earlier append's index durable, before any segment the
+                // older index names is deleted.
+                txn.commit().map_err(db_err)?;
+                w.since_checkpoint = 0;
+                w.bytes_since_checkpoint = 0;
+                self.tip.write().oldest = below;
+                // Delete segments holding only pruned heights: those followed
+                // by a segment whose base is <= the new oldest height.
+                let active = w.active.as_ref().map(|(b, _, _)| *b);
+                let bases: Vec<u64> = self.segments.read().keys().copied().collect();
+                let mut removed = false;
+                for pair in bases.windows(2) {
+                    if let [b, next] = pair {
+                        if *next <= below && Some(*b) != active {
+                            let path = self.segment_path(*b);
+                            self.segments.write().remove(b);
+                            self.vfs
+                                .remove_file(&path)
+                                .map_err(self.io("remove", &path))?;
+                            removed = true;
                         }
                     }
                 }
-                let mut meta = txn.open_table(META).map_err(db_err)?;
-                put_meta(&mut meta, META_OLDEST, &below.to_le_bytes())?;
-            }
-            // Durable (like every commit but an append's): it also makes
-            // every earlier append's index durable, before any segment the
-            // older index names is deleted.
-            txn.commit().map_err(db_err)?;
-            w.since_checkpoint = 0;
-            w.bytes_since_checkpoint = 0;
-            self.tip.write().oldest = below;
-            // Delete segments holding only pruned heights: those followed
-            // by a segment whose base is <= the new oldest height.
-            let active = w.active.as_ref().map(|(b, _, _)| *b);
-            let bases: Vec<u64> = self.segments.read().keys().copied().collect();
-            let mut removed = false;
-            for pair in bases.windows(2) {
-                if let [b, next] = pair {
-                    if *next <= below && Some(*b) != active {
-                        let path = self.segment_path(*b);
-                        self.segments.write().remove(b);
-                        self.vfs
-                            .remove_file(&path)
-                            .map_err(self.io("remove", &path))?;
-                        removed = true;
-                    }
+                if removed {
+                    self.vfs
+                        .sync_dir(&self.log_dir)
+                        .map_err(self.io("sync dir", &self.log_dir))?;
                 }
-            }
-            if removed {
-                self.vfs
-                    .sync_dir(&self.log_dir)
-                    .map_err(self.io("sync dir", &self.log_dir))?;
-            }
-            Ok(())
-        })();
-        self.poisoning(r)
+                Ok(())
+            })();
+            self.poisoning(r)
+        })
     }
 }
 
@@ -1813,39 +1865,19 @@ impl DurableStore {
     }
 }
 
-impl NodeStore for DurableStore {
-    type Error = StorageError;
+/// A row of the value index: the version it was written at and the value
+/// (`None`: a deletion marker).
+type ValueRow = (Version, Option<Vec<u8>>);
 
-    fn get_node(&self, key: &NodeKey) -> Result<Option<Node>, StorageError> {
-        let latest = self.tip.read().state_latest;
-        if let Some(recent) = self.recent.read().as_ref() {
-            if recent.version == key.version && latest.is_some_and(|l| l >= recent.version) {
-                if let Some(node) = recent.nodes.get(&key.path) {
-                    return Ok(Some(node.clone()));
-                }
-            }
-        }
-        if let Some(node) = self.node_cache.get(key) {
-            return Ok(Some(node));
-        }
-        let reader = self.state_reader()?;
-        let k = node_key(key);
-        let Some(v) = reader.nodes.get(k.as_slice()).map_err(db_err)? else {
-            return Ok(None);
-        };
-        let where_ = || format!("index smt_nodes[{key:?}]");
-        let raw = unseal(&k, v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
-        let node = decode_exact::<Node>(raw, MAX_NODE_LEN)
-            .map_err(|e| StorageError::corrupt(where_(), e.to_string()))?;
-        self.node_cache.insert(*key, &node);
-        Ok(Some(node))
-    }
-
-    fn get_value(
+impl DurableStore {
+    /// The row of `key_hash` in the value index at the greatest version
+    /// `<= version`, with that version; the value is `None` for a deletion
+    /// marker.
+    fn value_row(
         &self,
         key_hash: &KeyHash,
         version: Version,
-    ) -> Result<Option<Vec<u8>>, StorageError> {
+    ) -> Result<Option<ValueRow>, StorageError> {
         let reader = self.state_reader()?;
         let lo = value_key(key_hash, 0);
         let hi = value_key(key_hash, version);
@@ -1858,12 +1890,165 @@ impl NodeStore for DurableStore {
         };
         let (k, v) = entry.map_err(db_err)?;
         let where_ = || format!("index smt_values[{key_hash}]");
-        let raw = unseal(k.value(), v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
+        let key = k.value();
+        let raw = unseal(key, v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
+        let at = key
+            .get(32..)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .filter(|at| key.get(..32) == Some(&lo[..32]) && *at <= version)
+            .ok_or_else(|| StorageError::corrupt(where_(), "row outside the range read"))?;
         match raw.split_first() {
-            Some((0, [])) => Ok(None),
-            Some((1, bytes)) => Ok(Some(bytes.to_vec())),
+            Some((0, [])) => Ok(Some((at, None))),
+            Some((1, bytes)) => Ok(Some((at, Some(bytes.to_vec())))),
             _ => Err(StorageError::corrupt(where_(), "bad value tag")),
         }
+    }
+
+    /// Checks `row`, the value index's answer for `key_hash` "as of"
+    /// `version` (the state view's read), against the state tree of that
+    /// version (the latest one, if `version` is beyond it): the leaf of
+    /// `key_hash` must name the row's version and the BLAKE3 hash of its
+    /// value, or, if the tree has no leaf for the key, the row must be
+    /// absent or a deletion marker. This catches a row that is not the
+    /// latest one because the latest was lost or hidden — a stale value,
+    /// which no checksum of the row itself can reveal. The walk reads a
+    /// handful of pages, mostly from memory (the latest version's pages, or
+    /// the node cache). A version below the pruning horizon cannot be
+    /// checked, and is [`StorageError::Pruned`].
+    fn verify_as_of(
+        &self,
+        key_hash: &KeyHash,
+        version: Version,
+        row: Option<ValueRow>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let tip = *self.tip.read();
+        let Some(latest) = tip.state_latest else {
+            return match row {
+                None => Ok(None),
+                Some(_) => Err(StorageError::corrupt(
+                    format!("index smt_values[{key_hash}]"),
+                    "a value row in a store without state",
+                )),
+            };
+        };
+        let at = version.min(latest);
+        if let Some(oldest) = tip.state_oldest.filter(|o| at < *o) {
+            return Err(StorageError::Pruned {
+                what: "state version",
+                requested: version,
+                oldest,
+            });
+        }
+        match (self.leaf_at(key_hash, at)?, row) {
+            (None, None | Some((_, None))) => Ok(None),
+            // The leaf names the version that wrote the key's live value:
+            // a row of any other version is stale (a newer row was lost or
+            // hidden). The row's bytes are proven by their key-covering
+            // seal, so the value need not be re-hashed — which would need
+            // the chain's hash function, a property of the chain's suite
+            // the store does not hold.
+            (Some(leaf), Some((row_at, Some(value)))) if leaf.value_version == row_at => {
+                Ok(Some(value))
+            }
+            _ => Err(StorageError::corrupt(
+                format!("index smt_values[{key_hash}]"),
+                format!("the value index disagrees with the state tree of version {at}"),
+            )),
+        }
+    }
+
+    /// The leaf of `key_hash` in the tree of `version` (which must be
+    /// stored), if the key is present there; walked page by page through
+    /// [`get_node`](NodeStore::get_node), each page checked by its seal.
+    fn leaf_at(
+        &self,
+        key_hash: &KeyHash,
+        version: Version,
+    ) -> Result<Option<LeafNode>, StorageError> {
+        let missing = |key: NodeKey| {
+            StorageError::corrupt(
+                format!("index smt_nodes[{key:?}]"),
+                format!("a page of state version {version} is missing"),
+            )
+        };
+        let root = NodeKey::root(version);
+        let mut node = self.get_node(&root)?.ok_or_else(|| missing(root))?;
+        let mut path = NodePath::ROOT;
+        loop {
+            let page = match node {
+                Node::Empty => return Ok(None),
+                Node::Leaf(leaf) => return Ok((leaf.key_hash == *key_hash).then_some(leaf)),
+                Node::Internal(page) => page,
+            };
+            let slot = key_hash.nibble(path.depth());
+            match page.child(slot) {
+                Child::Empty => return Ok(None),
+                Child::Leaf { leaf, .. } => return Ok((leaf.key_hash == *key_hash).then_some(leaf)),
+                Child::Internal { version: v, .. } => {
+                    let next = path.nibble_child(slot);
+                    if next.depth() == path.depth() {
+                        return Err(StorageError::corrupt(
+                            format!("index smt_nodes[{version}]"),
+                            "a page below the deepest level",
+                        ));
+                    }
+                    path = next;
+                    let key = NodeKey { version: v, path };
+                    node = self.get_node(&key)?.ok_or_else(|| missing(key))?;
+                }
+            }
+        }
+    }
+}
+
+impl NodeStore for DurableStore {
+    type Error = StorageError;
+
+    fn get_node(&self, key: &NodeKey) -> Result<Option<Node>, StorageError> {
+        self.contain(|| {
+            let latest = self.tip.read().state_latest;
+            if let Some(recent) = self.recent.read().as_ref() {
+                if recent.version == key.version && latest.is_some_and(|l| l >= recent.version) {
+                    if let Some(node) = recent.nodes.get(&key.path) {
+                        return Ok(Some(node.clone()));
+                    }
+                }
+            }
+            if let Some(node) = self.node_cache.get(key) {
+                return Ok(Some(node));
+            }
+            let reader = self.state_reader()?;
+            let k = node_key(key);
+            let Some(v) = reader.nodes.get(k.as_slice()).map_err(db_err)? else {
+                return Ok(None);
+            };
+            let where_ = || format!("index smt_nodes[{key:?}]");
+            let raw = unseal(&k, v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
+            let node = decode_exact::<Node>(raw, MAX_NODE_LEN)
+                .map_err(|e| StorageError::corrupt(where_(), e.to_string()))?;
+            self.node_cache.insert(*key, &node);
+            Ok(Some(node))
+        })
+    }
+
+    /// The row of the value index that a lookup "greatest version `<=`
+    /// `version`" finds, then — unless that row is at `version` itself —
+    /// checked against the state tree of `version`: the key's leaf must
+    /// name the row's version and value hash (see the module docs,
+    /// *Verified reads*). A version below the pruning horizon is
+    /// [`StorageError::Pruned`] unless the row is exactly at it.
+    fn get_value(
+        &self,
+        key_hash: &KeyHash,
+        version: Version,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.contain(|| match self.value_row(key_hash, version)? {
+            // An exact hit: the seal covers the key, version included, and a
+            // key's row at a version is written once.
+            Some((at, value)) if at == version => Ok(value),
+            row => self.verify_as_of(key_hash, version, row),
+        })
     }
 
     fn oldest_readable_version(&self) -> Result<Option<Version>, StorageError> {
@@ -1877,52 +2062,82 @@ impl StateStore for DurableStore {
     }
 
     fn commit_state(&self, batch: TreeUpdateBatch) -> Result<(), StorageError> {
-        let _w = self.writer.lock();
-        self.check_poison()?;
-        let tip = *self.tip.read();
-        check_genesis(tip.latest, tip.state_latest, &batch)?;
-        let rows = prepare_rows(&batch)?;
-        let r = (|| {
-            let txn = self.write_txn()?;
-            self.write_rows(&txn, &rows)?;
-            {
-                let mut meta = txn.open_table(META).map_err(db_err)?;
-                put_meta(&mut meta, META_STATE_LATEST, &batch.version.to_le_bytes())?;
-            }
-            txn.commit().map_err(db_err)
-        })();
-        self.poisoning(r)?;
-        self.tip.write().state_latest = Some(batch.version);
-        Ok(())
+        self.contain(|| {
+            let _w = self.writer.lock();
+            self.check_poison()?;
+            let tip = *self.tip.read();
+            check_genesis(tip.latest, tip.state_latest, &batch)?;
+            let rows = prepare_rows(&batch)?;
+            let r = (|| {
+                let txn = self.write_txn()?;
+                self.write_rows(&txn, &rows)?;
+                {
+                    let mut meta = txn.open_table(META).map_err(db_err)?;
+                    put_meta(&mut meta, META_STATE_LATEST, &batch.version.to_le_bytes())?;
+                }
+                txn.commit().map_err(db_err)
+            })();
+            self.poisoning(r)?;
+            self.tip.write().state_latest = Some(batch.version);
+            Ok(())
+        })
     }
 
     fn prune_state_below(&self, version: Version) -> Result<(), StorageError> {
-        let _w = self.writer.lock();
-        self.check_poison()?;
-        let tip = *self.tip.read();
-        let Some(latest) = tip.state_latest else {
-            return Ok(());
-        };
-        let below = version.min(latest);
-        if tip.state_oldest.is_some_and(|o| o >= below) {
-            return Ok(());
-        }
-        let r = (|| {
-            let txn = self.write_txn()?;
-            {
-                let upper = below.saturating_add(1).to_be_bytes();
-                delete_stale(&txn, &upper)?;
-                let mut meta = txn.open_table(META).map_err(db_err)?;
-                put_meta(&mut meta, META_STATE_OLDEST, &below.to_le_bytes())?;
+        self.contain(|| {
+            let _w = self.writer.lock();
+            self.check_poison()?;
+            let tip = *self.tip.read();
+            let Some(latest) = tip.state_latest else {
+                return Ok(());
+            };
+            let below = version.min(latest);
+            if tip.state_oldest.is_some_and(|o| o >= below) {
+                return Ok(());
             }
-            txn.commit().map_err(db_err)
-        })();
-        self.poisoning(r)?;
-        self.tip.write().state_oldest = Some(below);
-        // Pruned pages must not outlive their rows.
-        self.node_cache.clear();
-        Ok(())
+            let r = (|| {
+                let txn = self.write_txn()?;
+                {
+                    let upper = below.saturating_add(1).to_be_bytes();
+                    delete_stale(&txn, &upper)?;
+                    let mut meta = txn.open_table(META).map_err(db_err)?;
+                    put_meta(&mut meta, META_STATE_OLDEST, &below.to_le_bytes())?;
+                }
+                txn.commit().map_err(db_err)
+            })();
+            self.poisoning(r)?;
+            self.tip.write().state_oldest = Some(below);
+            // Pruned pages must not outlive their rows.
+            self.node_cache.clear();
+            Ok(())
+        })
     }
+}
+
+/// Runs `f`, turning a panic inside it into [`StorageError::Corruption`].
+///
+/// redb parses only pages that passed their checksum
+/// ([`ChecksummedFile`]), so damage on disk cannot make it panic; this is
+/// the containment for what is left (a page damaged in a way its checksum
+/// misses, a redb bug), so that the crate's contract — a typed error, never
+/// a panic — holds at its boundary. Unwind safety: `f` only reads through
+/// `&DurableStore`, whose own state (tip, writer, caches) changes only after
+/// the redb calls it depends on succeeded; redb's state may be left
+/// inconsistent, which is why [`DurableStore::contain`] poisons the handle
+/// (no more writes) and every later result still passes the store's own
+/// checks (seals, frame checksums, hashes) before it is returned.
+fn contain_panic<T>(f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        Err(StorageError::corrupt(
+            crate::error::INDEX_DATABASE,
+            format!("index database panicked: {reason}"),
+        ))
+    })
 }
 
 /// Bytes read at a time when scanning a segment for a frame.
@@ -2059,6 +2274,8 @@ mod tests {
 
     use std::collections::HashSet;
 
+    use govchain_core::hash::HashFunction;
+
     use super::*;
     use govchain_core::block::{tx_root_of, BlockHeader};
     use govchain_core::cert::certify;
@@ -2108,6 +2325,132 @@ mod tests {
         }
     }
 
+    /// A store in `dir` holding the genesis state (one key).
+    fn test_store(dir: &Path) -> DurableStore {
+        let chain = ChainId::new("durable-test").unwrap();
+        let store = DurableStore::open(dir, chain, DurableConfig::default()).unwrap();
+        let tree = SparseMerkleTree::new(&store, HashFunction::Blake3);
+        let (_, genesis) = tree
+            .apply_batch(
+                None,
+                0,
+                &[(KeyHash::of(HashFunction::Blake3, b"genesis"), Some(vec![0]))],
+            )
+            .unwrap();
+        store.commit_state(genesis).unwrap();
+        store
+    }
+
+    /// Appends the next block, an empty one whose state version applies
+    /// `updates`.
+    fn append_state(store: &DurableStore, updates: &[(KeyHash, Option<Vec<u8>>)]) {
+        let h = store.latest_height().unwrap().get() + 1;
+        let parent = store
+            .block(Height::new(h - 1))
+            .unwrap()
+            .map_or(Hash::ZERO, |b| b.block.hash());
+        let tree = SparseMerkleTree::new(store, HashFunction::Blake3);
+        let (root, batch) = tree.apply_batch(Some(h - 1), h, updates).unwrap();
+        let signer = SecretKey::from_seed(&[3; 32]);
+        let chain = store.chain_id().clone();
+        let header = BlockHeader {
+            suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
+            chain_id: chain.clone(),
+            height: Height::new(h),
+            time: Timestamp::new(h),
+            parent_hash: parent,
+            tx_root: tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &[]),
+            tx_count: 0,
+            state_root: root,
+            history_root: Hash::ZERO,
+            validator_set_hash: Hash::ZERO,
+            next_validator_set_hash: Hash::ZERO,
+            proposer: signer.public_key(),
+        };
+        let block = Block {
+            header,
+            transactions: Vec::new(),
+        };
+        let cert = certify(
+            &chain,
+            Height::new(h),
+            Round::new(0),
+            block.hash(),
+            &[&signer],
+        );
+        store.append(&block, &cert, batch).unwrap();
+    }
+
+    /// A value read "as of" a version is checked against the state tree:
+    /// with the latest row of a key lost (a lost write, or a damaged key
+    /// hiding it), the older row the index finds instead is reported as
+    /// corruption, never served; likewise a lost deletion marker. Intact
+    /// reads agree with the tree at every version, and a version below the
+    /// pruning horizon is refused as pruned.
+    #[test]
+    fn as_of_value_reads_are_checked_against_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_store(dir.path());
+        let (a, b) = (
+            KeyHash::of(HashFunction::Blake3, b"a"),
+            KeyHash::of(HashFunction::Blake3, b"b"),
+        );
+        append_state(
+            &store,
+            &[(a, Some(b"a1".to_vec())), (b, Some(b"b1".to_vec()))],
+        );
+        append_state(&store, &[(a, Some(b"a2".to_vec())), (b, None)]);
+        append_state(
+            &store,
+            &[(
+                KeyHash::of(HashFunction::Blake3, b"c"),
+                Some(b"c3".to_vec()),
+            )],
+        );
+        let tree = SparseMerkleTree::new(&store, HashFunction::Blake3);
+        for v in 0..=4 {
+            for k in [a, b] {
+                assert_eq!(
+                    store.get_value(&k, v).unwrap(),
+                    tree.get(&k, v.min(3)).unwrap(),
+                    "{k} at {v}"
+                );
+            }
+        }
+        let drop_row = |k: &KeyHash, v: Version| {
+            let txn = store.db.begin_write().unwrap();
+            txn.open_table(VALUES)
+                .unwrap()
+                .remove(&value_key(k, v)[..])
+                .unwrap()
+                .unwrap();
+            txn.commit().unwrap();
+            *store.reader.write() = None;
+        };
+        drop_row(&a, 2);
+        drop_row(&b, 2);
+        for k in [a, b] {
+            for v in [2, 3, 4] {
+                let r = store.get_value(&k, v);
+                assert!(
+                    r.as_ref().is_err_and(|e| e.is_corruption()),
+                    "{k} at {v}: {r:?}"
+                );
+            }
+        }
+        // The tree walk reads the value the leaf names, exactly: the lost
+        // row is an error; a deleted key needs no row.
+        assert!(tree.get(&a, 3).is_err());
+        assert_eq!(tree.get(&b, 3).unwrap(), None);
+        // Version 1 is intact.
+        assert_eq!(store.get_value(&a, 1).unwrap(), Some(b"a1".to_vec()));
+        store.prune_state_below(2).unwrap();
+        assert!(matches!(
+            store.get_value(&KeyHash::of(HashFunction::Blake3, b"c"), 1),
+            Err(StorageError::Pruned { .. })
+        ));
+    }
+
     /// Every node key reachable from the roots of `versions`.
     fn reachable(
         store: &DurableStore,
@@ -2149,17 +2492,9 @@ mod tests {
     #[test]
     fn prune_deletes_exactly_the_unreachable_pages() {
         let dir = tempfile::tempdir().unwrap();
-        let chain = ChainId::new("prune-test").unwrap();
-        let store =
-            DurableStore::open(dir.path(), chain.clone(), DurableConfig::default()).unwrap();
-        let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
-        let key = |i: u64| KeyHash::of(govchain_core::hash::HashFunction::Blake3, &i.to_le_bytes());
-        let (_, genesis) = tree
-            .apply_batch(None, 0, &[(key(0), Some(vec![0]))])
-            .unwrap();
-        store.commit_state(genesis).unwrap();
-        let signer = SecretKey::from_seed(&[3; 32]);
-        let mut parent = Hash::ZERO;
+        let store = test_store(dir.path());
+        let tree = SparseMerkleTree::new(&store, HashFunction::Blake3);
+        let key = |i: u64| KeyHash::of(HashFunction::Blake3, &i.to_le_bytes());
         for h in 1..=8u64 {
             // Inserts, overwrites and deletes over a 600-key range.
             let updates: Vec<_> = (0..300u64)
@@ -2170,34 +2505,7 @@ mod tests {
                 .collect::<std::collections::BTreeMap<_, _>>()
                 .into_iter()
                 .collect();
-            let (root, batch) = tree.apply_batch(Some(h - 1), h, &updates).unwrap();
-            let header = BlockHeader {
-                suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
-                chain_id: chain.clone(),
-                height: Height::new(h),
-                time: Timestamp::new(h),
-                parent_hash: parent,
-                tx_root: tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &[]),
-                tx_count: 0,
-                state_root: root,
-                history_root: Hash::ZERO,
-                validator_set_hash: Hash::ZERO,
-                next_validator_set_hash: Hash::ZERO,
-                proposer: signer.public_key(),
-            };
-            let block = Block {
-                header,
-                transactions: Vec::new(),
-            };
-            let cert = certify(
-                &chain,
-                Height::new(h),
-                Round::new(0),
-                block.hash(),
-                &[&signer],
-            );
-            store.append(&block, &cert, batch).unwrap();
-            parent = block.hash();
+            append_state(&store, &updates);
         }
         let roots: Vec<Hash> = (0..=8)
             .map(|v| {

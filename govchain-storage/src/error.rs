@@ -207,6 +207,12 @@ impl StorageError {
         )
     }
 
+    /// Corruption reported by (or for) the index database: a damaged page,
+    /// redb's own checks, a redb panic.
+    pub(crate) fn is_index_corruption(&self) -> bool {
+        matches!(self, StorageError::Corruption { location, .. } if location == INDEX_DATABASE)
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StorageError::Io {
             op,
@@ -223,17 +229,31 @@ impl StorageError {
     }
 }
 
+/// The location of corruption found in (or by) the index database.
+pub(crate) const INDEX_DATABASE: &str = "index database";
+
 /// Maps any redb error: detected corruption becomes
 /// [`StorageError::Corruption`], I/O becomes [`StorageError::Io`]. A read
 /// past the end of the index file is corruption too: redb only reads pages
 /// that its own (checksummed) metadata points to, so such a read means a
 /// damaged page reference or a truncated file, not a failing device.
+///
+/// A read of an index page that fails its checksum (see
+/// [`pagesum`](crate::pagesum)) reaches here as an I/O error carrying an
+/// [`IndexPageCorrupt`](crate::pagesum::IndexPageCorrupt): corruption too.
 pub(crate) fn db_err(e: impl Into<redb::Error>) -> StorageError {
     match e.into() {
-        redb::Error::Corrupted(reason) => StorageError::corrupt("index database", reason),
+        redb::Error::Corrupted(reason) => StorageError::corrupt(INDEX_DATABASE, reason),
+        redb::Error::Io(source)
+            if source
+                .get_ref()
+                .is_some_and(|e| e.is::<crate::pagesum::IndexPageCorrupt>()) =>
+        {
+            StorageError::corrupt(INDEX_DATABASE, source.to_string())
+        }
         redb::Error::Io(source) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
             StorageError::corrupt(
-                "index database",
+                INDEX_DATABASE,
                 format!("read past the end of index.redb ({source}): a damaged page reference or a truncated file"),
             )
         }

@@ -53,6 +53,7 @@ pub mod durable;
 pub mod error;
 pub mod format;
 pub mod memory;
+mod pagesum;
 pub mod sim;
 pub mod traits;
 pub mod vfs;

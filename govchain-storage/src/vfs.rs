@@ -2,8 +2,9 @@
 //! operating-system implementation ([`OsVfs`]).
 //!
 //! Like SQLite's VFS layer, this is the one seam through which every byte the
-//! durable store writes passes — the block log *and* the redb index, via
-//! [`RedbFile`](crate::durable) — so tests can replace the disk with
+//! durable store writes passes — the block log *and* the redb index (through
+//! the page-checksumming redb backend, see the [`durable`](crate::durable)
+//! module's *Verified reads*) — so tests can replace the disk with
 //! [`SimDisk`](crate::sim::SimDisk) and inject crashes and I/O errors.
 
 use std::fmt::Debug;

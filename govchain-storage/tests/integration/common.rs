@@ -13,7 +13,9 @@ use govchain_core::smt::{KeyHash, MemoryNodeStore, SparseMerkleTree, TreeUpdateB
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
 use govchain_storage::sim::SimDisk;
-use govchain_storage::{BlockStore, DurableConfig, DurableStore, StateStore, StorageError};
+use govchain_storage::{
+    BlockStore, DurableConfig, DurableStore, StateStore, StorageError, StoredBlock,
+};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -192,6 +194,22 @@ impl Workload {
     }
 }
 
+/// Asserts that `got` is block `h` of `wl` with its certificate, byte for
+/// byte.
+pub fn assert_block(got: &StoredBlock, wl: &Workload, h: u64, what: &str) {
+    let e = wl.entry(h);
+    assert_eq!(
+        got.block.to_bytes(),
+        e.block.to_bytes(),
+        "{what}: block {h} differs"
+    );
+    assert_eq!(
+        got.certificate.to_bytes(),
+        e.cert.to_bytes(),
+        "{what}: cert {h} differs"
+    );
+}
+
 /// The invariants after a crash and reopen:
 /// - every acknowledged block (`..= acked`) is there byte for byte;
 /// - at most the one in-flight block (`acked + 1`, if `in_flight`) beyond
@@ -211,17 +229,8 @@ pub fn check_invariants(store: &DurableStore, wl: &Workload, acked: u64, in_flig
     );
     for h in 1..=latest {
         let got = store.block(Height::new(h)).unwrap().expect("stored block");
+        assert_block(&got, wl, h, "after reopen");
         let e = wl.entry(h);
-        assert_eq!(
-            got.block.to_bytes(),
-            e.block.to_bytes(),
-            "block {h} differs"
-        );
-        assert_eq!(
-            got.certificate.to_bytes(),
-            e.cert.to_bytes(),
-            "cert {h} differs"
-        );
         assert_eq!(
             store.height_of(&e.block.hash()).unwrap(),
             Some(Height::new(h))
