@@ -118,7 +118,19 @@ pub struct ChainSpec {
     /// The consensus log is compacted when it grows beyond this many bytes
     /// (Tendermint chains; Raft's log is not compacted yet).
     pub log_compaction_bytes: u64,
+    /// Keep the state of only the latest this-many versions (heights):
+    /// older versions are pruned from the state store every
+    /// [`STATE_PRUNE_EVERY`] commits (or every `retain` commits, if fewer), so the store holds the live state
+    /// instead of every version ever written. State reads and proofs at a
+    /// pruned height are then refused as pruned; blocks, transaction
+    /// proofs, block sync and cross-chain proofs of transactions are
+    /// unaffected. `None` (the default): keep every version.
+    pub retain_state_versions: Option<u64>,
 }
+
+/// With [`ChainSpec::retain_state_versions`] set, state is pruned once per
+/// this many commits (each prune also makes the store's index durable).
+pub const STATE_PRUNE_EVERY: u64 = 64;
 
 impl std::fmt::Debug for ChainSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,6 +188,7 @@ impl ChainSpec {
             sync: SyncConfig::default(),
             retain_decided_blocks: 256,
             log_compaction_bytes: 64 * 1024 * 1024,
+            retain_state_versions: None,
         }
     }
 }
@@ -303,6 +316,9 @@ pub struct ChainCounters {
     pub evidence: u64,
     /// Times the consensus log was compacted.
     pub log_compactions: u64,
+    /// Times old state versions were pruned
+    /// ([`ChainSpec::retain_state_versions`]).
+    pub state_prunes: u64,
 }
 
 /// A block this node committed, as announced to subscribers.
@@ -584,6 +600,26 @@ impl ChainRunner {
         Ok(true)
     }
 
+    /// Prunes state versions older than the retention window
+    /// ([`ChainSpec::retain_state_versions`]), every [`STATE_PRUNE_EVERY`]
+    /// heights (or every `retain`, if fewer). Version `height - retain + 1` and later stay readable.
+    fn maybe_prune_state(&mut self, height: Height) -> Result<(), NodeError> {
+        let Some(retain) = self.spec.retain_state_versions else {
+            return Ok(());
+        };
+        let h = height.get();
+        let every = STATE_PRUNE_EVERY.min(retain).max(1);
+        if !h.is_multiple_of(every) || h < retain {
+            return Ok(());
+        }
+        let below = h - retain.max(1) + 1;
+        self.store
+            .prune_state_below(below)
+            .map_err(storage_err(&self.spec.chain_id))?;
+        self.counters.state_prunes += 1;
+        Ok(())
+    }
+
     /// A committed block and its certificate from the store.
     pub fn stored_block(
         &self,
@@ -709,6 +745,7 @@ impl ChainRunner {
         );
         // The mempool forgets what committed and what went stale.
         let _ = self.mempool.remove_committed(&d.block.transactions, &view);
+        self.maybe_prune_state(header.height)?;
         Ok(Some(CommitEvent {
             chain,
             height: header.height,

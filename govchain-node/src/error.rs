@@ -88,6 +88,19 @@ pub enum NodeError {
         /// What.
         what: String,
     },
+    /// The state of that height was pruned
+    /// ([`ChainSpec::retain_state_versions`](crate::ChainSpec::retain_state_versions)).
+    #[error(
+        "the state of chain {chain} at height {height} was pruned; the oldest readable is {oldest}"
+    )]
+    StatePruned {
+        /// The chain.
+        chain: ChainId,
+        /// The height asked for.
+        height: Height,
+        /// The oldest height whose state is kept.
+        oldest: Height,
+    },
     /// A proof could not be built.
     #[error("proof: {reason}")]
     Proof {

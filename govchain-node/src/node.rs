@@ -527,8 +527,17 @@ impl NodeHandle {
         let hf = self.suite(chain)?.hash_function();
         let (value, proof) = SparseMerkleTree::new(&s, hf)
             .get_with_proof(&KeyHash::of(hf, key), height.get())
-            .map_err(|e| NodeError::Proof {
-                reason: e.to_string(),
+            .map_err(|e| match e {
+                govchain_core::smt::SmtError::VersionPruned {
+                    oldest_readable, ..
+                } => NodeError::StatePruned {
+                    chain: chain.clone(),
+                    height,
+                    oldest: Height::new(oldest_readable),
+                },
+                e => NodeError::Proof {
+                    reason: e.to_string(),
+                },
             })?;
         Ok(StateProof {
             header: stored.block.header,

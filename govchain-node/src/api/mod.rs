@@ -110,6 +110,8 @@ pub enum ErrorCode {
     TxNotFound,
     /// 404: the proof can not be built yet (e.g. not anchored).
     ProofUnavailable,
+    /// 410: the state of that height was pruned by the node's retention.
+    StatePruned,
     /// 413: the body is over the limit.
     BodyTooLarge,
     /// 431: the request head is over the limit.
@@ -142,6 +144,7 @@ impl ErrorCode {
             ErrorCode::BlockNotFound => "block_not_found",
             ErrorCode::TxNotFound => "tx_not_found",
             ErrorCode::ProofUnavailable => "proof_unavailable",
+            ErrorCode::StatePruned => "state_pruned",
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::HeaderTooLarge => "header_too_large",
             ErrorCode::TxRejected => "tx_rejected",
@@ -161,6 +164,7 @@ impl ErrorCode {
             | ErrorCode::TxNotFound
             | ErrorCode::ProofUnavailable => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::StatePruned => 410,
             ErrorCode::MalformedJson
             | ErrorCode::BadRequest
             | ErrorCode::BadHex
@@ -537,6 +541,7 @@ fn node_err(e: NodeError, not_found: ErrorCode) -> Reply {
             format!("this node does not run chain {chain}"),
         ),
         NodeError::NotFound { what } => Reply::error(not_found, format!("not found: {what}")),
+        e @ NodeError::StatePruned { .. } => Reply::error(ErrorCode::StatePruned, e.to_string()),
         NodeError::Stopped => Reply::error(ErrorCode::NodeStopped, "the node has stopped"),
         other => Reply::error(ErrorCode::Internal, other.to_string()),
     }
