@@ -120,6 +120,7 @@ fn four_processes(total: usize) -> anyhow::Result<f64> {
         host: "127.0.0.1".parse()?,
         base_port: base,
         genesis_time_ms: 0,
+        suite: Default::default(),
     };
     let written = write_network(&plan, dir.path()).context("writing the network")?;
     let chain = ChainId::new(CHAIN)?;

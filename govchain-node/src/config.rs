@@ -17,7 +17,7 @@
 //!
 //! [[peers]]
 //! name = "dept-2"
-//! public_key = "…"                 # Ed25519, 64 hex digits
+//! public_key = "…"                 # a department key of the genesis suite (see "Keys" below)
 //! address = "127.0.0.1:7102"
 //!
 //! [api]                            # optional
@@ -29,6 +29,7 @@
 //! ```toml
 //! network_id = "govchain-local"
 //! genesis_time_ms = 0
+//! suite = "sm2-sm3"                # optional; default "ed25519-blake3"
 //!
 //! [[departments]]
 //! id = "dept-1"
@@ -57,21 +58,40 @@
 //! (core's key-value DApp [`KvApp`]: a payload is a canonical `(key, value)`
 //! pair stored under `kv/` + key).
 //!
+//! # One crypto suite per network
+//! `suite` names the network's [`CryptoSuite`]: every chain of the network
+//! runs it, and every key in the genesis file (departments, validators), in
+//! the node file (peers) and in the node's key files must be of its
+//! algorithm; a key of the other algorithm is refused with an error naming
+//! the field or the file. A department's one node key signs on every chain
+//! it validates, so chains of one network can not differ in suite (see
+//! [`governance`](crate::governance), "One crypto suite per network").
+//!
+//! # Keys
+//! A public key is written as 64 hex digits (Ed25519; the prefix `ed25519:`
+//! is also accepted) or as `sm2:` followed by 66 hex digits (a compressed
+//! SM2 point; the bare 66 digits are also accepted): see
+//! [`parse_public_key`] and [`public_key_hex`].
+//!
 //! # Errors name the field
 //! Every problem is a [`ConfigError`] naming the file and the field path,
 //! for example `genesis.toml: chains[1].engine: unknown variant `pbft`,
 //! expected `bft` or `raft``.
 //!
 //! # Key files
-//! [`generate_key_file`] writes a fresh Ed25519 key (mode 0600 on unix);
-//! [`load_key_file`] reads one back and checks its public key.
+//! [`generate_key_file`] writes a fresh key of a suite's algorithm (mode
+//! 0600 on unix); [`load_key_file`] reads one back and checks its public
+//! key. A key file records its `algorithm` (`"ed25519"` or `"sm2"`) and a
+//! 32-byte `secret_seed` ([`SecretKey::from_seed`] or
+//! [`SecretKey::sm2_from_seed`]), so Ed25519 key files written before SM2
+//! support load unchanged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use govchain_core::crypto::{PublicKey, SecretKey, Signer};
+use govchain_core::crypto::{CryptoSuite, PublicKey, SecretKey, SignatureAlgorithm, Signer};
 use govchain_core::testkit::KvApp;
 use govchain_core::types::{ChainId, Timestamp};
 use govchain_core::validator::{Validator, ValidatorSet};
@@ -163,7 +183,8 @@ pub struct NodeFile {
 pub struct NodeSection {
     /// A name for logs and status.
     pub name: String,
-    /// The node's Ed25519 key file (relative to the node file).
+    /// The node's key file (relative to the node file); its algorithm must
+    /// be the genesis suite's.
     pub key_file: PathBuf,
     /// Key files of new keys loaded ahead of their rotation (relative to
     /// the node file): see [`NodeConfig::rotation_keys`](crate::NodeConfig::rotation_keys).
@@ -199,7 +220,7 @@ fn default_tick_ms() -> u64 {
 pub struct PeerEntry {
     /// A name for logs.
     pub name: String,
-    /// The peer's Ed25519 public key, 64 hex digits.
+    /// The peer's public key ([`parse_public_key`]), of the genesis suite.
     pub public_key: String,
     /// Where it listens.
     pub address: SocketAddr,
@@ -243,6 +264,10 @@ pub struct GenesisFile {
     /// Time of the genesis state, in Unix milliseconds.
     #[serde(default)]
     pub genesis_time_ms: u64,
+    /// The network's crypto suite, by name (`"ed25519-blake3"` or
+    /// `"sm2-sm3"`); absent means ed25519-blake3. Every chain runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
     /// The founding departments.
     pub departments: Vec<DepartmentEntry>,
     /// The chains: one main chain and its side chains.
@@ -257,7 +282,7 @@ pub struct DepartmentEntry {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// Its node's Ed25519 public key, 64 hex digits.
+    /// Its node's public key ([`parse_public_key`]), of the genesis suite.
     pub public_key: String,
 }
 
@@ -335,7 +360,7 @@ pub enum AppKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidatorEntry {
-    /// A department's node key, 64 hex digits.
+    /// A department's node key ([`parse_public_key`]).
     pub public_key: String,
     /// Voting power (at least 1; exactly 1 on Raft chains).
     pub power: u64,
@@ -398,20 +423,68 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(io)
 }
 
-/// Parses an Ed25519 public key: 64 hex digits, optionally prefixed
-/// `ed25519:`.
+/// Parses a public key: `ed25519:` or `sm2:` followed by the key's hex
+/// digits, or the bare digits, whose number tells the algorithm (64 for
+/// Ed25519, 66 for a compressed SM2 point).
 pub fn parse_public_key(text: &str) -> Result<PublicKey, String> {
-    let hex_part = text.strip_prefix("ed25519:").unwrap_or(text);
+    let prefixed = SignatureAlgorithm::ALL.iter().find_map(|a| {
+        text.strip_prefix(a.name())
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(|rest| (*a, rest))
+    });
+    let hex_part = prefixed.map_or(text, |(_, rest)| rest);
     let bytes = hex::decode(hex_part).map_err(|e| format!("not hex: {e}"))?;
-    let array: [u8; 32] = bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("{} bytes, an Ed25519 key has 32", b.len()))?;
-    PublicKey::ed25519_from_bytes(array).map_err(|e| format!("not an Ed25519 key: {e}"))
+    let algorithm = match prefixed {
+        Some((a, _)) => a,
+        None => SignatureAlgorithm::ALL
+            .iter()
+            .copied()
+            .find(|a| a.public_key_len() == bytes.len())
+            .ok_or_else(|| {
+                format!(
+                    "{} bytes, an Ed25519 key has 32 and an SM2 key 33",
+                    bytes.len()
+                )
+            })?,
+    };
+    if bytes.len() != algorithm.public_key_len() {
+        return Err(format!(
+            "{} bytes, an {} key has {}",
+            bytes.len(),
+            algorithm.name(),
+            algorithm.public_key_len()
+        ));
+    }
+    PublicKey::from_raw(algorithm, &bytes)
+        .map_err(|e| format!("not an {} key: {e}", algorithm.name()))
 }
 
-/// A public key as the configuration files write it: 64 hex digits.
+/// Parses a public key ([`parse_public_key`]) that `suite` must admit.
+pub fn parse_public_key_of(suite: CryptoSuite, text: &str) -> Result<PublicKey, String> {
+    let key = parse_public_key(text)?;
+    check_suite(suite, &key)?;
+    Ok(key)
+}
+
+/// Refuses `key` unless `suite` admits it, with a reason naming both.
+fn check_suite(suite: CryptoSuite, key: &PublicKey) -> Result<(), String> {
+    suite.check_key(key).map_err(|_| {
+        format!(
+            "an {} key, but the genesis suite is {suite} (its keys are {})",
+            key.algorithm().name(),
+            suite.signature_algorithm().name()
+        )
+    })
+}
+
+/// A public key as the configuration files write it: an Ed25519 key as its
+/// 64 hex digits (as before SM2 support), any other as `algorithm:hex`
+/// (`sm2:` and 66 hex digits).
 pub fn public_key_hex(key: &PublicKey) -> String {
-    hex::encode(key.raw_bytes())
+    match key.algorithm() {
+        SignatureAlgorithm::Ed25519 => hex::encode(key.raw_bytes()),
+        other => format!("{}:{}", other.name(), hex::encode(key.raw_bytes())),
+    }
 }
 
 /// BLAKE3 of `bytes`, hex: the genesis file's pin.
@@ -445,6 +518,8 @@ pub struct Genesis {
     pub network_id: String,
     /// Time of the genesis state.
     pub time: Timestamp,
+    /// The network's crypto suite: every chain's.
+    pub suite: CryptoSuite,
     /// The founding departments: id, name, key.
     pub departments: Vec<(DepartmentId, String, PublicKey)>,
     /// The chains, main chain first.
@@ -469,6 +544,12 @@ impl Genesis {
         if raw.network_id.is_empty() || raw.network_id.len() > 64 {
             return Err(err("network_id".into(), "must be 1 to 64 bytes".into()));
         }
+        let suite = match &raw.suite {
+            None => CryptoSuite::default(),
+            Some(name) => name
+                .parse::<CryptoSuite>()
+                .map_err(|e| err("suite".into(), e.to_string()))?,
+        };
         let mut departments = Vec::new();
         let mut dept_keys = BTreeSet::new();
         let mut dept_ids = BTreeSet::new();
@@ -481,7 +562,7 @@ impl Genesis {
                     format!("department {id} is listed twice"),
                 ));
             }
-            let key = parse_public_key(&d.public_key)
+            let key = parse_public_key_of(suite, &d.public_key)
                 .map_err(|e| err(format!("departments[{i}].public_key"), e))?;
             if !dept_keys.insert(key.clone()) {
                 return Err(err(
@@ -542,7 +623,8 @@ impl Genesis {
             let mut validators = Vec::new();
             for (j, v) in c.validators.iter().enumerate() {
                 let vat = |f: &str| format!("chains[{i}].validators[{j}].{f}");
-                let key = parse_public_key(&v.public_key).map_err(|e| err(vat("public_key"), e))?;
+                let key = parse_public_key_of(suite, &v.public_key)
+                    .map_err(|e| err(vat("public_key"), e))?;
                 if !dept_keys.contains(&key) {
                     return Err(err(
                         vat("public_key"),
@@ -588,6 +670,7 @@ impl Genesis {
             main,
             network_id: raw.network_id,
             time: Timestamp::new(raw.genesis_time_ms),
+            suite,
             departments,
             chains,
             hash: genesis_hash(text.as_bytes()),
@@ -780,7 +863,7 @@ impl NodeSettings {
         let mut peers = Vec::new();
         let mut seen = BTreeSet::new();
         for (i, p) in raw.peers.iter().enumerate() {
-            let key = parse_public_key(&p.public_key)
+            let key = parse_public_key_of(genesis.suite, &p.public_key)
                 .map_err(|e| err(format!("peers[{i}].public_key"), e))?;
             if !genesis.departments.iter().any(|(_, _, k)| *k == key) {
                 return Err(err(
@@ -838,17 +921,26 @@ impl NodeSettings {
         })
     }
 
-    /// Reads the node's key file.
+    /// Reads the node's key file, whose algorithm must be the genesis
+    /// suite's.
     pub fn load_key(&self) -> Result<Arc<SecretKey>, ConfigError> {
-        load_key_file(&self.key_file).map(Arc::new)
+        self.load_key_of_suite(&self.key_file)
     }
 
-    /// Reads the rotation key files, in order.
+    /// Reads the rotation key files, in order; each must be of the genesis
+    /// suite's algorithm.
     pub fn load_rotation_keys(&self) -> Result<Vec<Arc<SecretKey>>, ConfigError> {
         self.rotation_key_files
             .iter()
-            .map(|f| load_key_file(f).map(Arc::new))
+            .map(|f| self.load_key_of_suite(f))
             .collect()
+    }
+
+    fn load_key_of_suite(&self, path: &Path) -> Result<Arc<SecretKey>, ConfigError> {
+        let key = load_key_file(path)?;
+        check_suite(self.genesis.suite, &key.public_key())
+            .map_err(|reason| field_err(path, "algorithm", reason))?;
+        Ok(Arc::new(key))
     }
 
     /// The chains this node runs with key `me`: `node.chains` if given,
@@ -921,28 +1013,39 @@ impl Drop for KeyFileDoc {
     }
 }
 
-/// Writes a fresh Ed25519 key to `path` (which must not exist), readable
-/// only by its owner on unix (mode 0600); returns its public key.
-pub fn generate_key_file(path: &Path) -> Result<PublicKey, ConfigError> {
+/// Writes a fresh key of `suite`'s signature algorithm to `path` (which
+/// must not exist), readable only by its owner on unix (mode 0600); returns
+/// its public key.
+pub fn generate_key_file(path: &Path, suite: CryptoSuite) -> Result<PublicKey, ConfigError> {
     // `SecretKey` does not export its seed, so draw the seed here (as
-    // `SecretKey::generate` does) and derive the key from it.
+    // `SecretKey::generate_for` does) and derive the key from it.
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, seed.as_mut());
-    write_key_file(path, &seed)
+    write_key_file(path, suite, &seed)
 }
 
-/// Writes the key with 32-byte `seed` to `path` (which must not exist),
-/// mode 0600 on unix.
-pub fn write_key_file(path: &Path, seed: &[u8; 32]) -> Result<PublicKey, ConfigError> {
-    let key = SecretKey::from_seed(seed);
+/// Writes the key of `suite`'s algorithm with 32-byte `seed`
+/// ([`SecretKey::from_seed_for`]) to `path` (which must not exist), mode
+/// 0600 on unix.
+pub fn write_key_file(
+    path: &Path,
+    suite: CryptoSuite,
+    seed: &[u8; 32],
+) -> Result<PublicKey, ConfigError> {
+    let key = SecretKey::from_seed_for(suite, seed);
+    let algorithm = key.algorithm();
     let doc = KeyFileDoc {
-        algorithm: "ed25519".into(),
+        algorithm: algorithm.name().into(),
         public_key: public_key_hex(&key.public_key()),
         secret_seed: hex::encode(seed),
     };
     let body = toml::to_string(&doc).map_err(|e| field_err(path, "(document)", e))?;
+    let what = match algorithm {
+        SignatureAlgorithm::Sm2 => "an SM2 (GB/T 32918) seed, for suite sm2-sm3",
+        _ => "an Ed25519 (RFC 8032) seed",
+    };
     let mut text = zeroize::Zeroizing::new(format!(
-        "# govchain node key: an Ed25519 (RFC 8032) seed.\n\
+        "# govchain node key: {what}.\n\
          # SECRET: keep this file private (mode 0600); it signs this department's votes.\n{body}"
     ));
     let io = |source| ConfigError::Io {
@@ -972,22 +1075,26 @@ pub fn write_key_file(path: &Path, seed: &[u8; 32]) -> Result<PublicKey, ConfigE
     Ok(key.public_key())
 }
 
-/// Reads an Ed25519 key file written by [`generate_key_file`], checking
-/// that its public key matches its seed.
+/// Reads a key file written by [`generate_key_file`] (of either
+/// algorithm), checking that its public key matches its seed.
 pub fn load_key_file(path: &Path) -> Result<SecretKey, ConfigError> {
     let mut text = zeroize::Zeroizing::new(read_text(path)?);
     let doc: KeyFileDoc = parse_toml(path, &text)?;
     text.zeroize();
-    if doc.algorithm != "ed25519" {
+    let Some(algorithm) = SignatureAlgorithm::ALL
+        .iter()
+        .copied()
+        .find(|a| a.name() == doc.algorithm)
+    else {
         return Err(field_err(
             path,
             "algorithm",
             format!(
-                "unsupported algorithm {:?}, expected \"ed25519\"",
+                "unsupported algorithm {:?}, expected \"ed25519\" or \"sm2\"",
                 doc.algorithm
             ),
         ));
-    }
+    };
     let mut bytes = zeroize::Zeroizing::new(
         hex::decode(&doc.secret_seed).map_err(|e| field_err(path, "secret_seed", e))?,
     );
@@ -996,12 +1103,12 @@ pub fn load_key_file(path: &Path) -> Result<SecretKey, ConfigError> {
         return Err(field_err(
             path,
             "secret_seed",
-            format!("{} bytes, an Ed25519 seed has 32", bytes.len()),
+            format!("{} bytes, a seed has 32", bytes.len()),
         ));
     }
     seed.copy_from_slice(&bytes);
     bytes.zeroize();
-    let key = SecretKey::from_seed(&seed);
+    let key = SecretKey::from_seed_for(CryptoSuite::for_algorithm(algorithm), &seed);
     let stated = parse_public_key(&doc.public_key).map_err(|e| field_err(path, "public_key", e))?;
     if stated != key.public_key() {
         return Err(field_err(
@@ -1048,6 +1155,9 @@ pub struct NetworkPlan {
     pub base_port: u16,
     /// Genesis time, Unix milliseconds.
     pub genesis_time_ms: u64,
+    /// The network's crypto suite: the departments' keys are of its
+    /// algorithm.
+    pub suite: CryptoSuite,
 }
 
 /// One department written by [`write_network`].
@@ -1103,7 +1213,7 @@ pub fn write_network(
     for i in 0..plan.departments {
         let dir = out.join(format!("dept-{}", i + 1));
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let public_key = generate_key_file(&dir.join(KEY_FILE))?;
+        let public_key = generate_key_file(&dir.join(KEY_FILE), plan.suite)?;
         let port = plan.base_port + 2 * i as u16;
         written.push(WrittenDepartment {
             config: dir.join(NODE_FILE),
@@ -1141,6 +1251,9 @@ pub fn write_network(
     let genesis_doc = GenesisFile {
         network_id: plan.network_id.clone(),
         genesis_time_ms: plan.genesis_time_ms,
+        // The default suite is left implicit: such a genesis file reads
+        // exactly as before suites were configurable.
+        suite: (plan.suite != CryptoSuite::default()).then(|| plan.suite.name().to_owned()),
         departments: written
             .iter()
             .enumerate()
@@ -1270,6 +1383,14 @@ mod tests {
             host: IpAddr::from([127, 0, 0, 1]),
             base_port: 31000,
             genesis_time_ms: 0,
+            suite: CryptoSuite::Ed25519Blake3,
+        }
+    }
+
+    fn sm_plan(departments: usize) -> NetworkPlan {
+        NetworkPlan {
+            suite: CryptoSuite::Sm2Sm3,
+            ..plan(departments)
         }
     }
 
@@ -1497,6 +1618,32 @@ mod tests {
                 "(syntax)",
                 "line",
             ),
+            (
+                replace_nth(
+                    &good,
+                    "genesis_time_ms = 0",
+                    "genesis_time_ms = 0\nsuite = \"sm9\"",
+                    0,
+                ),
+                "suite",
+                "unknown crypto suite \"sm9\"",
+            ),
+            // Ed25519 keys under an SM2/SM3 genesis.
+            (
+                replace_nth(
+                    &good,
+                    "genesis_time_ms = 0",
+                    "genesis_time_ms = 0\nsuite = \"sm2-sm3\"",
+                    0,
+                ),
+                "departments[0].public_key",
+                "an ed25519 key, but the genesis suite is sm2-sm3",
+            ),
+            (
+                replace_nth(&good, &first_key, &format!("sm2:{}", "02".repeat(33)), 0),
+                "departments[0].public_key",
+                "not an sm2 key",
+            ),
         ];
         for (text, field, message) in cases {
             let err = genesis_error(&text);
@@ -1512,6 +1659,30 @@ mod tests {
         let err = genesis_error(&text);
         assert!(
             err.starts_with("genesis.toml: chains[1].validators[0].public_key:"),
+            "{err}"
+        );
+        // An SM2/SM3 genesis with one validator key of the other algorithm.
+        let dir = tempfile::tempdir().unwrap();
+        write_network(&sm_plan(3), dir.path()).unwrap();
+        let sm_good = std::fs::read_to_string(dir.path().join(GENESIS_FILE)).unwrap();
+        let sm_key = sm_good
+            .lines()
+            .find_map(|l| l.strip_prefix("public_key = \""))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_owned();
+        let text = replace_nth(&sm_good, &sm_key, &stranger, 1);
+        let err = genesis_error(&text);
+        assert!(
+            err.starts_with("genesis.toml: chains[0].validators[0].public_key: an ed25519 key, but the genesis suite is sm2-sm3"),
+            "{err}"
+        );
+        // Without the suite line, its SM2 keys are refused by the default.
+        let text = sm_good.replace("suite = \"sm2-sm3\"\n", "");
+        assert_ne!(text, sm_good);
+        let err = genesis_error(&text);
+        assert!(
+            err.starts_with("genesis.toml: departments[0].public_key: an sm2 key, but the genesis suite is ed25519-blake3"),
             "{err}"
         );
     }
@@ -1536,6 +1707,13 @@ mod tests {
                 "node.api_listen",
             ),
             (good.replace(&peer_key, "00"), "peers[0].public_key"),
+            (
+                good.replace(
+                    &peer_key,
+                    &public_key_hex(&SecretKey::sm2_from_seed(&[9; 32]).public_key()),
+                ),
+                "peers[0].public_key: an sm2 key, but the genesis suite is ed25519-blake3",
+            ),
             (
                 good.replace(
                     &peer_key,
@@ -1591,7 +1769,8 @@ mod tests {
             .load_rotation_keys()
             .unwrap()
             .is_empty());
-        let next = generate_key_file(&written[0].dir.join("next.key")).unwrap();
+        let next = generate_key_file(&written[0].dir.join("next.key"), CryptoSuite::Ed25519Blake3)
+            .unwrap();
         let text = good.replace(
             "key_file = \"node.key\"",
             "key_file = \"node.key\"\nrotation_key_files = [\"next.key\"]",
@@ -1620,7 +1799,7 @@ mod tests {
     fn key_files_round_trip_and_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.key");
-        let public = generate_key_file(&path).unwrap();
+        let public = generate_key_file(&path, CryptoSuite::Ed25519Blake3).unwrap();
         assert_eq!(load_key_file(&path).unwrap().public_key(), public);
         #[cfg(unix)]
         {
@@ -1629,7 +1808,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(matches!(
-            generate_key_file(&path),
+            generate_key_file(&path, CryptoSuite::Sm2Sm3),
             Err(ConfigError::Exists { .. })
         ));
         // A key file whose public key does not match its seed is refused.
@@ -1641,8 +1820,160 @@ mod tests {
         assert!(err.contains("public_key: does not match"), "{err}");
         // Two fresh keys differ.
         assert_ne!(
-            generate_key_file(&dir.path().join("k2.key")).unwrap(),
+            generate_key_file(&dir.path().join("k2.key"), CryptoSuite::Ed25519Blake3).unwrap(),
             public
         );
+    }
+
+    #[test]
+    fn an_sm2_network_writes_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_network(&sm_plan(4), dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(GENESIS_FILE)).unwrap();
+        assert!(text.contains("suite = \"sm2-sm3\""), "{text}");
+        let g = Genesis::load(&dir.path().join(GENESIS_FILE)).unwrap();
+        assert_eq!(g.suite, CryptoSuite::Sm2Sm3);
+        assert_eq!(g.governance_genesis().suite(), Ok(CryptoSuite::Sm2Sm3));
+        for chain in &g.chains {
+            assert_eq!(chain.validators.suite(), CryptoSuite::Sm2Sm3);
+            assert_eq!(
+                g.chain_spec(&chain.id).unwrap().suite(),
+                CryptoSuite::Sm2Sm3
+            );
+            let t = crate::api::proof::TrustedSet::from_json(
+                &std::fs::read_to_string(
+                    dir.path()
+                        .join(TRUSTED_DIR)
+                        .join(format!("{}.json", chain.id)),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(t.validators, chain.validators);
+        }
+        for d in &written {
+            assert_eq!(d.public_key.algorithm(), SignatureAlgorithm::Sm2);
+            let s = NodeSettings::load(&d.config).unwrap();
+            assert!(s
+                .peers
+                .iter()
+                .all(|p| p.key.algorithm() == SignatureAlgorithm::Sm2));
+            let key = s.load_key().unwrap();
+            assert_eq!(key.public_key(), d.public_key);
+            s.durable_node_config(key).unwrap().validate().unwrap();
+        }
+        // Key text round-trips under both algorithms, with and without the
+        // prefix; a key is not read as the other algorithm's.
+        let sm = &written[0].public_key;
+        let sm_text = public_key_hex(sm);
+        assert!(
+            sm_text.starts_with("sm2:") && sm_text.len() == 4 + 66,
+            "{sm_text}"
+        );
+        assert_eq!(parse_public_key(&sm_text).as_ref(), Ok(sm));
+        assert_eq!(parse_public_key(&sm_text[4..]).as_ref(), Ok(sm));
+        let ed = SecretKey::from_seed(&[1; 32]).public_key();
+        assert_eq!(parse_public_key(&public_key_hex(&ed)), Ok(ed.clone()));
+        assert_eq!(
+            parse_public_key(&format!("ed25519:{}", public_key_hex(&ed))),
+            Ok(ed.clone())
+        );
+        assert!(parse_public_key(&format!("sm2:{}", public_key_hex(&ed))).is_err());
+        assert!(parse_public_key(&format!("ed25519:{}", &sm_text[4..])).is_err());
+        assert!(parse_public_key_of(CryptoSuite::Sm2Sm3, &public_key_hex(&ed)).is_err());
+    }
+
+    #[test]
+    fn a_key_file_of_the_other_algorithm_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_network(&sm_plan(2), dir.path()).unwrap();
+        let key_file = written[0].dir.join(KEY_FILE);
+        let settings = NodeSettings::load(&written[0].config).unwrap();
+        settings.load_key().unwrap();
+        // An Ed25519 key file where the SM2/SM3 network wants an SM2 one.
+        std::fs::remove_file(&key_file).unwrap();
+        generate_key_file(&key_file, CryptoSuite::Ed25519Blake3).unwrap();
+        let err = settings.load_key().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: algorithm: an ed25519 key, but the genesis suite is sm2-sm3",
+                key_file.display()
+            )),
+            "{err}"
+        );
+        // The same for a rotation key.
+        let next = written[0].dir.join("next.key");
+        generate_key_file(&next, CryptoSuite::Ed25519Blake3).unwrap();
+        let mut settings = settings;
+        settings.rotation_key_files = vec![next.clone()];
+        let err = settings.load_rotation_keys().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: algorithm:", next.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sm2_key_files_round_trip_and_old_ed25519_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sm.key");
+        let public = generate_key_file(&path, CryptoSuite::Sm2Sm3).unwrap();
+        assert_eq!(public.algorithm(), SignatureAlgorithm::Sm2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("algorithm = \"sm2\""), "{text}");
+        let loaded = load_key_file(&path).unwrap();
+        assert_eq!(loaded.public_key(), public);
+        // The seed is the one SecretKey::sm2_from_seed takes.
+        let seed_hex = text
+            .lines()
+            .find_map(|l| l.strip_prefix("secret_seed = \""))
+            .unwrap()
+            .trim_end_matches('"');
+        let seed: [u8; 32] = hex::decode(seed_hex).unwrap().try_into().unwrap();
+        assert_eq!(SecretKey::sm2_from_seed(&seed).public_key(), public);
+        // Written deterministically from a seed, both algorithms.
+        let seed = [7u8; 32];
+        for suite in CryptoSuite::ALL {
+            let p = dir.path().join(format!("{suite}.key"));
+            let key = write_key_file(&p, *suite, &seed).unwrap();
+            assert_eq!(key, SecretKey::from_seed_for(*suite, &seed).public_key());
+            assert_eq!(load_key_file(&p).unwrap().public_key(), key);
+        }
+        // An SM2 file claiming to be Ed25519 is refused.
+        let lying = dir.path().join("lying.key");
+        std::fs::write(
+            &lying,
+            text.replace("algorithm = \"sm2\"", "algorithm = \"ed25519\""),
+        )
+        .unwrap();
+        let err = load_key_file(&lying).unwrap_err().to_string();
+        assert!(err.contains("public_key"), "{err}");
+        let unknown = dir.path().join("unknown.key");
+        std::fs::write(
+            &unknown,
+            text.replace("algorithm = \"sm2\"", "algorithm = \"sm9\""),
+        )
+        .unwrap();
+        let err = load_key_file(&unknown).unwrap_err().to_string();
+        assert!(
+            err.contains("algorithm: unsupported algorithm \"sm9\""),
+            "{err}"
+        );
+        // A key file as written before SM2 support, byte for byte.
+        let seed = [5u8; 32];
+        let ed = SecretKey::from_seed(&seed).public_key();
+        let old = dir.path().join("old.key");
+        std::fs::write(
+            &old,
+            format!(
+                "# govchain node key: an Ed25519 (RFC 8032) seed.\n\
+                 # SECRET: keep this file private (mode 0600); it signs this department's votes.\n\
+                 algorithm = \"ed25519\"\npublic_key = \"{}\"\nsecret_seed = \"{}\"\n",
+                hex::encode(ed.raw_bytes()),
+                hex::encode(seed)
+            ),
+        )
+        .unwrap();
+        assert_eq!(load_key_file(&old).unwrap().public_key(), ed);
     }
 }

@@ -71,6 +71,29 @@
 //! department; [`Action::RegisterSideChain`] checks each member). A node
 //! therefore uses one key on every chain it validates.
 //!
+//! # One crypto suite per network
+//! The network's [`CryptoSuite`] ([`GovernanceApp::suite`],
+//! [`GovernanceGenesis::suite`]) is the suite of the main chain's genesis
+//! validator set, and it is the suite of **every** chain the main chain
+//! governs. Because a department has one node key, which signs its
+//! main-chain transactions, its votes on every chain it validates and its
+//! transport handshake, a side chain of another suite could have no
+//! department validators at all. So every key governance admits must be of
+//! the network's suite, with a reason naming the suite:
+//! - genesis: every department's node key
+//!   ([`GenesisError::DepartmentKeySuite`]) and every side chain's validator
+//!   set ([`GenesisError::SideChainSuite`]);
+//! - [`Action::RegisterDepartment`]: the new node key;
+//! - [`Action::AddValidator`]: the validator key;
+//! - [`Action::RegisterSideChain`]: the new chain's validator set, whose
+//!   suite is the side chain's suite;
+//! - [`Action::RotateValidatorKey`]: the new key.
+//!
+//! These are refused with [`CODE_INVALID_ACTION`], when proposed and again
+//! when the proposal passes. A chain's suite is therefore not recorded in
+//! [`ChainInfo`]: it is the network's, and every validator set scheduled for
+//! the chain is of it.
+//!
 //! # Genesis
 //! [`GovernanceGenesis`] lists departments, the main chain, and the initial
 //! side chains. Its state is written either explicitly by the host
@@ -121,7 +144,7 @@ use govchain_core::cert::CommitCertificate;
 use govchain_core::codec::{
     decode_exact, encode_bytes, encode_len, encode_seq, Decode, DecodeError, Encode, Reader,
 };
-use govchain_core::crypto::{PublicKey, Signature};
+use govchain_core::crypto::{CryptoSuite, PublicKey, Signature};
 use govchain_core::hash::Hash;
 use govchain_core::tx::{Transaction, MAX_PAYLOAD_LEN};
 use govchain_core::types::{ChainId, Height};
@@ -1836,6 +1859,29 @@ pub enum GenesisError {
         /// The key.
         key: PublicKey,
     },
+    /// A department's node key is not of the network's crypto suite (the
+    /// suite of the main chain's genesis validators): see "One crypto suite
+    /// per network" in the module docs.
+    #[error("department {id}: node key {key} is not of the network's crypto suite {suite} (the main chain's genesis validators'); every department key signs on every chain, so a network has one suite")]
+    DepartmentKeySuite {
+        /// The department.
+        id: DepartmentId,
+        /// Its node key.
+        key: PublicKey,
+        /// The network's suite.
+        suite: CryptoSuite,
+    },
+    /// A side chain's validator set is of another crypto suite than the
+    /// network's: its validators could not be department node keys.
+    #[error("side chain {chain}: its validators are of crypto suite {chain_suite}, the network's suite is {suite}; every chain of a network shares the main chain's suite")]
+    SideChainSuite {
+        /// The side chain.
+        chain: ChainId,
+        /// The suite of its validator set.
+        chain_suite: CryptoSuite,
+        /// The network's suite.
+        suite: CryptoSuite,
+    },
 }
 
 impl GovernanceGenesis {
@@ -1852,6 +1898,12 @@ impl GovernanceGenesis {
                 .collect(),
         )
         .map_err(|source| GenesisError::MainValidators { source })
+    }
+
+    /// The network's crypto suite: the suite of the main chain's genesis
+    /// validator set, shared by every chain (see the module docs).
+    pub fn suite(&self) -> Result<CryptoSuite, GenesisError> {
+        Ok(self.main_validator_set()?.suite())
     }
 
     /// Checks every rule of a genesis.
@@ -1888,7 +1940,18 @@ impl GovernanceGenesis {
                 });
             }
         }
-        self.main_validator_set()?;
+        let suite = self.suite()?;
+        if let Some(d) = self
+            .departments
+            .iter()
+            .find(|d| suite.check_key(&d.node_key).is_err())
+        {
+            return Err(GenesisError::DepartmentKeySuite {
+                id: d.id.clone(),
+                key: d.node_key.clone(),
+                suite,
+            });
+        }
         let mut chains = BTreeSet::from([&self.main_chain]);
         for s in &self.side_chains {
             if !chains.insert(&s.chain_id) {
@@ -1899,6 +1962,13 @@ impl GovernanceGenesis {
             if s.anchor_interval == 0 {
                 return Err(GenesisError::ZeroAnchorInterval {
                     chain: s.chain_id.clone(),
+                });
+            }
+            if s.validators.suite() != suite {
+                return Err(GenesisError::SideChainSuite {
+                    chain: s.chain_id.clone(),
+                    chain_suite: s.validators.suite(),
+                    suite,
                 });
             }
             if let Some(v) = s
@@ -1987,6 +2057,7 @@ impl GovernanceGenesis {
 pub struct GovernanceApp {
     genesis: GovernanceGenesis,
     genesis_writes: KeyValues,
+    suite: CryptoSuite,
 }
 
 /// State keys and values, in ascending key order.
@@ -2031,10 +2102,34 @@ impl GovernanceApp {
     pub fn new(genesis: GovernanceGenesis) -> Result<Self, GenesisError> {
         genesis.validate()?;
         let genesis_writes = genesis.writes()?;
+        let suite = genesis.suite()?;
         Ok(GovernanceApp {
             genesis,
             genesis_writes,
+            suite,
         })
+    }
+
+    /// The network's crypto suite ([`GovernanceGenesis::suite`]): every
+    /// chain's, and the only one whose keys governance admits.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
+    }
+
+    /// Refuses `key` (named `what` in the reason) unless it is of the
+    /// network's suite.
+    fn check_suite(&self, what: impl fmt::Display, key: &PublicKey) -> Result<(), OpError> {
+        if self.suite.check_key(key).is_ok() {
+            return Ok(());
+        }
+        fail(
+            CODE_INVALID_ACTION,
+            format!(
+                "{what} {key} is a key of crypto suite {}, not of the network's suite {}: every chain of this network uses the main chain's suite",
+                CryptoSuite::of_key(key),
+                self.suite
+            ),
+        )
     }
 
     /// The genesis this application was built with.
@@ -2442,6 +2537,7 @@ impl GovernanceApp {
                 if *power == 0 {
                     return fail(CODE_INVALID_ACTION, "validator power must be at least 1");
                 }
+                self.check_suite(format_args!("validator key of chain {chain}"), key)?;
                 if passing {
                     match department(state, dept_id)? {
                         None => {
@@ -2531,6 +2627,7 @@ impl GovernanceApp {
                         format!("a rotation overlap must be 1 to {MAX_ROTATION_OVERLAP} heights, not {overlap}"),
                     );
                 }
+                self.check_suite(format_args!("new key for {key} on chain {chain}"), new_key)?;
                 if verify_rotation_possession(chain, key, new_key, possession).is_err() {
                     return fail(
                         CODE_INVALID_ACTION,
@@ -2604,6 +2701,16 @@ impl GovernanceApp {
                 if *anchor_interval == 0 {
                     return fail(CODE_INVALID_ACTION, "anchor interval must be at least 1");
                 }
+                if validators.suite() != self.suite {
+                    return fail(
+                        CODE_INVALID_ACTION,
+                        format!(
+                            "side chain {chain}'s validators are of crypto suite {}, the network's suite is {}: every chain of a network shares the main chain's suite, as its validators are department node keys",
+                            validators.suite(),
+                            self.suite
+                        ),
+                    );
+                }
                 if passing {
                     for v in validators.validators() {
                         if department_of_key(state, &v.public_key)?.is_none() {
@@ -2674,6 +2781,10 @@ impl GovernanceApp {
             }
             Action::RegisterDepartment { department: dept } => {
                 self.check_effective_height(ctx, state, &main, effective_height, None)?;
+                self.check_suite(
+                    format_args!("department {}: node key", dept.id),
+                    &dept.node_key,
+                )?;
                 if department(state, &dept.id)?.is_some() {
                     return fail(
                         CODE_INVALID_ACTION,

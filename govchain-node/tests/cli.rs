@@ -110,6 +110,52 @@ fn genesis_refuses_bad_arguments() {
     assert!(err.contains("--side-chain"), "{err}");
 }
 
+#[test]
+fn keygen_and_genesis_take_a_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sm.key");
+    let printed = ok(&["keygen", "--suite", "sm2-sm3", "--out", s(&path)]);
+    let printed = printed.trim();
+    assert!(
+        printed.starts_with("sm2:") && printed.len() == 4 + 66,
+        "{printed}"
+    );
+    let key = load_key_file(&path).unwrap();
+    assert_eq!(
+        govchain_node::config::public_key_hex(&key.public_key()),
+        printed
+    );
+    let err = fails(&[
+        "keygen",
+        "--suite",
+        "sm9",
+        "--out",
+        s(&dir.path().join("x.key")),
+    ]);
+    assert!(err.contains("sm9"), "{err}");
+    let out = dir.path().join("net");
+    ok(&[
+        "genesis",
+        "--suite",
+        "sm2-sm3",
+        "--departments",
+        "2",
+        "--side-chain",
+        "svc:bft",
+        "--out",
+        s(&out),
+    ]);
+    let settings = NodeSettings::load(&out.join("dept-1/node.toml")).unwrap();
+    assert_eq!(
+        settings.genesis.suite,
+        govchain_core::crypto::CryptoSuite::Sm2Sm3
+    );
+    assert_eq!(
+        settings.load_key().unwrap().algorithm(),
+        govchain_core::crypto::SignatureAlgorithm::Sm2
+    );
+}
+
 /// A network described by `govchain genesis`, run in process.
 struct Running {
     dir: tempfile::TempDir,

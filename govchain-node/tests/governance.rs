@@ -12,16 +12,25 @@ use govchain_core::app::{
 };
 use govchain_core::cert::{certify, CommitCertificate};
 use govchain_core::codec::Encode;
-use govchain_core::crypto::{PublicKey, SecretKey, Signer};
+use govchain_core::crypto::{CryptoSuite, PublicKey, SecretKey, Signer};
 use govchain_core::light::LightClient;
 use govchain_core::testkit::{ChainBuilder, KvApp, TestkitError};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
-use govchain_core::validator::{prove_rotation_possession, KeyWindow, Validator, ValidatorSet};
+use govchain_core::validator::{prove_rotation_possession, KeyWindow, ValidatorSet};
 use govchain_node::governance::*;
 
 fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32])
+}
+
+/// Key `i` of `suite`'s algorithm (`sk(i)` for ed25519-blake3).
+fn sk_in(suite: CryptoSuite, i: u8) -> SecretKey {
+    SecretKey::from_seed_for(suite, &[i; 32])
+}
+
+fn pk_in(suite: CryptoSuite, i: u8) -> PublicKey {
+    sk_in(suite, i).public_key()
 }
 
 fn pk(i: u8) -> PublicKey {
@@ -37,16 +46,11 @@ fn dept(i: u8) -> DepartmentId {
 }
 
 fn equal_set(members: &[u8]) -> ValidatorSet {
-    ValidatorSet::new(
-        members
-            .iter()
-            .map(|&i| Validator {
-                public_key: pk(i),
-                power: 1,
-            })
-            .collect(),
-    )
-    .unwrap()
+    equal_set_in(CryptoSuite::Ed25519Blake3, members)
+}
+
+fn equal_set_in(suite: CryptoSuite, members: &[u8]) -> ValidatorSet {
+    ValidatorSet::with_equal_power(members.iter().map(|&i| pk_in(suite, i))).unwrap()
 }
 
 const T0: Timestamp = Timestamp::new(1_000);
@@ -55,6 +59,11 @@ const T0: Timestamp = Timestamp::new(1_000);
 /// chain `side-bft` and a Raft side chain `side-raft`, both validated by
 /// departments 1, 2 and 3, anchoring every 2 blocks.
 fn genesis(powers: &[u64]) -> GovernanceGenesis {
+    genesis_in(CryptoSuite::Ed25519Blake3, powers)
+}
+
+/// [`genesis`] with every key of `suite`'s algorithm.
+fn genesis_in(suite: CryptoSuite, powers: &[u64]) -> GovernanceGenesis {
     GovernanceGenesis {
         main_chain: chain("main"),
         departments: powers
@@ -65,7 +74,7 @@ fn genesis(powers: &[u64]) -> GovernanceGenesis {
                 GenesisDepartment {
                     id: dept(i),
                     name: format!("Department {i}"),
-                    node_key: pk(i),
+                    node_key: pk_in(suite, i),
                     power,
                 }
             })
@@ -74,13 +83,13 @@ fn genesis(powers: &[u64]) -> GovernanceGenesis {
             SideChainSpec {
                 chain_id: chain("side-bft"),
                 engine: EngineKind::Bft,
-                validators: equal_set(&[1, 2, 3]),
+                validators: equal_set_in(suite, &[1, 2, 3]),
                 anchor_interval: 2,
             },
             SideChainSpec {
                 chain_id: chain("side-raft"),
                 engine: EngineKind::Raft,
-                validators: equal_set(&[1, 2, 3]),
+                validators: equal_set_in(suite, &[1, 2, 3]),
                 anchor_interval: 2,
             },
         ],
@@ -92,6 +101,7 @@ struct Main {
     chain: ChainBuilder<GovernanceApp>,
     nonces: BTreeMap<u8, u64>,
     time: u64,
+    suite: CryptoSuite,
 }
 
 /// A `StateView` of the main chain after its latest block.
@@ -109,10 +119,15 @@ impl StateView for View<'_> {
 
 impl Main {
     fn new(powers: &[u64]) -> Self {
-        let app = GovernanceApp::new(genesis(powers)).unwrap();
+        Main::new_in(CryptoSuite::Ed25519Blake3, powers)
+    }
+
+    /// A main chain whose every key is of `suite`'s algorithm.
+    fn new_in(suite: CryptoSuite, powers: &[u64]) -> Self {
+        let app = GovernanceApp::new(genesis_in(suite, powers)).unwrap();
         let signers = (1..=powers.len() as u8)
             .filter(|i| powers[*i as usize - 1] > 0)
-            .map(sk)
+            .map(|i| sk_in(suite, i))
             .collect();
         let mut chain = ChainBuilder::new(chain("main"), app, signers, T0).unwrap();
         chain.produce_block(vec![], T0).unwrap();
@@ -120,13 +135,19 @@ impl Main {
             chain,
             nonces: BTreeMap::new(),
             time: T0.get(),
+            suite,
         }
     }
 
     fn tx(&mut self, from: u8, op: &GovernanceOp) -> Transaction {
         let nonce = self.nonces.entry(from).or_insert(0);
-        let tx =
-            Transaction::new_signed(chain("main"), &sk(from), *nonce, op.to_payload()).unwrap();
+        let tx = Transaction::new_signed(
+            chain("main"),
+            &sk_in(self.suite, from),
+            *nonce,
+            op.to_payload(),
+        )
+        .unwrap();
         *nonce += 1;
         tx
     }
@@ -1283,4 +1304,183 @@ fn a_main_chain_rotation_moves_the_department_node_key() {
         status(&main.run(2, vote(id.get(), true))),
         ProposalStatus::Passed
     );
+}
+
+/// The reason of a failed receipt.
+fn reason(r: &Receipt) -> String {
+    String::from_utf8_lossy(&r.data).into_owned()
+}
+
+/// Every action that admits a key, with a key of the other suite than the
+/// network's, is refused when proposed, naming the network's suite; the
+/// same action with a key of the network's suite is admitted.
+fn keys_of_the_other_suite_are_refused(suite: CryptoSuite) {
+    let other = match suite {
+        CryptoSuite::Ed25519Blake3 => CryptoSuite::Sm2Sm3,
+        _ => CryptoSuite::Ed25519Blake3,
+    };
+    let mut main = Main::new_in(suite, &[1, 1, 1, 1]);
+    assert_eq!(main.chain.app().suite(), suite);
+    let side = chain("side-bft");
+    let register = |s: CryptoSuite| Action::RegisterDepartment {
+        department: Department {
+            id: dept(9),
+            name: "Department 9".into(),
+            node_key: pk_in(s, 9),
+        },
+    };
+    let add = |s: CryptoSuite| Action::AddValidator {
+        chain: side.clone(),
+        key: pk_in(s, 4),
+        power: 1,
+        department: dept(4),
+    };
+    let new_chain = |s: CryptoSuite| Action::RegisterSideChain {
+        chain: chain("side-new"),
+        engine: EngineKind::Bft,
+        validators: equal_set_in(s, &[1, 2, 3]),
+        anchor_interval: 2,
+    };
+    let rotate = |s: CryptoSuite| Action::RotateValidatorKey {
+        chain: side.clone(),
+        key: pk_in(suite, 2),
+        new_key: pk_in(s, 22),
+        overlap: 3,
+        possession: prove_rotation_possession(&side, &pk_in(suite, 2), &sk_in(s, 22)),
+    };
+    let propose = |action| GovernanceOp::Propose {
+        action,
+        effective_height: Height::new(100),
+    };
+    let actions: [&dyn Fn(CryptoSuite) -> Action; 4] = [&register, &add, &new_chain, &rotate];
+    for action in actions {
+        let r = main.run(1, propose(action(other)));
+        assert_eq!(
+            r.code,
+            CODE_INVALID_ACTION,
+            "{:?}: {}",
+            action(other),
+            reason(&r)
+        );
+        assert!(
+            reason(&r).contains(suite.name()) && reason(&r).contains(other.name()),
+            "the reason names both suites: {}",
+            reason(&r)
+        );
+    }
+    assert_eq!(proposal(&main.view(), ProposalId::new(1)).unwrap(), None);
+    // The same actions with keys of the network's suite are admitted.
+    for action in actions {
+        let r = main.run(1, propose(action(suite)));
+        assert_eq!(status(&r), ProposalStatus::Open, "{:?}", action(suite));
+    }
+}
+
+#[test]
+fn an_ed25519_network_refuses_sm2_keys_in_governance() {
+    keys_of_the_other_suite_are_refused(CryptoSuite::Ed25519Blake3);
+}
+
+#[test]
+fn an_sm2_network_refuses_ed25519_keys_in_governance() {
+    keys_of_the_other_suite_are_refused(CryptoSuite::Sm2Sm3);
+}
+
+#[test]
+fn an_sm2_network_registers_an_sm2_department_and_validator() {
+    let sm = CryptoSuite::Sm2Sm3;
+    let mut main = Main::new_in(sm, &[1, 1, 1]);
+    assert_eq!(
+        main.chain.block(main.height()).unwrap().block.header.suite,
+        sm
+    );
+    let department = Department {
+        id: dept(9),
+        name: "Department 9".into(),
+        node_key: pk_in(sm, 9),
+    };
+    let effective = Height::new(main.height().get() + 10);
+    let (_, st) = pass(
+        &mut main,
+        Action::RegisterDepartment {
+            department: department.clone(),
+        },
+        effective,
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    let (_, st) = pass(
+        &mut main,
+        Action::AddValidator {
+            chain: chain("side-bft"),
+            key: pk_in(sm, 9),
+            power: 1,
+            department: dept(9),
+        },
+        Height::new(5),
+    );
+    assert_eq!(st, ProposalStatus::Passed);
+    let view = main.view();
+    assert_eq!(
+        department_of_key(&view, &pk_in(sm, 9)).unwrap(),
+        Some(department)
+    );
+    let set = validator_set_at(&view, &chain("side-bft"), Height::new(5))
+        .unwrap()
+        .unwrap();
+    assert!(set.find(&pk_in(sm, 9)).is_some());
+    assert_eq!(set.suite(), sm);
+}
+
+#[test]
+fn a_genesis_with_keys_of_another_suite_is_refused() {
+    let sm = CryptoSuite::Sm2Sm3;
+    assert_eq!(genesis(&[1, 1]).suite(), Ok(CryptoSuite::Ed25519Blake3));
+    assert_eq!(genesis_in(sm, &[1, 1]).suite(), Ok(sm));
+    genesis_in(sm, &[1, 1, 1, 0]).validate().unwrap();
+    // A department without power (so outside the main set) of the other
+    // algorithm.
+    let mut g = genesis(&[1, 1, 1, 0]);
+    g.departments[3].node_key = pk_in(sm, 4);
+    assert_eq!(
+        g.validate(),
+        Err(GenesisError::DepartmentKeySuite {
+            id: dept(4),
+            key: pk_in(sm, 4),
+            suite: CryptoSuite::Ed25519Blake3,
+        })
+    );
+    assert!(GovernanceApp::new(g).is_err());
+    // Validating departments of both algorithms: the main set is mixed.
+    let mut g = genesis(&[1, 1, 1, 1]);
+    g.departments[3].node_key = pk_in(sm, 4);
+    assert!(
+        matches!(g.validate(), Err(GenesisError::MainValidators { .. })),
+        "{:?}",
+        g.validate()
+    );
+    // A side chain of the other suite, even over registered departments.
+    let mut g = genesis(&[1, 1, 1, 0]);
+    g.departments.extend((5..=7).map(|i| GenesisDepartment {
+        id: dept(i),
+        name: format!("Department {i}"),
+        node_key: pk_in(sm, i),
+        power: 0,
+    }));
+    g.side_chains[0].validators = equal_set_in(sm, &[5, 6, 7]);
+    let err = g.validate().unwrap_err();
+    assert!(
+        matches!(err, GenesisError::DepartmentKeySuite { .. }),
+        "{err:?}"
+    );
+    let mut g = genesis(&[1, 1, 1, 0]);
+    g.side_chains[1].validators = equal_set_in(sm, &[1, 2, 3]);
+    assert_eq!(
+        g.validate(),
+        Err(GenesisError::SideChainSuite {
+            chain: chain("side-raft"),
+            chain_suite: sm,
+            suite: CryptoSuite::Ed25519Blake3,
+        })
+    );
+    assert!(err.to_string().contains("ed25519-blake3"), "{err}");
 }

@@ -342,7 +342,12 @@ fn four_processes_survive_sigkills_under_load_and_a_fifth_joins_by_governance() 
     let fifth_dir = net.join("dept-5");
     std::fs::create_dir_all(&fifth_dir).unwrap();
     let fifth_key = SecretKey::from_seed(&[55; 32]);
-    govchain_node::config::write_key_file(&fifth_dir.join("node.key"), &[55; 32]).unwrap();
+    govchain_node::config::write_key_file(
+        &fifth_dir.join("node.key"),
+        govchain_core::crypto::CryptoSuite::Ed25519Blake3,
+        &[55; 32],
+    )
+    .unwrap();
     let fifth_id = DepartmentId::new("dept-5").unwrap();
     let gov = |who: usize, nonce: u64, op: GovernanceOp| {
         let tx =

@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{genesis_departments, keys, set_of, start, wait_for};
+use common::{approve, genesis_departments, keys, kv_txs, set_of, start, wait_for, wait_status};
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::light::LightClient;
 use govchain_core::testkit::KvApp;
@@ -21,25 +21,11 @@ use govchain_core::types::{ChainId, Height};
 use govchain_core::validator::ValidatorSet;
 use govchain_node::crosschain::{CrossChainError, ProvenFact};
 use govchain_node::governance::{
-    self, Action, GovernanceGenesis, GovernanceOp, ProposalId, ProposalStatus, SideChainSpec,
+    self, Action, GovernanceGenesis, GovernanceOp, ProposalStatus, SideChainSpec,
 };
 use govchain_node::{ChainSpec, EngineKind, InProcessNetwork, NodeHandle};
 
 use common::department_id as id;
-
-/// Waits until proposal `pid` reached `status` on `node`.
-fn wait_status(node: &NodeHandle, main: &ChainId, pid: u64, status: ProposalStatus) {
-    wait_for(
-        &format!("proposal {pid} to be {status:?}"),
-        Duration::from_secs(60),
-        || {
-            node.read_state(main, |s| governance::proposal(s, ProposalId::new(pid)))
-                .unwrap()
-                .unwrap()
-                .is_some_and(|p| p.status == status)
-        },
-    );
-}
 
 #[test]
 fn governance_anchoring_and_cross_chain_proofs() {
@@ -81,17 +67,7 @@ fn governance_anchoring_and_cross_chain_proofs() {
 
     // Side-chain traffic.
     let citizen = SecretKey::from_seed(&[77; 32]);
-    let txs: Vec<Transaction> = (0..20)
-        .map(|n| {
-            Transaction::new_signed(
-                identity.clone(),
-                &citizen,
-                n,
-                KvApp::payload(format!("c{n}").as_bytes(), b"x"),
-            )
-            .unwrap()
-        })
-        .collect();
+    let txs = kv_txs(&identity, &citizen, 20);
     let target = txs[7].clone();
     assert!(nodes[1]
         .submit(&identity, txs)
@@ -120,17 +96,7 @@ fn governance_anchoring_and_cross_chain_proofs() {
         )
         .unwrap();
     wait_status(&nodes[0], &main, 1, ProposalStatus::Open);
-    for n in &nodes[1..3] {
-        n.submit_own(
-            &main,
-            GovernanceOp::Vote {
-                proposal_id: ProposalId::new(1),
-                approve: true,
-            }
-            .to_payload(),
-        )
-        .unwrap();
-    }
+    approve(&nodes[1..3], &main, 1);
     wait_status(&nodes[3], &main, 1, ProposalStatus::Passed);
     // Department 5's node joins as a follower of the main chain.
     nodes.push(start(
@@ -157,17 +123,7 @@ fn governance_anchoring_and_cross_chain_proofs() {
         )
         .unwrap();
     wait_status(&nodes[1], &main, 2, ProposalStatus::Open);
-    for n in [&nodes[0], &nodes[3]] {
-        n.submit_own(
-            &main,
-            GovernanceOp::Vote {
-                proposal_id: ProposalId::new(2),
-                approve: true,
-            }
-            .to_payload(),
-        )
-        .unwrap();
-    }
+    approve([&nodes[0], &nodes[3]], &main, 2);
     wait_status(&nodes[0], &main, 2, ProposalStatus::Passed);
     let five = set_of(&keys);
     wait_for(

@@ -3,8 +3,8 @@
 //!
 //! | command | what it does |
 //! | --- | --- |
-//! | `keygen --out FILE` | writes a fresh Ed25519 key file (mode 0600) and prints its public key |
-//! | `genesis --departments N --side-chain NAME:ENGINE … --out DIR` | writes a local network: one directory per department with its key, node file and the shared genesis file, plus `trusted/<chain>.json` |
+//! | `keygen [--suite SUITE] --out FILE` | writes a fresh key file (mode 0600) of the suite's algorithm (default `ed25519-blake3`; `sm2-sm3` for SM2) and prints its public key |
+//! | `genesis [--suite SUITE] --departments N --side-chain NAME:ENGINE … --out DIR` | writes a local network: one directory per department with its key, node file and the shared genesis file, plus `trusted/<chain>.json` |
 //! | `run --config FILE` | runs a department node: durable storage, the TCP transport, the HTTP API; stops cleanly on SIGINT/SIGTERM |
 //! | `status --api ADDR` | prints a running node's chains, heights, mempool sizes and peers |
 //! | `inspect --data-dir DIR [--config FILE]` | verifies a data directory offline ([`inspect`]) |
@@ -33,6 +33,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use govchain_core::crypto::CryptoSuite;
 use govchain_core::types::ChainId;
 
 use crate::api::client::{self, ClientError};
@@ -60,11 +61,15 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a fresh Ed25519 key file (mode 0600) and print its public key.
+    /// Write a fresh key file (mode 0600) and print its public key.
     Keygen {
         /// Where to write the key (must not exist).
         #[arg(long)]
         out: PathBuf,
+        /// The crypto suite the key is for: `ed25519-blake3` (an Ed25519
+        /// key) or `sm2-sm3` (an SM2 key). It must be the genesis file's.
+        #[arg(long, default_value_t = CryptoSuite::Ed25519Blake3)]
+        suite: CryptoSuite,
     },
     /// Write the configuration of a local network of N departments.
     Genesis(GenesisArgs),
@@ -132,6 +137,10 @@ pub struct GenesisArgs {
     /// Side chains anchor a checkpoint every this many blocks.
     #[arg(long, default_value_t = 8)]
     pub anchor_every: u64,
+    /// The network's crypto suite, shared by every chain:
+    /// `ed25519-blake3` or `sm2-sm3` (the departments get SM2 keys).
+    #[arg(long, default_value_t = CryptoSuite::Ed25519Blake3)]
+    pub suite: CryptoSuite,
 }
 
 /// What `govchain prove` exports.
@@ -276,8 +285,8 @@ pub fn init_logging(filter: Option<&str>) {
 /// Runs one command.
 pub fn execute(command: Command) -> Result<(), CliError> {
     match command {
-        Command::Keygen { out } => {
-            let key = crate::config::generate_key_file(&out)?;
+        Command::Keygen { out, suite } => {
+            let key = crate::config::generate_key_file(&out, suite)?;
             say!("{}", crate::config::public_key_hex(&key));
             Ok(())
         }
@@ -338,6 +347,7 @@ fn genesis(args: &GenesisArgs) -> Result<(), CliError> {
         host: args.host,
         base_port: args.base_port,
         genesis_time_ms: 0,
+        suite: args.suite,
     };
     let written = crate::config::write_network(&plan, &args.out)?;
     for d in &written {

@@ -6,18 +6,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use govchain_core::app::Application;
-use govchain_core::crypto::{SecretKey, Signer};
+use govchain_core::crypto::{CryptoSuite, SecretKey, Signer};
+use govchain_core::testkit::KvApp;
+use govchain_core::tx::Transaction;
 use govchain_core::types::ChainId;
 use govchain_core::validator::ValidatorSet;
-use govchain_node::governance::{DepartmentId, GenesisDepartment};
+use govchain_node::governance::{
+    self, DepartmentId, GenesisDepartment, GovernanceOp, ProposalId, ProposalStatus,
+};
 use govchain_node::{
     ChainRole, ChainSpec, EngineKind, InProcessNetwork, Node, NodeConfig, NodeHandle, StorageKind,
 };
 
 /// `n` department keys.
 pub fn keys(n: u8) -> Vec<Arc<SecretKey>> {
+    keys_in(CryptoSuite::Ed25519Blake3, n)
+}
+
+/// `n` department keys of `suite`'s algorithm.
+pub fn keys_in(suite: CryptoSuite, n: u8) -> Vec<Arc<SecretKey>> {
     (1..=n)
-        .map(|i| Arc::new(SecretKey::from_seed(&[i; 32])))
+        .map(|i| Arc::new(SecretKey::from_seed_for(suite, &[i; 32])))
         .collect()
 }
 
@@ -88,5 +97,51 @@ pub fn wait_for(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) {
             "timed out after {deadline:?} waiting for {what}"
         );
         std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+/// Waits until governance proposal `pid` reached `status` on `node`'s main
+/// chain `main`.
+pub fn wait_status(node: &NodeHandle, main: &ChainId, pid: u64, status: ProposalStatus) {
+    wait_for(
+        &format!("proposal {pid} to be {status:?}"),
+        Duration::from_secs(120),
+        || {
+            node.read_state(main, |s| governance::proposal(s, ProposalId::new(pid)))
+                .unwrap()
+                .unwrap()
+                .is_some_and(|p| p.status == status)
+        },
+    );
+}
+
+/// `count` key-value transactions of `who` on `chain` (nonces from 0, keys
+/// `c0`, `c1`, …).
+pub fn kv_txs(chain: &ChainId, who: &SecretKey, count: u64) -> Vec<Transaction> {
+    (0..count)
+        .map(|n| {
+            Transaction::new_signed(
+                chain.clone(),
+                who,
+                n,
+                KvApp::payload(format!("c{n}").as_bytes(), b"x"),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Each of `voters` approves proposal `pid` on the main chain `main`.
+pub fn approve<'a>(voters: impl IntoIterator<Item = &'a NodeHandle>, main: &ChainId, pid: u64) {
+    for n in voters {
+        n.submit_own(
+            main,
+            GovernanceOp::Vote {
+                proposal_id: ProposalId::new(pid),
+                approve: true,
+            }
+            .to_payload(),
+        )
+        .unwrap();
     }
 }
