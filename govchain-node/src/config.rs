@@ -14,6 +14,7 @@
 //! genesis_file = "genesis.toml"
 //! genesis_blake3 = "…"             # BLAKE3 of the genesis file's bytes (hex)
 //! # chains = ["main", "services"]  # optional; default: main + the side chains this key validates
+//! # retain_state_versions = 10000  # optional: keep only the latest heights' state (default: all)
 //!
 //! [[peers]]
 //! name = "dept-2"
@@ -208,6 +209,11 @@ pub struct NodeSection {
     /// How often consensus engines are ticked, in milliseconds.
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
+    /// Keep the state of only the latest this-many heights on every chain
+    /// ([`ChainSpec::retain_state_versions`](crate::ChainSpec::retain_state_versions));
+    /// absent: keep every height's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_state_versions: Option<u64>,
 }
 
 fn default_tick_ms() -> u64 {
@@ -809,6 +815,8 @@ pub struct NodeSettings {
     pub chains: Option<Vec<ChainId>>,
     /// Engine tick in milliseconds.
     pub tick_ms: u64,
+    /// State retention per chain, in heights (`None`: keep all).
+    pub retain_state_versions: Option<u64>,
 }
 
 impl NodeSettings {
@@ -832,6 +840,12 @@ impl NodeSettings {
         }
         if n.tick_ms == 0 || n.tick_ms > 1_000 {
             return Err(err("node.tick_ms".into(), "must be 1..=1000".into()));
+        }
+        if n.retain_state_versions == Some(0) {
+            return Err(err(
+                "node.retain_state_versions".into(),
+                "must be at least 1 (omit it to keep every height's state)".into(),
+            ));
         }
         if !(1..=64).contains(&raw.api.workers) {
             return Err(err("api.workers".into(), "must be 1..=64".into()));
@@ -918,6 +932,7 @@ impl NodeSettings {
             genesis,
             chains,
             tick_ms: n.tick_ms,
+            retain_state_versions: n.retain_state_versions,
         })
     }
 
@@ -973,6 +988,7 @@ impl NodeSettings {
         config.tick_ms = self.tick_ms;
         for id in self.chains_for(&me) {
             let mut spec = self.genesis.chain_spec(&id)?;
+            spec.retain_state_versions = self.retain_state_versions;
             if !spec.peers.contains(&me) {
                 spec.peers.push(me.clone());
             }
@@ -1299,6 +1315,7 @@ pub fn write_network(
                 genesis_blake3: genesis.hash.clone(),
                 chains: None,
                 tick_ms: default_tick_ms(),
+                retain_state_versions: None,
             },
             peers: written
                 .iter()
@@ -1729,6 +1746,10 @@ mod tests {
             (good.replace("workers = 4", "threads = 4"), "api"),
             (good.replace("tick_ms = 5", "tick_ms = 0"), "node.tick_ms"),
             (
+                good.replace("tick_ms = 5", "tick_ms = 5\nretain_state_versions = 0"),
+                "node.retain_state_versions",
+            ),
+            (
                 good.replace("genesis_blake3 = \"", "genesis_blake3 = \"x"),
                 "node.genesis_blake3",
             ),
@@ -1756,6 +1777,26 @@ mod tests {
         }
         std::fs::write(path, &good).unwrap();
         NodeSettings::load(path).unwrap();
+    }
+
+    #[test]
+    fn state_retention_applies_to_every_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_network(&plan(2), dir.path()).unwrap();
+        let path = &written[0].config;
+        let good = std::fs::read_to_string(path).unwrap();
+        let text = good.replace("tick_ms = 5", "tick_ms = 5\nretain_state_versions = 100");
+        assert_ne!(text, good);
+        std::fs::write(path, &text).unwrap();
+        let settings = NodeSettings::load(path).unwrap();
+        let config = settings
+            .durable_node_config(settings.load_key().unwrap())
+            .unwrap();
+        assert!(!config.chains.is_empty());
+        assert!(config
+            .chains
+            .iter()
+            .all(|c| c.retain_state_versions == Some(100)));
     }
 
     #[test]
