@@ -78,7 +78,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use govchain_core::app::{Application, NonceTracker};
 use govchain_core::codec::{decode_exact, Decode, Encode};
-use govchain_core::crypto::{PublicKey, SecretKey, Signer};
+use govchain_core::crypto::{CryptoSuite, PublicKey, SecretKey, Signer};
 use govchain_core::hash::{Domain, Hash};
 use govchain_core::light::LightClient;
 use govchain_core::tx::Transaction;
@@ -202,10 +202,12 @@ fn step_err<E: fmt::Display>(step: &'static str) -> impl Fn(E) -> IdentityError 
     }
 }
 
-/// A key derived from a fixed label, so that every node (and every restart)
-/// builds the same genesis. Demo keys: not for production.
-fn demo_key(label: &str) -> SecretKey {
-    SecretKey::from_seed(
+/// A key of `suite`'s algorithm derived from a fixed label, so that every
+/// node (and every restart) builds the same genesis. Demo keys: not for
+/// production.
+fn demo_key(suite: CryptoSuite, label: &str) -> SecretKey {
+    SecretKey::from_seed_for(
+        suite,
         Hash::of(Domain::Test, format!("identity demo {label}").as_bytes()).as_bytes(),
     )
 }
@@ -233,7 +235,8 @@ impl fmt::Debug for IdentitySetup {
             .field("governance", &self.genesis.governance)
             .field("root", &Self::root_id())
             .field("bureau", &Self::bureau_id())
-            .field("schema", &self.schema.id())
+            .field("suite", &self.genesis.suite)
+            .field("schema", &self.schema.id(self.genesis.suite))
             .finish_non_exhaustive()
     }
 }
@@ -243,7 +246,21 @@ impl IdentitySetup {
     /// roots and revoke grants (on the demo, the departments' node keys, the
     /// main chain's governance accounts) and the provincial root pinned for
     /// `CN-33` with delegation depth 2.
+    ///
+    /// The chain is an ed25519-blake3 chain; see [`IdentitySetup::with_suite`].
     pub fn new(governance: Vec<PublicKey>) -> Result<Self, IdentityError> {
+        Self::with_suite(CryptoSuite::Ed25519Blake3, governance)
+    }
+
+    /// [`IdentitySetup::new`] for an identity chain of `suite` (the suite of
+    /// its genesis validators): the root's and the bureau's keys are of its
+    /// algorithm, and `governance` must be too (else
+    /// [`IdentityError::Setup`]).
+    pub fn with_suite(
+        suite: CryptoSuite,
+        governance: Vec<PublicKey>,
+    ) -> Result<Self, IdentityError> {
+        let demo_key = |label| demo_key(suite, label);
         let schema = Sandbox::resident_schema().map_err(setup_err)?;
         let root_controller = demo_key("root zj-province controller");
         let root = IssuerRecord {
@@ -262,6 +279,7 @@ impl IdentitySetup {
             keys: Vec::new(),
         };
         let genesis = IdentityGenesis {
+            suite,
             governance,
             roots: vec![root],
         };
@@ -295,6 +313,11 @@ impl IdentitySetup {
         &self.schema
     }
 
+    /// The identity chain's crypto suite.
+    pub fn suite(&self) -> CryptoSuite {
+        self.genesis.suite
+    }
+
     /// The provincial root, pinned at genesis.
     pub fn root_id() -> IssuerId {
         Sandbox::root_id()
@@ -313,6 +336,8 @@ impl IdentitySetup {
 pub struct IdentityReport {
     /// The identity chain.
     pub chain: ChainId,
+    /// Its crypto suite (every key, hash and signature of the scenario).
+    pub suite: CryptoSuite,
     /// Node that received the transactions.
     pub writer: String,
     /// Node the hall's light client and the wallets used.
@@ -454,8 +479,9 @@ impl fmt::Display for IdentityReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  identity ({}): {} accredited {} at h{}; schema, key 0 and status list {} ({} entries) at h{}",
+            "  identity ({}, {}): {} accredited {} at h{}; schema, key 0 and status list {} ({} entries) at h{}",
             self.chain,
+            self.suite,
             IdentitySetup::root_id(),
             IdentitySetup::bureau_id(),
             self.accredited_at,
@@ -847,7 +873,7 @@ impl Bureau {
         citizen: u64,
     ) -> Result<Wallet, IdentityError> {
         const STEP: &str = "issuance";
-        let holder = SecretKey::generate(&mut OsRng);
+        let holder = SecretKey::generate_for(setup.suite(), &mut OsRng);
         let index = self
             .allocator
             .allocate(&mut OsRng)
@@ -940,7 +966,7 @@ pub fn run(
     };
     let root = IdentitySetup::root_id();
     let bureau = IdentitySetup::bureau_id();
-    let schema_id = setup.schema.id();
+    let schema_id = setup.schema.id(setup.suite());
 
     // The chain must run this setup's genesis and be fresh. The genesis
     // records are written with the first block.
@@ -1083,7 +1109,8 @@ pub fn run(
         Region::new(HALL_REGION).map_err(setup_err)?,
         vec![root.clone()],
         vec![schema_id],
-    );
+    )
+    .with_suite(setup.suite());
     policy.required_claims = HALL_REQUIRED.iter().map(|c| (*c).to_owned()).collect();
     policy.max_status_age_ms = 5 * 60 * 1000;
     let mut hall = Hall {
@@ -1253,6 +1280,7 @@ pub fn run(
     let records = hall.verifier.audit_log().records();
     let report = IdentityReport {
         chain: chain.clone(),
+        suite: setup.suite(),
         writer: writer.name().to_owned(),
         hall_node: hall_node.name().to_owned(),
         accredited_at,
@@ -1279,7 +1307,7 @@ pub fn run(
         retired_key_rejected,
         retired_key_rejection,
         audit_records: records.len(),
-        audit_chain_ok: AuditLog::verify_chain(records).is_ok(),
+        audit_chain_ok: AuditLog::verify_chain(setup.suite(), records).is_ok(),
         scanned_txs,
         scanned_records,
         personal_data_hits: hits,
@@ -1296,7 +1324,7 @@ mod tests {
 
     #[test]
     fn privacy_scan_finds_claims_and_holder_keys() {
-        let holder = demo_key("test holder");
+        let holder = demo_key(CryptoSuite::Ed25519Blake3, "test holder");
         let keys: HashSet<Vec<u8>> = [holder.public_key().raw_bytes().to_vec()]
             .into_iter()
             .collect();
@@ -1326,13 +1354,23 @@ mod tests {
 
     #[test]
     fn setup_is_deterministic_and_valid() {
-        let gov = vec![demo_key("gov").public_key()];
+        let gov = vec![demo_key(CryptoSuite::Ed25519Blake3, "gov").public_key()];
         let (a, b) = (
             IdentitySetup::new(gov.clone()).unwrap(),
-            IdentitySetup::new(gov).unwrap(),
+            IdentitySetup::new(gov.clone()).unwrap(),
         );
         assert_eq!(a.genesis(), b.genesis());
-        assert_eq!(a.schema().id(), b.schema().id());
+        assert_eq!(
+            a.schema().id(a.suite()),
+            b.schema().id(CryptoSuite::Ed25519Blake3)
+        );
+        assert_eq!(a.app().name(), "identity");
+        // An SM2/SM3 setup: SM2 governance keys are admitted, Ed25519 ones
+        // are refused.
+        let sm_gov = vec![demo_key(CryptoSuite::Sm2Sm3, "gov").public_key()];
+        let sm = IdentitySetup::with_suite(CryptoSuite::Sm2Sm3, sm_gov).unwrap();
+        assert_eq!(sm.suite(), CryptoSuite::Sm2Sm3);
+        assert!(IdentitySetup::with_suite(CryptoSuite::Sm2Sm3, gov).is_err());
         assert_eq!(a.app().name(), "identity");
         assert!(!format!("{a:?}").contains("signing"));
     }

@@ -28,7 +28,14 @@
 //! it with a fresh light client that trusts only the main chain's genesis
 //! validators, and prints a summary. Any failure exits non-zero.
 //!
-//! Run: `cargo run --release --example service_chain -- [--duration SECS] [--tps N] [--citizens N] [--data-dir DIR]`
+//! With `--suite sm` every chain runs the Chinese national-standard suite
+//! sm2-sm3: the departments', service halls', issuers' and citizens' keys
+//! are SM2, and every hash (transactions, headers, Merkle and state trees,
+//! credentials, disclosures, presentations) is SM3. The default is
+//! ed25519-blake3. The output names the suite, and the demo checks that
+//! every header it verifies is of it.
+//!
+//! Run: `cargo run --release --example service_chain -- [--suite ed25519|sm] [--duration SECS] [--tps N] [--citizens N] [--data-dir DIR]`
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use govchain_core::codec::Encode;
-use govchain_core::crypto::{SecretKey, Signer};
+use govchain_core::crypto::{CryptoSuite, SecretKey, Signer, UnknownSuite};
 use govchain_core::hash::{Domain, Hash};
 use govchain_core::light::LightClient;
 use govchain_core::tx::Transaction;
@@ -72,6 +79,17 @@ struct Options {
     accounts: usize,
     citizens: usize,
     data_dir: Option<PathBuf>,
+    suite: CryptoSuite,
+}
+
+/// The suite named on the command line: a suite's full name, or `sm` /
+/// `ed25519` for short.
+fn parse_suite(name: &str) -> Result<CryptoSuite, String> {
+    match name {
+        "sm" | "sm2" => Ok(CryptoSuite::Sm2Sm3),
+        "ed25519" => Ok(CryptoSuite::Ed25519Blake3),
+        full => full.parse().map_err(|e: UnknownSuite| e.to_string()),
+    }
 }
 
 fn parse_args() -> Result<Option<Options>, String> {
@@ -81,6 +99,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         accounts: 400,
         citizens: 2_000,
         data_dir: None,
+        suite: CryptoSuite::Ed25519Blake3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -95,12 +114,14 @@ fn parse_args() -> Result<Option<Options>, String> {
             "--tps" => opts.tps = value("--tps")?.max(10),
             "--accounts" => opts.accounts = (value("--accounts")? as usize).max(1),
             "--citizens" => opts.citizens = (value("--citizens")? as usize).max(20),
+            "--suite" => opts.suite = parse_suite(&args.next().ok_or("--suite needs a value")?)?,
             "--data-dir" => {
                 opts.data_dir = Some(args.next().ok_or("--data-dir needs a value")?.into())
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: service_chain [--duration SECS (default 40, min 15)] [--tps N (default 1500)] \
+                    "usage: service_chain [--suite ed25519|sm (default ed25519, i.e. ed25519-blake3; sm = sm2-sm3)] \
+                     [--duration SECS (default 40, min 15)] [--tps N (default 1500)] \
                      [--accounts K per side chain (default 400)] [--citizens N (default 2000, min 20)] \
                      [--data-dir DIR (default: a fresh temporary directory)]"
                 );
@@ -129,9 +150,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// A department's node key, derived from its id so runs are repeatable.
-fn department_key(id: &str) -> Arc<SecretKey> {
-    Arc::new(SecretKey::from_seed(
+/// A department's node key of `suite`'s algorithm, derived from its id so
+/// runs are repeatable.
+fn department_key(suite: CryptoSuite, id: &str) -> Arc<SecretKey> {
+    Arc::new(SecretKey::from_seed_for(
+        suite,
         Hash::of(Domain::Test, format!("department {id}").as_bytes()).as_bytes(),
     ))
 }
@@ -219,7 +242,7 @@ fn run(opts: &Options) -> DemoResult<()> {
     };
     let keys: Vec<Arc<SecretKey>> = DEPARTMENTS
         .iter()
-        .map(|(id, _)| department_key(id))
+        .map(|(id, _)| department_key(opts.suite, id))
         .collect();
     let main = ChainId::new("hz-main")?;
     let identity = ChainId::new("hz-identity")?;
@@ -261,7 +284,10 @@ fn run(opts: &Options) -> DemoResult<()> {
         ],
     };
     let main_spec = ChainSpec::main_chain(genesis.clone())?;
-    let identity_setup = IdentitySetup::new(keys[..4].iter().map(|k| k.public_key()).collect())?;
+    let identity_setup = IdentitySetup::with_suite(
+        opts.suite,
+        keys[..4].iter().map(|k| k.public_key()).collect(),
+    )?;
     let app = Arc::new(ServiceRecords);
     let side_spec = |n: usize| {
         let app = if n == 0 {
@@ -272,7 +298,8 @@ fn run(opts: &Options) -> DemoResult<()> {
         ChainSpec::side_chain(&genesis.side_chains[n], app)
     };
     println!(
-        "govchain service chain demo — data in {}",
+        "govchain service chain demo — crypto suite {} on every chain — data in {}",
+        opts.suite,
         data_dir.display()
     );
     println!("  main chain {main} (Tendermint): governance and anchors");
@@ -333,10 +360,12 @@ fn run(opts: &Options) -> DemoResult<()> {
         let (services, social) = (services.clone(), social.clone());
         let tps = opts.tps;
         let accounts = opts.accounts;
+        let suite = opts.suite;
         std::thread::spawn(move || -> DemoResult<u64> {
             let halls: Vec<SecretKey> = (0..accounts * 2)
                 .map(|i| {
-                    SecretKey::from_seed(
+                    SecretKey::from_seed_for(
+                        suite,
                         Hash::of(Domain::Test, format!("hall {i}").as_bytes()).as_bytes(),
                     )
                 })
@@ -650,6 +679,16 @@ fn run(opts: &Options) -> DemoResult<()> {
             client.verify(&nodes[4].light_block(&main, Height::new(h))?)?;
         }
         let decoded = CrossChainProof::decode(&bytes)?;
+        if client.suite() != opts.suite
+            || decoded.side_header.suite != opts.suite
+            || decoded.main.header.suite != opts.suite
+        {
+            return Err(format!(
+                "{chain}: headers of suite {} / {} on a {} demo",
+                decoded.side_header.suite, decoded.main.header.suite, opts.suite
+            )
+            .into());
+        }
         let t = Instant::now();
         let fact = decoded.verify(&mut client.clone())?;
         let took = t.elapsed();
@@ -721,9 +760,9 @@ fn run(opts: &Options) -> DemoResult<()> {
         n.stop().map_err(|e| format!("stopping {name}: {e}"))?;
     }
     println!(
-        "\nall checks passed: agreement on every chain, fifth department signing from main h{effective}, \
+        "\nall checks passed ({}): agreement on every chain, fifth department signing from main h{effective}, \
          identity verification ({:.0} presentations/s), cross-chain proofs verified",
-        identity_report.verify_per_s
+        opts.suite, identity_report.verify_per_s
     );
     Ok(())
 }

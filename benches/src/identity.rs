@@ -28,6 +28,12 @@
 //!   must do, as two [`verify`] calls (**goal: ratio ≤ 1.5**); and
 //!   `verify_batch_2` — core's [`verify_batch`] on those 2 items, which is
 //!   how the verifier checks them.
+//! - `verify_presentation_5_disclosures_sm2` (`us`): the same measurement
+//!   on an sm2-sm3 sandbox chain ([`Sandbox::with_suite`]): SM2 issuer and
+//!   holder keys, SM3 state proofs, schema id, disclosure digests and
+//!   signing messages. Baselines as above on its own pairs: `sm2_verify_x2`
+//!   (two SM2 [`verify`] calls) and `verify_batch_2_sm2` ([`verify_batch`]
+//!   of those 2 SM2 items). Section `verify_sm2`.
 //! - `verify_presentation_2cores` (`presentation/s`): presentations verified
 //!   per second on every core of the rayon pool (one [`Verifier`] per core,
 //!   each with its own nonces and audit log, sharing one light client); 1,000
@@ -70,7 +76,7 @@
 //!
 //! # Environment
 //! - `GOVCHAIN_PERF_ONLY`: comma-separated sections to run (`verify`,
-//!   `throughput`, `issue`, `status`, `breakdown`); all but `breakdown` by
+//!   `verify_sm2`, `throughput`, `issue`, `status`, `breakdown`); all but `breakdown` by
 //!   default. `breakdown` prints on stderr where the time of one
 //!   verification goes, step by step with the crate's public functions.
 //! - `GOVCHAIN_IDENTITY_CREDENTIALS`: credentials per issuance round
@@ -85,8 +91,8 @@ use govchain_core::app::{
 };
 use govchain_core::codec::{decode_exact, Encode};
 use govchain_core::crypto::{
-    verify, verify_batch, verify_batch_sequential, BatchItem, PublicKey, SecretKey, Signature,
-    Signer,
+    verify, verify_batch, verify_batch_sequential, BatchItem, CryptoSuite, PublicKey, SecretKey,
+    Signature, Signer,
 };
 use govchain_core::hash::Hash;
 use govchain_core::smt::{KeyHash, MemoryNodeStore, SparseMerkleTree};
@@ -171,11 +177,17 @@ impl VerifyFixture {
     /// `credentials` holder-bound credentials of distinct synthetic
     /// citizens, with proofs against the latest (verified) header.
     pub fn new(credentials: usize, seed: u64) -> anyhow::Result<Self> {
+        Self::with_suite(CryptoSuite::Ed25519Blake3, credentials, seed)
+    }
+
+    /// [`VerifyFixture::new`] on a sandbox chain of `suite`, with holder
+    /// keys of its algorithm.
+    pub fn with_suite(suite: CryptoSuite, credentials: usize, seed: u64) -> anyhow::Result<Self> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let mut sandbox = Sandbox::new()?;
+        let mut sandbox = Sandbox::with_suite(suite)?;
         let mut holders = Vec::with_capacity(credentials);
         for citizen in 0..credentials.max(1) {
-            let key = SecretKey::generate(&mut rng);
+            let key = SecretKey::generate_for(suite, &mut rng);
             let held = sandbox.issue(&mut rng, citizen as u64, Some(key.public_key()))?;
             let proofs = sandbox.proofs(&held)?;
             holders.push(Holder { held, key, proofs });
@@ -391,7 +403,7 @@ impl StatusFixture {
             GENESIS_KEY.to_vec(),
             issuer_key(&Sandbox::root_id()),
             issuer_key(&Sandbox::bureau_id()),
-            schema_key(&sandbox.schema().id()),
+            schema_key(&sandbox.schema_id()),
             NonceTracker::key(&sandbox.root_key().public_key()),
             NonceTracker::key(&sandbox.bureau_key().public_key()),
         ];
@@ -579,7 +591,11 @@ fn spread(v: &[f64]) -> String {
 }
 
 /// Verification latency and the two signature baselines, in µs.
-fn report_verify(fixture: &VerifyFixture, pairs: &[SignaturePair]) -> anyhow::Result<f64> {
+fn report_verify(
+    fixture: &VerifyFixture,
+    pairs: &[SignaturePair],
+    suite: CryptoSuite,
+) -> anyhow::Result<f64> {
     const PER_ROUND: usize = 200;
     const ROUNDS: usize = 11;
     let mut rng = ChaCha20Rng::seed_from_u64(11);
@@ -622,9 +638,20 @@ fn report_verify(fixture: &VerifyFixture, pairs: &[SignaturePair]) -> anyhow::Re
         hall.audit_log().records().len()
     ));
     let (full, two, batch2) = (median(&mut full), median(&mut two), median(&mut batch2));
-    let metric = "verify_presentation_5_disclosures";
-    Row::new(AREA, metric, full, "us", "ed25519_verify_x2", two).emit();
-    Row::new(AREA, metric, full, "us", "verify_batch_2", batch2).emit();
+    let (metric, single, batch) = match suite {
+        CryptoSuite::Sm2Sm3 => (
+            "verify_presentation_5_disclosures_sm2",
+            "sm2_verify_x2",
+            "verify_batch_2_sm2",
+        ),
+        _ => (
+            "verify_presentation_5_disclosures",
+            "ed25519_verify_x2",
+            "verify_batch_2",
+        ),
+    };
+    Row::new(AREA, metric, full, "us", single, two).emit();
+    Row::new(AREA, metric, full, "us", batch, batch2).emit();
     Ok(full)
 }
 
@@ -934,7 +961,7 @@ fn report_breakdown(fixture: &VerifyFixture, pairs: &[SignaturePair]) -> anyhow:
         format!("{} x Disclosure::digest", p.disclosures.len()),
         per(&mut || {
             for d in &p.disclosures {
-                black_box(d.digest());
+                black_box(d.digest(p.credential.body.suite));
             }
         }),
     ));
@@ -1000,7 +1027,7 @@ fn try_report() -> anyhow::Result<()> {
         let pairs = fixture.signature_pairs()?;
         if section("verify") {
             progress("identity: one presentation (4 state proofs, 5 disclosures, binding), 11 rounds of 200");
-            single_us = Some(report_verify(&fixture, &pairs)?);
+            single_us = Some(report_verify(&fixture, &pairs, CryptoSuite::Ed25519Blake3)?);
         }
         if section("throughput") {
             progress("identity: presentations on every core, 5 rounds of 1,000 per core");
@@ -1010,6 +1037,14 @@ fn try_report() -> anyhow::Result<()> {
             progress("identity: breakdown of one verification");
             report_breakdown(&fixture, &pairs)?;
         }
+    }
+    if section("verify_sm2") {
+        progress("identity: sm2-sm3 sandbox chain and 16 holder-bound SM2 credentials");
+        let fixture =
+            VerifyFixture::with_suite(CryptoSuite::Sm2Sm3, 16, 3).context("sm2 fixture")?;
+        let pairs = fixture.signature_pairs()?;
+        progress("identity: one SM2/SM3 presentation, 11 rounds of 200");
+        report_verify(&fixture, &pairs, CryptoSuite::Sm2Sm3)?;
     }
     if section("issue") {
         progress("identity: issuance, 3 rounds (and a 10% warm-up)");

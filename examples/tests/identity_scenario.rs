@@ -5,7 +5,7 @@
 use std::error::Error;
 use std::sync::Arc;
 
-use govchain_core::crypto::{SecretKey, Signer};
+use govchain_core::crypto::{CryptoSuite, SecretKey, Signer};
 use govchain_core::hash::{Domain, Hash};
 use govchain_core::types::ChainId;
 use govchain_core::validator::{Validator, ValidatorSet};
@@ -18,8 +18,9 @@ type TestResult = Result<(), Box<dyn Error + Send + Sync>>;
 
 const CITIZENS: usize = 50;
 
-fn department_key(i: usize) -> Arc<SecretKey> {
-    Arc::new(SecretKey::from_seed(
+fn department_key(suite: CryptoSuite, i: usize) -> Arc<SecretKey> {
+    Arc::new(SecretKey::from_seed_for(
+        suite,
         Hash::of(
             Domain::Test,
             format!("identity test department {i}").as_bytes(),
@@ -30,7 +31,19 @@ fn department_key(i: usize) -> Arc<SecretKey> {
 
 #[test]
 fn identity_scenario_on_four_department_nodes() -> TestResult {
-    let keys: Vec<Arc<SecretKey>> = (0..4).map(department_key).collect();
+    scenario_on_four_department_nodes(CryptoSuite::Ed25519Blake3)
+}
+
+/// The same scenario on an SM2/SM3 identity chain: SM2 department,
+/// issuer and holder keys, SM3 everywhere (what `service_chain --suite sm`
+/// runs).
+#[test]
+fn identity_scenario_on_four_department_nodes_sm2_sm3() -> TestResult {
+    scenario_on_four_department_nodes(CryptoSuite::Sm2Sm3)
+}
+
+fn scenario_on_four_department_nodes(suite: CryptoSuite) -> TestResult {
+    let keys: Vec<Arc<SecretKey>> = (0..4).map(|i| department_key(suite, i)).collect();
     let set = ValidatorSet::new(
         keys.iter()
             .map(|k| Validator {
@@ -40,7 +53,7 @@ fn identity_scenario_on_four_department_nodes() -> TestResult {
             .collect(),
     )?;
     let chain = ChainId::new("hz-identity")?;
-    let setup = IdentitySetup::new(keys.iter().map(|k| k.public_key()).collect())?;
+    let setup = IdentitySetup::with_suite(suite, keys.iter().map(|k| k.public_key()).collect())?;
     let spec = ChainSpec::new(
         chain.clone(),
         ChainRole::Side {
@@ -91,6 +104,8 @@ fn identity_scenario_on_four_department_nodes() -> TestResult {
     )?;
     println!("{}\n{report}", lines.join("\n"));
 
+    assert_eq!(report.suite, suite);
+    assert!(report.to_string().contains(suite.name()));
     assert!(report.revoked_rejected, "{report}");
     assert!(report.revoked_rejection.contains("credential revoked"));
     assert!(report.revoked_rejection.contains("code 64"));

@@ -17,6 +17,15 @@
 //! - **Status lists**: an issuer in force creates lists under fresh ids; only
 //!   the owner's controller updates them; revocation is final.
 //!
+//! - **Crypto suite**: the chain's suite is fixed in [`IdentityGenesis::suite`]
+//!   (it must be the suite of the chain's genesis validators, which the host
+//!   reports in [`BlockContext::suite`]; a block under another suite is an
+//!   [`ExecutionError::Fault`]). Every key the application admits —
+//!   governance keys and genesis roots' controllers (at construction),
+//!   controllers of pinned and accredited members, issuers' credential
+//!   keys — must be of the suite's algorithm ([`OpError::KeySuite`]), and
+//!   schema ids are taken under the suite ([`Schema::id`]).
+//!
 //! A failed operation is a receipt with a non-zero [`OpError::code`]; its
 //! writes are discarded, its nonce is still used. Execution is deterministic
 //! (only `BTreeMap`s, no clocks); heights come from the [`BlockContext`].
@@ -28,7 +37,7 @@ use govchain_core::app::{
     StateOverlay, StateView, TxRejection,
 };
 use govchain_core::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
-use govchain_core::crypto::PublicKey;
+use govchain_core::crypto::{CryptoSuite, PublicKey, SuiteMismatch};
 use govchain_core::tx::{Transaction, MAX_PAYLOAD_LEN};
 use govchain_core::types::Height;
 
@@ -396,6 +405,16 @@ pub enum OpError {
     /// Stored state failed to decode: the chain's state is corrupt.
     #[error("stored record is corrupt: {0}")]
     CorruptState(DecodeError),
+    /// A key of an algorithm the chain's crypto suite does not admit: an
+    /// SM2 key on an ed25519-blake3 chain or an Ed25519 key on an sm2-sm3
+    /// chain.
+    #[error("{what}: {mismatch}")]
+    KeySuite {
+        /// Which key (controller, credential key, governance key).
+        what: &'static str,
+        /// The chain's suite and the key's algorithm.
+        mismatch: SuiteMismatch,
+    },
 }
 
 impl OpError {
@@ -418,13 +437,19 @@ impl OpError {
             OpError::StatusUpdate { .. } => 14,
             OpError::InvalidRecord { .. } => 15,
             OpError::CorruptState(_) => 16,
+            OpError::KeySuite { .. } => 17,
         }
     }
 }
 
-/// The side chain's genesis: governance keys and the pinned roots.
+/// The side chain's genesis: its crypto suite, governance keys and the
+/// pinned roots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityGenesis {
+    /// The chain's crypto suite: the suite of its genesis validators. Every
+    /// key the application admits must be of its algorithm, and schema ids
+    /// are hashed under it.
+    pub suite: CryptoSuite,
     /// Keys allowed to pin and unpin roots and revoke grants. On a deployed
     /// chain these are the main chain's governance accounts.
     pub governance: Vec<PublicKey>,
@@ -487,12 +512,23 @@ pub struct IdentityApp {
 
 impl IdentityApp {
     /// An application with this genesis. Fails if a genesis root is not a
-    /// parentless root record.
+    /// parentless root record, or if a governance key, root controller or
+    /// root credential key is not of the genesis suite
+    /// ([`OpError::KeySuite`]).
     pub fn new(genesis: IdentityGenesis) -> Result<Self, OpError> {
+        for key in &genesis.governance {
+            suite_key(genesis.suite, "governance key", key)?;
+        }
         for root in &genesis.roots {
             check_root_record(root)?;
+            check_record_keys(genesis.suite, root)?;
         }
         Ok(IdentityApp { genesis })
+    }
+
+    /// The chain's crypto suite ([`IdentityGenesis::suite`]).
+    pub fn suite(&self) -> CryptoSuite {
+        self.genesis.suite
     }
 
     /// The genesis.
@@ -510,6 +546,22 @@ fn check_root_record(r: &IssuerRecord) -> Result<(), OpError> {
         return Err(OpError::InvalidRecord {
             reason: "a root has role root and no parent",
         });
+    }
+    Ok(())
+}
+
+fn suite_key(suite: CryptoSuite, what: &'static str, key: &PublicKey) -> Result<(), OpError> {
+    suite
+        .check_key(key)
+        .map_err(|mismatch| OpError::KeySuite { what, mismatch })
+}
+
+/// Refuses a record whose controller or credential keys the suite does not
+/// admit.
+fn check_record_keys(suite: CryptoSuite, r: &IssuerRecord) -> Result<(), OpError> {
+    suite_key(suite, "controller key", &r.controller)?;
+    for k in &r.keys {
+        suite_key(suite, "credential key", &k.public_key)?;
     }
     Ok(())
 }
@@ -612,6 +664,7 @@ impl IdentityApp {
                     .into());
                 }
                 check_root_record(&record)?;
+                check_record_keys(self.suite(), &record)?;
                 admissible_key(&record.controller)?;
                 let key = issuer_key(&record.id);
                 if tx.get(&key)?.is_some() {
@@ -677,6 +730,7 @@ impl IdentityApp {
                     }
                     _ => {}
                 }
+                suite_key(self.suite(), "controller key", &controller)?;
                 admissible_key(&controller)?;
                 let key = issuer_key(&child);
                 if tx.get(&key)?.is_some() {
@@ -728,6 +782,7 @@ impl IdentityApp {
                     }
                     .into());
                 }
+                suite_key(self.suite(), "credential key", &public_key)?;
                 admissible_key(&public_key)?;
                 if r.key(key_id).is_some() {
                     return Err(OpError::AlreadyExists { what: "key" }.into());
@@ -796,7 +851,7 @@ impl IdentityApp {
                 let p = tx.issuer(&publisher)?;
                 controlled_by(&p, sender)?;
                 in_force(&p, height)?;
-                let key = schema_key(&schema.id());
+                let key = schema_key(&schema.id(self.suite()));
                 if tx.get(&key)?.is_some() {
                     return Err(OpError::AlreadyExists { what: "schema" }.into());
                 }
@@ -936,6 +991,11 @@ impl Application for IdentityApp {
         IdentityOp::decode(tx.payload()).map_err(|e| TxRejection::InvalidPayload {
             reason: e.to_string(),
         })?;
+        self.suite()
+            .check_key(tx.sender())
+            .map_err(|e| TxRejection::Unauthorized {
+                reason: e.to_string(),
+            })?;
         NonceTracker::check_not_replayed(state, tx)
     }
 
@@ -945,6 +1005,15 @@ impl Application for IdentityApp {
         state: &mut StateOverlay<'_>,
         txs: &[Transaction],
     ) -> Result<Vec<Receipt>, ExecutionError> {
+        if ctx.suite != self.suite() {
+            return Err(ExecutionError::Fault {
+                reason: format!(
+                    "identity application configured for {} on a {} chain",
+                    self.suite(),
+                    ctx.suite
+                ),
+            });
+        }
         self.write_genesis(state)?;
         let mut receipts = Vec::with_capacity(txs.len());
         for t in txs {

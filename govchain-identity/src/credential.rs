@@ -21,9 +21,20 @@
 //! byte come first so a verifier refuses an unknown format or algorithm
 //! before reading anything else (no downgrade), and so an SD-JWT VC or VC 2.0
 //! export can be added as a later version.
+//!
+//! # Crypto suite
+//! A credential names its suite in its body ([`CredentialBody::suite`]),
+//! and every hash of it is taken under that suite: the signing message
+//! ([`CredentialBody::signing_message`]), the disclosure and decoy digests
+//! ([`Disclosure::digest`]) and the holder's binding message. An issuer
+//! writes the suite of its signing key ([`CryptoSuite::of_key`]), which is
+//! the suite of the identity chain that registered the key (the chain admits
+//! only keys of its suite), and refuses a holder key of another algorithm
+//! ([`IssueError::HolderKeySuite`]). A verifier requires the suite to be the
+//! suite of the chain its proofs come from, and both keys to be of it.
 
 use govchain_core::codec::{encode_bytes, encode_seq, Decode, DecodeError, Encode, Reader};
-use govchain_core::crypto::{CryptoSuite, PublicKey, Signature, Signer};
+use govchain_core::crypto::{CryptoSuite, PublicKey, Signature, Signer, SuiteMismatch};
 use govchain_core::hash::{Domain, Hash};
 use govchain_core::types::{Height, Timestamp};
 
@@ -125,9 +136,10 @@ impl std::fmt::Debug for Disclosure {
 }
 
 impl Disclosure {
-    /// The digest under core's [`Domain::Disclosure`].
-    pub fn digest(&self) -> Hash {
-        Hash::of(Domain::Disclosure, &self.to_bytes())
+    /// The digest under core's [`Domain::Disclosure`] with `suite`'s hash
+    /// function (the credential's suite).
+    pub fn digest(&self, suite: CryptoSuite) -> Hash {
+        suite.hash(Domain::Disclosure, &self.to_bytes())
     }
 }
 
@@ -154,7 +166,9 @@ impl Decode for Disclosure {
 pub struct CredentialBody {
     /// Format version ([`CREDENTIAL_VERSION`]).
     pub version: u8,
-    /// Signature and hash suite.
+    /// Signature and hash suite: the suite of the issuer's key and of the
+    /// identity chain that registered it; every hash of this credential is
+    /// taken under it.
     pub suite: CryptoSuite,
     /// Schema.
     pub schema: SchemaId,
@@ -227,9 +241,9 @@ impl Decode for CredentialBody {
 }
 
 impl CredentialBody {
-    /// The 32-byte message the issuer signs.
+    /// The 32-byte message the issuer signs, hashed under the body's suite.
     pub fn signing_message(&self) -> Hash {
-        IdDomain::CredentialSigning.hash(&[&self.to_bytes()])
+        IdDomain::CredentialSigning.hash(self.suite, &[&self.to_bytes()])
     }
 }
 
@@ -336,6 +350,9 @@ pub enum IssueError {
         /// Schema maximum.
         max: u64,
     },
+    /// The holder key is of another algorithm than the issuer's suite.
+    #[error("holder key: {0}")]
+    HolderKeySuite(#[from] SuiteMismatch),
 }
 
 /// An issuer's signing context for one schema and key.
@@ -343,6 +360,7 @@ pub struct CredentialIssuer<'a> {
     issuer: IssuerId,
     key_id: KeyId,
     signer: &'a dyn Signer,
+    suite: CryptoSuite,
     schema: &'a Schema,
     schema_id: SchemaId,
     issued_height: Height,
@@ -350,7 +368,9 @@ pub struct CredentialIssuer<'a> {
 
 impl<'a> CredentialIssuer<'a> {
     /// Signs credentials of `schema` as `issuer` with key `key_id`, stating
-    /// `issued_height` (the chain height the issuer has seen) as issuance height.
+    /// `issued_height` (the chain height the issuer has seen) as issuance
+    /// height. The credentials' suite, and the suite the schema id is taken
+    /// under, is the suite of `signer`'s key ([`CryptoSuite::of_key`]).
     pub fn new(
         issuer: IssuerId,
         key_id: KeyId,
@@ -358,14 +378,21 @@ impl<'a> CredentialIssuer<'a> {
         schema: &'a Schema,
         issued_height: Height,
     ) -> Self {
+        let suite = CryptoSuite::of_key(&signer.public_key());
         CredentialIssuer {
             issuer,
             key_id,
             signer,
-            schema_id: schema.id(),
+            suite,
+            schema_id: schema.id(suite),
             schema,
             issued_height,
         }
+    }
+
+    /// The suite of the credentials this context issues.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
     }
 
     /// Issues one credential: checks the claims against the schema, salts
@@ -382,6 +409,9 @@ impl<'a> CredentialIssuer<'a> {
             .checked_sub(request.valid_from.get())
             .filter(|w| *w > 0)
             .ok_or(IssueError::EmptyWindow)?;
+        if let Some(holder) = &request.holder {
+            self.suite.check_key(holder)?;
+        }
         if window > self.schema.max_validity_ms() {
             return Err(IssueError::ValidityTooLong {
                 requested: window,
@@ -427,7 +457,7 @@ impl<'a> CredentialIssuer<'a> {
                 }
             }
         }
-        let mut digests: Vec<Hash> = disclosures.iter().map(Disclosure::digest).collect();
+        let mut digests: Vec<Hash> = disclosures.iter().map(|d| d.digest(self.suite)).collect();
         // Pad to the schema's selective count (hides which optional claims
         // exist), then 1..=MAX_EXTRA_DECOYS more (hides the schema's shape).
         let extra = 1 + rng.next_u32() % MAX_EXTRA_DECOYS;
@@ -435,13 +465,13 @@ impl<'a> CredentialIssuer<'a> {
         for _ in 0..decoys {
             let mut noise = [0u8; 32];
             rng.fill_bytes(&mut noise);
-            digests.push(Hash::of(Domain::Disclosure, &noise));
+            digests.push(self.suite.hash(Domain::Disclosure, &noise));
         }
         digests.sort();
         digests.dedup();
         let body = CredentialBody {
             version: CREDENTIAL_VERSION,
-            suite: CryptoSuite::Ed25519Blake3,
+            suite: self.suite,
             schema: self.schema_id,
             issuer: self.issuer.clone(),
             key_id: self.key_id,
@@ -521,7 +551,7 @@ mod tests {
         assert!(body.digests.len() > schema.selective_count());
         assert!(body.digests.windows(2).all(|w| w[0] < w[1]));
         for d in &held.disclosures {
-            assert!(body.digests.binary_search(&d.digest()).is_ok());
+            assert!(body.digests.binary_search(&d.digest(body.suite)).is_ok());
         }
         assert_eq!(
             verify(

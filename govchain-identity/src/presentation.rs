@@ -85,7 +85,8 @@ impl Decode for HolderBinding {
     }
 }
 
-/// The hash a holder signs: exactly what is presented plus the challenge.
+/// The hash a holder signs: exactly what is presented plus the challenge,
+/// under the credential's suite ([`CredentialBody::suite`](crate::credential::CredentialBody::suite)).
 pub fn binding_message(
     credential: &Credential,
     disclosures: &[Disclosure],
@@ -98,7 +99,7 @@ pub fn binding_message(
     nonce.encode_to(&mut buf);
     audience.encode_to(&mut buf);
     time.encode_to(&mut buf);
-    IdDomain::Presentation.hash(&[&buf])
+    IdDomain::Presentation.hash(credential.body.suite, &[&buf])
 }
 
 /// A state value (or its absence) with its proof.

@@ -8,11 +8,16 @@
 //! list 1 of [`MIN_LIST_CAPACITY`] entries. Every block is real: signed
 //! transactions, certified headers, state proofs — what a network would
 //! produce. Keys come from fixed seeds; this is not for production.
+//!
+//! [`Sandbox::new`] runs an ed25519-blake3 chain; [`Sandbox::with_suite`]
+//! runs the same scenario under any suite (validators, governance,
+//! controllers and credential keys all of its algorithm, every hash under
+//! its function).
 
 use std::collections::BTreeMap;
 
 use govchain_core::app::Receipt;
-use govchain_core::crypto::{PublicKey, SecretKey, Signer};
+use govchain_core::crypto::{CryptoSuite, PublicKey, SecretKey, Signer};
 use govchain_core::light::{LightClient, LightClientError};
 use govchain_core::testkit::{ChainBuilder, TestkitError};
 use govchain_core::tx::{Transaction, TxError};
@@ -79,6 +84,7 @@ pub const BLOCK_INTERVAL_MS: u64 = 1_000;
 
 /// An in-memory identity side chain with the scenario set up.
 pub struct Sandbox {
+    suite: CryptoSuite,
     chain: ChainBuilder<IdentityApp>,
     client: LightClient,
     governance: SecretKey,
@@ -95,10 +101,10 @@ pub struct Sandbox {
 const ROOT_TAG: u8 = 2;
 const BUREAU_TAG: u8 = 3;
 
-fn key(tag: u8) -> SecretKey {
+fn key_for(suite: CryptoSuite, tag: u8) -> SecretKey {
     let mut seed = [0x1d; 32];
     seed[0] = tag;
-    SecretKey::from_seed(&seed)
+    SecretKey::from_seed_for(suite, &seed)
 }
 
 impl Sandbox {
@@ -167,10 +173,17 @@ impl Sandbox {
         ]
     }
 
-    /// Builds the chain: genesis with the pinned root, then one block that
-    /// accredits the bureau and one in which the bureau publishes the
-    /// schema, adds key 0 and creates its status list.
+    /// Builds the chain under ed25519-blake3: genesis with the pinned root,
+    /// then one block that accredits the bureau and one in which the bureau
+    /// publishes the schema, adds key 0 and creates its status list.
     pub fn new() -> Result<Self, SandboxError> {
+        Self::with_suite(CryptoSuite::Ed25519Blake3)
+    }
+
+    /// [`Sandbox::new`] under `suite`: every key (validators, governance,
+    /// controllers, credential keys) is of its algorithm.
+    pub fn with_suite(suite: CryptoSuite) -> Result<Self, SandboxError> {
+        let key = |tag| key_for(suite, tag);
         let schema = Self::resident_schema()?;
         let governance = key(1);
         let root_controller = key(ROOT_TAG);
@@ -187,6 +200,7 @@ impl Sandbox {
             keys: Vec::new(),
         };
         let app = IdentityApp::new(IdentityGenesis {
+            suite,
             governance: vec![governance.public_key()],
             roots: vec![root],
         })?;
@@ -204,6 +218,7 @@ impl Sandbox {
         let (set, t) = chain.genesis();
         let client = LightClient::from_genesis(chain_id, set.clone(), t);
         let mut sb = Sandbox {
+            suite,
             chain,
             client,
             governance,
@@ -222,7 +237,7 @@ impl Sandbox {
             role: Role::Issuer,
             controller: sb.bureau_controller.public_key(),
             scope: Scope::new(
-                SchemaScope::Only(vec![sb.schema.id()]),
+                SchemaScope::Only(vec![sb.schema_id()]),
                 vec![Region::new("CN-33-01")?],
                 0,
             ),
@@ -346,8 +361,8 @@ impl Sandbox {
     pub fn rotate_key(&mut self) -> Result<KeyId, SandboxError> {
         let old = self.current_key;
         let new = KeyId::new(old.get() + 1);
-        let fresh = key(40 + new.get() as u8);
-        let bureau = key(BUREAU_TAG);
+        let fresh = key_for(self.suite, 40 + new.get() as u8);
+        let bureau = key_for(self.suite, BUREAU_TAG);
         self.submit_ok(&[
             (
                 &bureau,
@@ -386,14 +401,26 @@ impl Sandbox {
         })?)
     }
 
-    /// A hall policy trusting the sandbox root and schema, serving `CN-33`.
+    /// A hall policy trusting the sandbox root and schema, serving `CN-33`,
+    /// accepting only the chain's suite.
     pub fn policy(&self, hall: &str) -> Result<Policy, SandboxError> {
         Ok(Policy::new(
             HallId::new(hall)?,
             Region::new("CN-33")?,
             vec![Self::root_id()],
-            vec![self.schema.id()],
-        ))
+            vec![self.schema_id()],
+        )
+        .with_suite(self.suite))
+    }
+
+    /// The chain's crypto suite.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
+    }
+
+    /// The schema's id on this chain (under its suite).
+    pub fn schema_id(&self) -> crate::ids::SchemaId {
+        self.schema.id(self.suite)
     }
 
     /// The chain builder.

@@ -2,11 +2,15 @@
 //! validity and a lifecycle.
 //!
 //! A schema is content-hashed: its id ([`SchemaId`]) is the hash of its
-//! canonical encoding under [`IdDomain::Schema`], so two parties that name
-//! the same id agree on every attribute, type and limit. The mutable part
+//! canonical encoding under [`IdDomain::Schema`] with the hash function of
+//! the identity chain's crypto suite ([`Schema::id`]), so two parties that
+//! name the same id on one chain agree on every attribute, type and limit.
+//! The same schema has a different id on an ed25519-blake3 chain and on an
+//! sm2-sm3 chain. The mutable part
 //! (lifecycle, publisher) lives beside it in the on-chain [`SchemaRecord`].
 
 use govchain_core::codec::{encode_bytes, encode_seq, Decode, DecodeError, Encode, Reader};
+use govchain_core::crypto::CryptoSuite;
 use govchain_core::types::Height;
 
 use crate::domain::IdDomain;
@@ -367,9 +371,10 @@ impl Schema {
         })
     }
 
-    /// The content hash: this schema's id.
-    pub fn id(&self) -> SchemaId {
-        SchemaId(IdDomain::Schema.hash(&[&self.to_bytes()]))
+    /// The content hash under `suite`, the crypto suite of the identity
+    /// chain the schema is published on: this schema's id there.
+    pub fn id(&self, suite: CryptoSuite) -> SchemaId {
+        SchemaId(IdDomain::Schema.hash(suite, &[&self.to_bytes()]))
     }
 
     /// The human-readable name.
@@ -485,7 +490,8 @@ impl Decode for Lifecycle {
 }
 
 /// A schema as stored on chain, under
-/// [`state::schema_key`](crate::state::schema_key)`(schema.id())`.
+/// [`state::schema_key`](crate::state::schema_key)`(schema.id(suite))`, `suite`
+/// being the chain's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaRecord {
     /// The schema (immutable; its hash is the key).
@@ -573,10 +579,13 @@ pub(crate) mod tests {
         let mut attrs = s.attributes().to_vec();
         attrs.reverse();
         let same = Schema::new("resident-identity", 1, attrs.clone(), s.max_validity_ms()).unwrap();
-        assert_eq!(same.id(), s.id());
         let other =
             Schema::new("resident-identity", 2, attrs.clone(), s.max_validity_ms()).unwrap();
-        assert_ne!(other.id(), s.id());
+        for &suite in CryptoSuite::ALL {
+            assert_eq!(same.id(suite), s.id(suite));
+            assert_ne!(other.id(suite), s.id(suite));
+        }
+        assert_ne!(s.id(CryptoSuite::Ed25519Blake3), s.id(CryptoSuite::Sm2Sm3));
         attrs.push(attrs[0].clone());
         assert!(matches!(
             Schema::new("x", 1, attrs, 1),

@@ -11,7 +11,8 @@
 //! 1. format: size limit, presentation/credential version, crypto suite
 //!    (before anything else is decoded: no downgrade), then the strict decode;
 //! 2. header: verified by the light client, and recent enough
-//!    (`max_status_age_ms`);
+//!    (`max_status_age_ms`); the credential's suite is the header's (the
+//!    identity chain's) suite ([`Rejection::ChainSuiteMismatch`]);
 //! 3. schema record (proof, lifecycle, accepted by policy);
 //! 4. issuer chain to a pinned, accepted root: each record proved, in force,
 //!    within its parent's scope, no cycle, at most [`MAX_CHAIN_LEN`] long;
@@ -26,11 +27,21 @@
 //!
 //! State proofs are checked against keys the verifier derives itself, so a
 //! proof of any other key fails.
+//!
+//! # Crypto suites
+//! Everything is checked under the suite of the chain the proofs come from
+//! (the verified header's `suite`), which the credential must name: state
+//! proofs (by the light client), the schema id, the disclosure digests and
+//! the issuer's and holder's signing messages. The issuer key on chain and
+//! the holder key must be of that suite's algorithm
+//! ([`Rejection::IssuerKeySuite`], [`Rejection::HolderKeySuite`]), so a
+//! credential hashed under one suite never verifies under the other. The
+//! hall's own audit log is hashed under [`Policy::audit_suite`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use govchain_core::codec::{decode_exact, encode_seq, Decode, DecodeError, Encode, Reader};
-use govchain_core::crypto::{verify_batch, BatchItem, CryptoSuite};
+use govchain_core::crypto::{verify_batch, BatchItem, CryptoSuite, SuiteMismatch};
 use govchain_core::hash::Hash;
 use govchain_core::light::{LightClient, LightClientError};
 use govchain_core::types::{Height, Timestamp};
@@ -71,6 +82,9 @@ pub struct Policy {
     pub max_binding_skew_ms: u64,
     /// Crypto suites accepted.
     pub accepted_suites: Vec<CryptoSuite>,
+    /// The suite the hall's audit log is hash-chained under (the hall's own
+    /// record, not a chain's).
+    pub audit_suite: CryptoSuite,
     /// Whether credentials of deprecated schemas are accepted.
     pub accept_deprecated_schemas: bool,
 }
@@ -108,8 +122,18 @@ impl Policy {
             max_status_age_ms: 10 * 60 * 1000,
             max_binding_skew_ms: 2 * 60 * 1000,
             accepted_suites: vec![CryptoSuite::Ed25519Blake3],
+            audit_suite: CryptoSuite::Ed25519Blake3,
             accept_deprecated_schemas: true,
         }
+    }
+
+    /// This policy accepting only `suite` and hash-chaining its audit log
+    /// under it: a hall of an sm2-sm3 identity chain uses
+    /// `Policy::new(..).with_suite(CryptoSuite::Sm2Sm3)`.
+    pub fn with_suite(mut self, suite: CryptoSuite) -> Self {
+        self.accepted_suites = vec![suite];
+        self.audit_suite = suite;
+        self
     }
 
     /// Checks the policy can accept anything at all.
@@ -169,6 +193,15 @@ pub enum Rejection {
     UnsupportedSuite {
         /// The suite id.
         id: u8,
+    },
+    /// The credential names another suite than the chain its proofs come
+    /// from: it was hashed and signed for another chain.
+    #[error("credential of suite {credential} checked against a {chain} chain")]
+    ChainSuiteMismatch {
+        /// The credential's suite.
+        credential: CryptoSuite,
+        /// The suite of the proofs' header.
+        chain: CryptoSuite,
     },
     /// The bytes do not decode (includes non-canonical or small-order
     /// signatures and keys, refused by core's decoders).
@@ -323,6 +356,12 @@ pub enum Rejection {
     /// The credential claims issuance before the key existed.
     #[error("key not valid at the issuance height")]
     KeyNotYetValid,
+    /// The issuer key on chain is of another algorithm than the suite.
+    #[error("issuer key: {mismatch}")]
+    IssuerKeySuite {
+        /// The suite and the key's algorithm.
+        mismatch: SuiteMismatch,
+    },
     // --- status ---
     /// No such status list (or page).
     #[error("unknown status list {list}")]
@@ -430,6 +469,12 @@ pub enum Rejection {
         /// The skew.
         skew_ms: u64,
     },
+    /// The credential's holder key is of another algorithm than its suite.
+    #[error("holder key: {mismatch}")]
+    HolderKeySuite {
+        /// The suite and the key's algorithm.
+        mismatch: SuiteMismatch,
+    },
     // --- signatures ---
     /// The issuer's signature does not verify.
     #[error("issuer signature invalid")]
@@ -448,6 +493,7 @@ impl Rejection {
             TooLarge { .. } => 1,
             UnsupportedVersion { .. } => 2,
             UnsupportedSuite { .. } => 3,
+            ChainSuiteMismatch { .. } => 5,
             Malformed(_) => 4,
             HeaderNotVerified { .. } => 10,
             StaleProof { .. } => 11,
@@ -474,6 +520,7 @@ impl Rejection {
             KeyRetired { .. } => 51,
             KeyCompromised => 52,
             KeyNotYetValid => 53,
+            IssuerKeySuite { .. } => 54,
             UnknownStatusList { .. } => 60,
             StatusListNotOwned { .. } => 61,
             StatusIndexOutOfRange { .. } => 62,
@@ -496,6 +543,7 @@ impl Rejection {
             UnknownNonce => 92,
             NonceReused => 93,
             BindingTimeSkew { .. } => 94,
+            HolderKeySuite { .. } => 95,
             IssuerSignatureInvalid => 100,
             HolderSignatureInvalid => 101,
         }
@@ -562,9 +610,10 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// The record's hash, which the next record links to.
-    pub fn hash(&self) -> Hash {
-        IdDomain::Audit.hash(&[&self.to_bytes()])
+    /// The record's hash under `suite` (the log's), which the next record
+    /// links to.
+    pub fn hash(&self, suite: CryptoSuite) -> Hash {
+        IdDomain::Audit.hash(suite, &[&self.to_bytes()])
     }
 }
 
@@ -627,13 +676,28 @@ pub enum AuditError {
     },
 }
 
-/// A hash-chained, append-only log of verifications.
+/// A hash-chained, append-only log of verifications, hashed under one
+/// crypto suite (the default log under ed25519-blake3).
 #[derive(Debug, Clone, Default)]
 pub struct AuditLog {
+    suite: CryptoSuite,
     records: Vec<AuditRecord>,
 }
 
 impl AuditLog {
+    /// An empty log hash-chained under `suite`.
+    pub fn new(suite: CryptoSuite) -> Self {
+        AuditLog {
+            suite,
+            records: Vec::new(),
+        }
+    }
+
+    /// The suite the log is hash-chained under.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
+    }
+
     /// The records.
     pub fn records(&self) -> &[AuditRecord] {
         &self.records
@@ -641,7 +705,9 @@ impl AuditLog {
 
     /// The hash of the last record ([`Hash::ZERO`] when empty).
     pub fn head(&self) -> Hash {
-        self.records.last().map_or(Hash::ZERO, AuditRecord::hash)
+        self.records
+            .last()
+            .map_or(Hash::ZERO, |r| r.hash(self.suite))
     }
 
     fn append(&mut self, mut record: AuditRecord) -> AuditRecord {
@@ -651,14 +717,15 @@ impl AuditLog {
         record
     }
 
-    /// Checks that `records` form an unbroken chain from the start.
-    pub fn verify_chain(records: &[AuditRecord]) -> Result<(), AuditError> {
+    /// Checks that `records` form an unbroken chain from the start, hashed
+    /// under `suite`.
+    pub fn verify_chain(suite: CryptoSuite, records: &[AuditRecord]) -> Result<(), AuditError> {
         let mut prev = Hash::ZERO;
         for (i, r) in records.iter().enumerate() {
             if r.seq != i as u64 || r.prev != prev {
                 return Err(AuditError::BrokenChain { seq: i as u64 });
             }
-            prev = r.hash();
+            prev = r.hash(suite);
         }
         Ok(())
     }
@@ -719,11 +786,12 @@ impl Verifier {
     /// A verifier with `policy`.
     pub fn new(policy: Policy) -> Result<Self, PolicyError> {
         policy.validate()?;
+        let audit = AuditLog::new(policy.audit_suite);
         Ok(Verifier {
             policy,
             outstanding: BTreeMap::new(),
             used: BTreeSet::new(),
-            audit: AuditLog::default(),
+            audit,
         })
     }
 
@@ -893,6 +961,13 @@ impl Verifier {
                 max_ms: policy.max_status_age_ms,
             });
         }
+        if body.suite != header.suite {
+            return Err(Rejection::ChainSuiteMismatch {
+                credential: body.suite,
+                chain: header.suite,
+            });
+        }
+        let suite = header.suite;
 
         // 3. Schema.
         let schema_rec: SchemaRecord = proved(
@@ -904,7 +979,7 @@ impl Verifier {
             MAX_SCHEMA_RECORD_LEN,
         )?
         .ok_or(Rejection::UnknownSchema { id: body.schema })?;
-        if schema_rec.schema.id() != body.schema {
+        if schema_rec.schema.id(suite) != body.schema {
             return Err(Rejection::UnknownSchema { id: body.schema });
         }
         match schema_rec.lifecycle {
@@ -952,6 +1027,9 @@ impl Verifier {
             KeyUseError::Compromised { .. } => Rejection::KeyCompromised,
             _ => Rejection::KeyNotYetValid,
         })?;
+        suite
+            .check_key(&key.public_key)
+            .map_err(|mismatch| Rejection::IssuerKeySuite { mismatch })?;
         if key.public_key.algorithm() != p.credential.signature.algorithm() {
             return Err(Rejection::IssuerSignatureInvalid);
         }
@@ -1055,7 +1133,7 @@ impl Verifier {
             }
         }
         for (index, d) in p.disclosures.iter().enumerate() {
-            if body.digests.binary_search(&d.digest()).is_err() {
+            if body.digests.binary_search(&d.digest(suite)).is_err() {
                 return Err(Rejection::DisclosureNotCommitted { index });
             }
             let attr = schema
@@ -1086,6 +1164,11 @@ impl Verifier {
         }
 
         // 9. Binding.
+        if let Some(holder) = &body.holder {
+            suite
+                .check_key(holder)
+                .map_err(|mismatch| Rejection::HolderKeySuite { mismatch })?;
+        }
         let mut items_msgs: Vec<Hash> = vec![body.signing_message()];
         let mut nonce_used = None;
         let mut presentation_hash = None;

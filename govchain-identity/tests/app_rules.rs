@@ -326,7 +326,7 @@ fn key_schema_and_status_rules() {
         0
     );
     // Schemas: duplicate publish, lifecycle only forward and only by the publisher.
-    let sid = sb.schema().id();
+    let sid = sb.schema_id();
     let schema = sb.schema().clone();
     assert_eq!(
         code(

@@ -105,7 +105,7 @@ fn verify_planted(mut members: Vec<IssuerRecord>) -> Result<(), Rejection> {
         .map(|m| (issuer_key(&m.id), m.to_bytes()))
         .collect();
     pairs.push((
-        schema_key(&schema.id()),
+        schema_key(&schema.id(govchain_core::crypto::CryptoSuite::Ed25519Blake3)),
         SchemaRecord {
             schema: schema.clone(),
             publisher: issuer.clone(),
@@ -164,7 +164,7 @@ fn verify_planted(mut members: Vec<IssuerRecord>) -> Result<(), Rejection> {
         HallId::new("hall").unwrap(),
         region("CN-33"),
         vec![id("root")],
-        vec![schema.id()],
+        vec![schema.id(govchain_core::crypto::CryptoSuite::Ed25519Blake3)],
     );
     policy.require_holder_binding = false;
     let mut hall = Verifier::new(policy).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{world, REVEAL};
+use common::{bureau_seed, root_seed, world, REVEAL};
 use govchain_core::codec::Encode;
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::hash::{Domain, Hash};
@@ -33,10 +33,16 @@ fn a_valid_presentation_verifies_and_is_audited() {
     assert_eq!(v2.claims.len(), 2, "document_type is always disclosed");
     let log = w.hall.audit_log();
     assert_eq!(log.records().len(), 2);
-    AuditLog::verify_chain(log.records()).unwrap();
+    AuditLog::verify_chain(
+        govchain_core::crypto::CryptoSuite::Ed25519Blake3,
+        log.records(),
+    )
+    .unwrap();
     let mut broken = log.records().to_vec();
     broken[0].time = Timestamp::new(1);
-    assert!(AuditLog::verify_chain(&broken).is_err());
+    assert!(
+        AuditLog::verify_chain(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &broken).is_err()
+    );
 }
 
 #[test]
@@ -82,7 +88,10 @@ fn disclosure_faults() {
 
 fn with_extra_disclosure(w: &mut common::World, d: Disclosure) -> Presentation {
     let mut p = w.present(&[]);
-    p.credential.body.digests.push(d.digest());
+    p.credential
+        .body
+        .digests
+        .push(d.digest(p.credential.body.suite));
     p.credential.body.digests.sort();
     w.resign(&mut p.credential);
     p.disclosures.push(d);
@@ -228,18 +237,6 @@ fn status_revoked_suspended_unsuspended_and_stale() {
     assert!(w.verify(&p).is_ok());
 }
 
-fn bureau_seed() -> [u8; 32] {
-    let mut s = [0x1d; 32];
-    s[0] = 3;
-    s
-}
-
-fn root_seed() -> [u8; 32] {
-    let mut s = [0x1d; 32];
-    s[0] = 2;
-    s
-}
-
 #[test]
 fn status_index_out_of_range_and_foreign_list() {
     let mut w = world("status-range");
@@ -270,7 +267,7 @@ fn status_index_out_of_range_and_foreign_list() {
             role: Role::Issuer,
             controller: notary_ctrl.public_key(),
             scope: Scope::new(
-                SchemaScope::Only(vec![w.sb.schema().id()]),
+                SchemaScope::Only(vec![w.sb.schema_id()]),
                 vec![Region::new("CN-33-01").unwrap()],
                 0,
             ),
@@ -743,7 +740,7 @@ fn scope_version_and_suite() {
         &bureau,
         IdentityOp::SetSchemaLifecycle {
             publisher: Sandbox::bureau_id(),
-            schema: w.sb.schema().id(),
+            schema: w.sb.schema_id(),
             lifecycle: govchain_identity::schema::Lifecycle::Withdrawn,
         },
     )])

@@ -23,14 +23,29 @@
 //!   250 bytes including their leaf hashing, on one thread; against
 //!   `blake3_hash_250B_seq` (`tx/s`): `blake3::hash` of the same 10,000
 //!   transactions, i.e. the leaf hashing alone without a tree.
+//!
+//! The trees are suite-threaded (`tx_root(hf, …)`); the sm2-sm3 rows run
+//! the same code under [`HashFunction::Sm3`], which hashes node by node (no
+//! multi-lane path):
+//! - `merkle_root_1m_sm3` (`ms`): `tx_root(Sm3, …)` of the same 2^20 leaves
+//!   on one thread; against `sm3_prefixed_hash_seq_1m` (2^20 sequential
+//!   `sm3` digests of a 64-byte input after the cloned, pre-absorbed
+//!   64-byte domain prefix: the raw SM3 sequential-hashing bound for the
+//!   same number of nodes), and against `merkle_root_1m_blake3` (the BLAKE3
+//!   root of the `merkle_root_1m` row, sampled interleaved with it, for the
+//!   side-by-side ratio).
+//! - `tx_root_10k_sm3` (`tx/s`): the `tx_root_10k` workload under SM3;
+//!   against `sm3_hash_250B_seq` (`tx/s`): `sm3::Sm3::digest` of the same
+//!   10,000 transactions, the leaf hashing alone without a tree.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use govchain_core::hash::{Domain, Hash};
+use govchain_core::hash::{sm3_domain_prefix, Domain, Hash, HashFunction};
 use govchain_core::merkle::{tx_root, tx_root_of_transactions, tx_root_parallel};
 use rs_merkle::algorithms::Sha256;
 use rs_merkle::MerkleTree;
+use sm3::Digest;
 
 use super::signatures::thread_cpu_time;
 use crate::{median_time, progress, Row};
@@ -85,6 +100,20 @@ pub fn node_inputs(leaves: &[Hash]) -> Vec<[u8; 64]> {
             block
         })
         .collect()
+}
+
+/// The SM3 baseline of `merkle_root_1m_sm3`: one SM3 digest per 64-byte
+/// input after the tree-node domain prefix, in sequence (the prefixed state
+/// is computed once and cloned, as [`HashFunction::Sm3`] does).
+pub fn sm3_prefixed_hash_seq(inputs: &[[u8; 64]]) -> u8 {
+    let prefixed = sm3::Sm3::new_with_prefix(sm3_domain_prefix(Domain::TxNode));
+    let mut acc = 0u8;
+    for input in inputs {
+        let mut h = prefixed.clone();
+        h.update(input);
+        acc ^= h.finalize()[0];
+    }
+    acc
 }
 
 /// Milliseconds of a duration.
@@ -220,14 +249,75 @@ pub fn report() {
             },
         ],
     );
+    emit_tx_rate("tx_root_10k", "blake3_hash_250B_seq", &times);
+
+    sm3_rows(&leaves, &inputs, &txs);
+}
+
+/// The sm2-sm3 rows (see the module docs).
+fn sm3_rows(leaves: &[Hash], inputs: &[[u8; 64]], txs: &[Vec<u8>]) {
+    progress("merkle: merkle_root_1m_sm3, raw SM3 and BLAKE3 roots, interleaved");
+    let times = interleaved(
+        3,
+        &mut [
+            &mut || {
+                black_box(tx_root(HashFunction::Sm3, black_box(leaves)));
+            },
+            &mut || {
+                black_box(sm3_prefixed_hash_seq(black_box(inputs)));
+            },
+            &mut || {
+                black_box(tx_root(HashFunction::Blake3, black_box(leaves)));
+            },
+        ],
+    );
+    for (baseline, time) in [
+        ("sm3_prefixed_hash_seq_1m", times[1]),
+        ("merkle_root_1m_blake3", times[2]),
+    ] {
+        Row::new(
+            "core",
+            "merkle_root_1m_sm3",
+            ms(times[0]),
+            "ms",
+            baseline,
+            ms(time),
+        )
+        .emit();
+    }
+
+    progress("merkle: tx_root_10k_sm3 and SM3 baseline, interleaved");
+    let times = interleaved(
+        11,
+        &mut [
+            &mut || {
+                black_box(tx_root_of_transactions(HashFunction::Sm3, black_box(txs)));
+            },
+            &mut || {
+                for tx in txs {
+                    black_box(sm3::Sm3::digest(black_box(tx)));
+                }
+            },
+        ],
+    );
+    emit_tx_rate("tx_root_10k_sm3", "sm3_hash_250B_seq", &times);
+}
+
+/// Emits a `tx/s` row of [`TXS_10K`] transactions from the medians `times`
+/// of the candidate (`times[0]`) and its baseline (`times[1]`).
+fn emit_tx_rate(metric: &str, baseline: &str, times: &[Duration]) {
     let tx_rate = |d: Duration| TXS_10K as f64 / d.as_secs_f64();
+    let (candidate, base) = (
+        times.first().copied().unwrap_or_default(),
+        times.get(1).copied().unwrap_or_default(),
+    );
     Row::new(
         "core",
-        "tx_root_10k",
-        tx_rate(times[0]),
+        metric,
+        tx_rate(candidate),
         "tx/s",
-        "blake3_hash_250B_seq",
-        tx_rate(times[1]),
+        baseline,
+        tx_rate(base),
     )
     .emit();
 }

@@ -10,13 +10,26 @@
 //! - `smt_nonmembership_siblings_1m` (`siblings`): average siblings in a
 //!   non-membership proof for random absent keys in a 1M-key tree; against
 //!   `log2(1,000,000)`.
+//!
+//! The tree is suite-threaded (`SparseMerkleTree::new(store, hf)`); the
+//! sm2-sm3 rows run the same code under [`HashFunction::Sm3`]:
+//! - `smt_update_100k_sm3` (`updates/s`): the `smt_update_100k` workload
+//!   under SM3; against `smt_update_100k_blake3`, the same workload under
+//!   BLAKE3 sampled interleaved with it (the BLAKE3 figure of this pair is
+//!   the `smt_update_100k` row's measurement repeated beside SM3; the ratio
+//!   is what the national-standard hash costs the state tree).
+//! - `smt_proof_verify_sm3` (`us`): verifying a membership proof in a
+//!   1M-key SM3 tree; against `sm3_hash_node_x_depth`, as many sequential
+//!   SM3 node hashes ([`HashFunction::hash_node`] under its domain prefix)
+//!   as the proof has hashes to compute — the raw SM3 bound, as
+//!   `blake3_keyed_hash_64B_x_depth` is BLAKE3's.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use govchain_core::hash::{Domain, Hash};
+use govchain_core::hash::{Domain, Hash, HashFunction};
 use govchain_core::smt::{KeyHash, MemoryNodeStore, SparseMerkleProof, SparseMerkleTree};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -45,6 +58,15 @@ pub fn govchain_insert(
     entries: &[([u8; 32], Vec<u8>)],
     batches: usize,
 ) -> (MemoryNodeStore, Hash, Duration) {
+    govchain_insert_with(HashFunction::Blake3, entries, batches)
+}
+
+/// [`govchain_insert`] with the tree hashing under `hf`.
+pub fn govchain_insert_with(
+    hf: HashFunction,
+    entries: &[([u8; 32], Vec<u8>)],
+    batches: usize,
+) -> (MemoryNodeStore, Hash, Duration) {
     let store = MemoryNodeStore::new();
     let mut root = Hash::ZERO;
     let per = entries.len().div_ceil(batches.max(1)).max(1);
@@ -61,9 +83,7 @@ pub fn govchain_insert(
     let start = Instant::now();
     for (i, updates) in inputs.iter().enumerate() {
         let version = i as u64 + 1;
-        match SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3)
-            .apply_batch(base, version, updates)
-        {
+        match SparseMerkleTree::new(&store, hf).apply_batch(base, version, updates) {
             Ok((r, batch)) => {
                 root = r;
                 if let Err(e) = store.write_batch(batch) {
@@ -189,7 +209,8 @@ fn one_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
 /// Measures and prints this module's rows.
 pub fn report() {
     update_rows();
-    proof_rows();
+    proof_rows(HashFunction::Blake3);
+    proof_rows(HashFunction::Sm3);
 }
 
 fn update_rows() {
@@ -215,19 +236,50 @@ fn update_rows() {
         rate(theirs),
     )
     .emit();
+
+    progress("smt: 100k inserts, SM3 and BLAKE3 interleaved (1 thread)");
+    let Some([sm3, blake3]) = one_thread(|| {
+        let mut samples = [Vec::new(), Vec::new()];
+        for _ in 0..3 {
+            for (hf, s) in [HashFunction::Sm3, HashFunction::Blake3]
+                .into_iter()
+                .zip(samples.iter_mut())
+            {
+                s.push(govchain_insert_with(hf, &entries, BATCHES).2);
+            }
+        }
+        samples.map(|mut s| {
+            s.sort();
+            s[s.len() / 2]
+        })
+    }) else {
+        return;
+    };
+    Row::new(
+        "core",
+        "smt_update_100k_sm3",
+        rate(sm3),
+        "updates/s",
+        "smt_update_100k_blake3",
+        rate(blake3),
+    )
+    .emit();
 }
 
-fn proof_rows() {
+/// The proof rows of the tree under `hf`: BLAKE3 gives the original rows
+/// (`smt_proof_verify`, `smt_nonmembership_siblings_1m`), SM3 gives
+/// `smt_proof_verify_sm3` (the sibling count does not depend on the hash).
+fn proof_rows(hf: HashFunction) {
     const N: usize = 1_000_000;
-    progress("smt: building a 1M-key tree");
+    progress(&format!("smt: building a 1M-key tree ({})", hf.name()));
     let entries = random_entries(N, 2);
     let start = Instant::now();
-    let (store, root, _) = govchain_insert(&entries, 1);
+    let (store, root, _) = govchain_insert_with(hf, &entries, 1);
     progress(&format!(
         "smt: 1M-key tree built in {:.2?}",
         start.elapsed()
     ));
-    let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
+    let tree = SparseMerkleTree::new(&store, hf);
 
     // Membership proofs of random present keys.
     let samples = 2_000;
@@ -242,21 +294,15 @@ fn proof_rows() {
         progress("smt: no proofs");
         return;
     }
-    let ok = proofs.iter().all(|(k, v, p)| {
-        p.verify(govchain_core::hash::HashFunction::Blake3, &root, k, Some(v))
-            .is_ok()
-    });
+    let ok = proofs
+        .iter()
+        .all(|(k, v, p)| p.verify(hf, &root, k, Some(v)).is_ok());
     if !ok {
         progress("smt: a membership proof failed to verify");
     }
     let verify = median_time(7, || {
         for (k, v, p) in &proofs {
-            let _ = black_box(p.verify(
-                govchain_core::hash::HashFunction::Blake3,
-                black_box(&root),
-                k,
-                Some(v),
-            ));
+            let _ = black_box(p.verify(hf, black_box(&root), k, Some(v)));
         }
     });
     let per_proof_us = verify.as_secs_f64() * 1e6 / proofs.len() as f64;
@@ -273,21 +319,20 @@ fn proof_rows() {
         let mut h = Hash::ZERO;
         for _ in 0..reps {
             for _ in 0..chain {
-                h = Hash::node(Domain::SmtNode, black_box(&h), &root);
+                h = hf.hash_node(Domain::SmtNode, black_box(&h), &root);
             }
         }
         black_box(h);
     });
     let base_us = base.as_secs_f64() * 1e6 / reps as f64;
-    Row::new(
-        "core",
-        "smt_proof_verify",
-        per_proof_us,
-        "us",
-        "blake3_keyed_hash_64B_x_depth",
-        base_us,
-    )
-    .emit();
+    let (metric, baseline) = match hf {
+        HashFunction::Sm3 => ("smt_proof_verify_sm3", "sm3_hash_node_x_depth"),
+        _ => ("smt_proof_verify", "blake3_keyed_hash_64B_x_depth"),
+    };
+    Row::new("core", metric, per_proof_us, "us", baseline, base_us).emit();
+    if hf != HashFunction::Blake3 {
+        return;
+    }
 
     // Non-membership proofs of random absent keys.
     let absent = random_entries(10_000, 3);
@@ -296,10 +341,7 @@ fn proof_rows() {
     for (k, _) in &absent {
         let key = KeyHash::from_hash(Hash::from_bytes(*k));
         if let Ok((None, proof)) = tree.get_with_proof(&key, 1) {
-            if proof
-                .verify(govchain_core::hash::HashFunction::Blake3, &root, &key, None)
-                .is_ok()
-            {
+            if proof.verify(hf, &root, &key, None).is_ok() {
                 total += proof.siblings.len();
                 count += 1;
             }

@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use govchain_core::codec::Encode;
-use govchain_core::crypto::{SecretKey, Signer};
+use govchain_core::crypto::{CryptoSuite, SecretKey, Signer};
 use govchain_identity::credential::{Credential, HeldCredential};
 use govchain_identity::presentation::{BindingRequest, Presentation};
 use govchain_identity::sandbox::Sandbox;
@@ -26,6 +26,20 @@ pub fn rng(test: &str) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
+/// The seed of the sandbox bureau's controller key (any suite).
+pub fn bureau_seed() -> [u8; 32] {
+    let mut s = [0x1d; 32];
+    s[0] = 3;
+    s
+}
+
+/// The seed of the sandbox root's controller key (any suite).
+pub fn root_seed() -> [u8; 32] {
+    let mut s = [0x1d; 32];
+    s[0] = 2;
+    s
+}
+
 pub struct World {
     pub sb: Sandbox,
     pub rng: ChaCha20Rng,
@@ -36,9 +50,15 @@ pub struct World {
 }
 
 pub fn world(test: &str) -> World {
+    world_in(test, CryptoSuite::Ed25519Blake3)
+}
+
+/// [`world`] on a sandbox chain of `suite`, with a holder key of its
+/// algorithm.
+pub fn world_in(test: &str, suite: CryptoSuite) -> World {
     let mut rng = rng(test);
-    let mut sb = Sandbox::new().unwrap();
-    let holder = SecretKey::generate(&mut rng);
+    let mut sb = Sandbox::with_suite(suite).unwrap();
+    let holder = SecretKey::generate_for(suite, &mut rng);
     let held = sb.issue(&mut rng, 1, Some(holder.public_key())).unwrap();
     let policy = sb.policy("hall-1").unwrap();
     let hall = Verifier::new(policy.clone()).unwrap();
