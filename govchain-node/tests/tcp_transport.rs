@@ -721,3 +721,36 @@ fn four_nodes_run_tendermint_and_raft_over_tcp() {
         t.shutdown();
     }
 }
+
+/// Departments of an SM2/SM3 network: the Noise handshake binds SM2 node
+/// keys (signed with SM2) exactly as Ed25519 ones; a stranger's SM2 key is
+/// refused.
+#[test]
+fn sm2_node_keys_connect_and_deliver() {
+    let ka = Arc::new(SecretKey::sm2_from_seed(&[61; 32]));
+    let kb = Arc::new(SecretKey::sm2_from_seed(&[62; 32]));
+    let mut ca = config();
+    ca.admitted.insert(kb.public_key());
+    let mut cb = config();
+    cb.admitted.insert(ka.public_key());
+    let a = start(&ka, ca);
+    let b = start(&kb, cb);
+    a.transport.add_peer(b.pk(), b.addr());
+    b.transport.add_peer(a.pk(), a.addr());
+    wait_connected(&a, &b);
+    deliver_one(&a, &b);
+    deliver_one(&b, &a);
+
+    // An SM2 key that b does not admit never gets a connection.
+    let mut cs = config();
+    cs.admitted.insert(b.pk());
+    cs.peers.insert(b.pk(), b.addr());
+    let stranger = start(&Arc::new(SecretKey::sm2_from_seed(&[63; 32])), cs);
+    wait_for("b refusing the stranger", DEADLINE, || {
+        stats(&b).refused_not_admitted > 0
+    });
+    assert!(!connected(&b.transport, &stranger.pk()));
+    for p in [a, b, stranger] {
+        p.transport.shutdown();
+    }
+}
