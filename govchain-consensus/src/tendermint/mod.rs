@@ -201,7 +201,7 @@ pub struct Tendermint {
     /// Every key this node holds (a validator rotating its key holds the
     /// old and the new one), in the order given.
     keys: Vec<Arc<dyn Signer>>,
-    /// The key signing at the current height: [`Self::choose_key`].
+    /// The key signing at the current height (see `choose_key`).
     signer: Arc<dyn Signer>,
     me: PublicKey,
     /// The member `me` signs for (the driver's address): `me` itself, or
@@ -742,9 +742,10 @@ impl Tendermint {
         let Some(set) = ValSet::from_core(core_set, h) else {
             return;
         };
-        // No key may sign here: the node follows as an observer, under its
-        // first key (never a member's address, so the driver does not ask
-        // it to propose or vote).
+        // No key may sign here: the node follows as an observer under its
+        // first key. If that key is a member outside its window, the driver
+        // never makes it the proposer (proposers are keys inside their
+        // windows) and `sign_vote` refuses to sign for it.
         let (signer, member) = chosen.unwrap_or_else(|| {
             let first = self
                 .keys
