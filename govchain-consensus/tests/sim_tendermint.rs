@@ -232,6 +232,19 @@ fn validator_set_change_under_load() {
     });
 }
 
+/// Validators 0..4 rotate in turn at heights 3, 5, 7, 9, each holding its
+/// new key, with a two-height overlap.
+fn every_key_rotates() -> Vec<SimKeyRotation> {
+    (0..4)
+        .map(|node| SimKeyRotation {
+            node,
+            at: 3 + 2 * node as u64,
+            overlap: 2,
+            node_holds_new_key: true,
+        })
+        .collect()
+}
+
 /// Issue #8's scenario: every validator rotates its key, one at a time,
 /// under load, with lossy links and a crash-restart in the middle. Each
 /// node holds its new key and switches at the rotation height; the old key
@@ -245,14 +258,7 @@ fn n4_every_validator_rotates_its_key_under_load_with_a_crash() {
         cfg.faults.drop_permille = 50;
         cfg.faults.crashes = 1;
         cfg.txs_per_block = 8;
-        cfg.key_rotations = (0..4)
-            .map(|node| SimKeyRotation {
-                node,
-                at: 3 + 2 * node as u64,
-                overlap: 2,
-                node_holds_new_key: true,
-            })
-            .collect();
+        cfg.key_rotations = every_key_rotates();
         cfg.liveness_window_ms = 3_000;
         cfg.liveness_blocks = 4;
         cfg
@@ -260,14 +266,7 @@ fn n4_every_validator_rotates_its_key_under_load_with_a_crash() {
     // Every rotation took effect: the chain went past the last overlap.
     for seed in seeds_from_env(DEFAULT_SEEDS, 50).into_iter().take(3) {
         let mut cfg = faulty(seed, 4);
-        cfg.key_rotations = (0..4)
-            .map(|node| SimKeyRotation {
-                node,
-                at: 3 + 2 * node as u64,
-                overlap: 2,
-                node_holds_new_key: true,
-            })
-            .collect();
+        cfg.key_rotations = every_key_rotates();
         let report = run(&cfg);
         assert!(
             report.violations.is_empty(),

@@ -2090,6 +2090,14 @@ impl From<StateError> for OpError {
     }
 }
 
+/// A [`CODE_INVALID_ACTION`] failure with `reason`.
+fn invalid_action(reason: impl Into<String>) -> OpError {
+    OpError::Fail(Failure {
+        code: CODE_INVALID_ACTION,
+        reason: reason.into(),
+    })
+}
+
 fn fail<T>(code: u32, reason: impl Into<String>) -> Result<T, OpError> {
     Err(OpError::Fail(Failure {
         code,
@@ -2495,12 +2503,7 @@ impl GovernanceApp {
         let set = current
             .clone()
             .with_key_windows([(key.clone(), window)])
-            .map_err(|e| {
-                OpError::Fail(Failure {
-                    code: CODE_INVALID_ACTION,
-                    reason: e.to_string(),
-                })
-            })?;
+            .map_err(|e| invalid_action(e.to_string()))?;
         Self::schedule_set(state, chain, effective_height, &set)
     }
 
@@ -2565,12 +2568,7 @@ impl GovernanceApp {
                 });
                 let set = ValidatorSet::new(validators)
                     .and_then(|set| keep_key_windows(set, latest.map(|(_, s)| s), effective_height))
-                    .map_err(|e| {
-                        OpError::Fail(Failure {
-                            code: CODE_INVALID_ACTION,
-                            reason: e.to_string(),
-                        })
-                    })?;
+                    .map_err(|e| invalid_action(e.to_string()))?;
                 Self::schedule_set(state, chain, effective_height, &set)
             }
             Action::RemoveValidator { chain, key } => {
@@ -2584,12 +2582,7 @@ impl GovernanceApp {
                     .collect();
                 let set = ValidatorSet::new(remaining)
                     .and_then(|set| keep_key_windows(set, Some(&current), effective_height))
-                    .map_err(|e| {
-                        OpError::Fail(Failure {
-                            code: CODE_INVALID_ACTION,
-                            reason: format!("removing {key} from {chain}: {e}"),
-                        })
-                    })?;
+                    .map_err(|e| invalid_action(format!("removing {key} from {chain}: {e}")))?;
                 Self::schedule_set(state, chain, effective_height, &set)
             }
             Action::SetKeyExpiry {
@@ -2672,12 +2665,7 @@ impl GovernanceApp {
                 let set = current
                     .without_rotated_keys_expired_by(effective_height)
                     .with_rotation(key, new_key.clone(), until)
-                    .map_err(|e| {
-                        OpError::Fail(Failure {
-                            code: CODE_INVALID_ACTION,
-                            reason: format!("rotating {key} on {chain}: {e}"),
-                        })
-                    })?;
+                    .map_err(|e| invalid_action(format!("rotating {key} on {chain}: {e}")))?;
                 Self::schedule_set(state, chain, effective_height, &set)
             }
             Action::RegisterSideChain {
