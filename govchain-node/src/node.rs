@@ -728,6 +728,65 @@ impl Drop for NodeHandle {
     }
 }
 
+/// Submissions gathered from one read of the inbox, by chain, in arrival
+/// order.
+#[derive(Default)]
+struct Admissions {
+    by_chain: Vec<(ChainId, Vec<Admission>)>,
+}
+
+struct Admission {
+    txs: Vec<Transaction>,
+    /// Where the verdicts go, if the submitter waits for them.
+    reply: Option<SubmitReply>,
+    /// Whether the accepted ones go on to the chain's peers.
+    gossip: bool,
+}
+
+impl Admissions {
+    fn push(
+        &mut self,
+        chain: ChainId,
+        txs: Vec<Transaction>,
+        reply: Option<SubmitReply>,
+        gossip: bool,
+    ) {
+        let item = Admission { txs, reply, gossip };
+        match self.by_chain.iter_mut().find(|(c, _)| *c == chain) {
+            Some((_, group)) => group.push(item),
+            None => self.by_chain.push((chain, vec![item])),
+        }
+    }
+}
+
+/// Most transactions in one gossip message.
+const GOSSIP_MAX_TXS: usize = 4_096;
+/// Most encoded transaction bytes in one gossip message (well inside the
+/// TCP transport's default frame limit).
+const GOSSIP_MAX_BYTES: usize = 2 << 20;
+
+/// Cuts encoded transactions into gossip messages of at most
+/// [`GOSSIP_MAX_TXS`] and [`GOSSIP_MAX_BYTES`] (a single larger transaction
+/// goes alone), in order.
+fn gossip_batches(txs: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
+    let mut batches: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut bytes = 0usize;
+    for tx in txs {
+        let fits = batches.last().is_some_and(|b| {
+            b.len() < GOSSIP_MAX_TXS && bytes.saturating_add(tx.len()) <= GOSSIP_MAX_BYTES
+        });
+        if !fits {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes = bytes.saturating_add(tx.len());
+        if let Some(batch) = batches.last_mut() {
+            batch.push(tx);
+        }
+    }
+    batches
+}
+
 fn wall_clock() -> Timestamp {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -783,7 +842,30 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            // Transactions that arrive together are admitted together: one
+            // batch verification per chain instead of one per submission.
+            let mut admissions = Admissions::default();
             for input in inputs {
+                let input = match input {
+                    NodeInput::Submit { chain, txs, reply } => {
+                        admissions.push(chain, txs, reply, true);
+                        continue;
+                    }
+                    NodeInput::Net(Inbound {
+                        envelope: Envelope::Transactions { chain, txs },
+                        ..
+                    }) => {
+                        let decoded = txs
+                            .iter()
+                            .filter_map(|b| Transaction::decode(b).ok())
+                            .collect();
+                        admissions.push(chain, decoded, None, false);
+                        continue;
+                    }
+                    other => other,
+                };
+                // Anything else sees the effect of the transactions before it.
+                self.admit(std::mem::take(&mut admissions));
                 match input {
                     NodeInput::Stop => {
                         // Records of effects not yet carried out are
@@ -805,14 +887,10 @@ impl Worker {
                     } => {
                         let _ = reply.try_send(self.submit_own(&chain, payload));
                     }
-                    NodeInput::Submit { chain, txs, reply } => {
-                        let result = self.on_submit(&chain, txs, true);
-                        if let Some(reply) = reply {
-                            let _ = reply.try_send(result);
-                        }
-                    }
+                    NodeInput::Submit { .. } => {} // gathered above
                 }
             }
+            self.admit(admissions);
             if Instant::now() >= next_tick {
                 let now = wall_clock();
                 for (i, c) in self.chains.iter_mut().enumerate() {
@@ -856,12 +934,14 @@ impl Worker {
                 }
             }
             Envelope::Transactions { txs, .. } => {
-                let decoded: Vec<Transaction> = txs
+                let decoded = txs
                     .iter()
                     .filter_map(|b| Transaction::decode(b).ok())
                     .collect();
                 let chain = self.chains[i].chain_id().clone();
-                let _ = self.on_submit(&chain, decoded, false);
+                let mut one = Admissions::default();
+                one.push(chain, decoded, None, false);
+                self.admit(one);
             }
             Envelope::Status { height, .. } => self.on_sync_status(i, inbound.from, height),
             Envelope::SyncRequest {
@@ -884,38 +964,83 @@ impl Worker {
         txs: Vec<Transaction>,
         gossip: bool,
     ) -> Result<Vec<Result<Hash, MempoolError>>, NodeError> {
-        let i = self
-            .chain_index(chain)
-            .ok_or_else(|| NodeError::UnknownChain {
-                chain: chain.clone(),
-            })?;
-        let encoded: Vec<Vec<u8>> = if gossip {
-            txs.iter().map(Encode::to_bytes).collect()
-        } else {
-            Vec::new()
-        };
-        let results = self.chains[i].admit(txs)?;
-        if gossip {
+        let (reply, verdict) = std::sync::mpsc::sync_channel(1);
+        let mut one = Admissions::default();
+        one.push(chain.clone(), txs, Some(reply), gossip);
+        self.admit(one);
+        verdict.try_recv().map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Admits every gathered submission, one mempool batch per chain in
+    /// arrival order; replies to each submitter with its own verdicts, and
+    /// gossips the accepted transactions of local submissions to the
+    /// chain's peers in one message per peer.
+    fn admit(&mut self, admissions: Admissions) {
+        for (chain, group) in admissions.by_chain {
+            let Some(i) = self.chain_index(&chain) else {
+                for item in group {
+                    if let Some(reply) = item.reply {
+                        let _ = reply.try_send(Err(NodeError::UnknownChain {
+                            chain: chain.clone(),
+                        }));
+                    }
+                }
+                continue; // transactions of a chain not ours: dropped
+            };
+            let mut txs = Vec::with_capacity(group.iter().map(|g| g.txs.len()).sum());
+            let mut encoded: Vec<Option<Vec<u8>>> = Vec::with_capacity(txs.capacity());
+            let mut shapes = Vec::with_capacity(group.len());
+            for item in group {
+                encoded.extend(
+                    item.txs
+                        .iter()
+                        .map(|t| item.gossip.then(|| Encode::to_bytes(t))),
+                );
+                shapes.push((item.txs.len(), item.reply));
+                txs.extend(item.txs);
+            }
+            let count = txs.len();
+            let results = match self.chains[i].admit(txs) {
+                Ok(results) => results,
+                Err(e) => {
+                    // The chain's store failed: every transaction gets the
+                    // reason, and the chain's own work reports it too.
+                    self.note(format!("admitting transactions on {chain}: {e}"));
+                    let reason = e.to_string();
+                    (0..count)
+                        .map(|_| {
+                            Err(MempoolError::State(govchain_core::app::StateError {
+                                reason: reason.clone(),
+                            }))
+                        })
+                        .collect()
+                }
+            };
             let accepted: Vec<Vec<u8>> = encoded
                 .into_iter()
                 .zip(&results)
-                .filter(|(_, r)| r.is_ok())
-                .map(|(b, _)| b)
+                .filter_map(|(bytes, r)| bytes.filter(|_| r.is_ok()))
                 .collect();
-            if !accepted.is_empty() {
-                let peers = self.chains[i].spec.peers.clone();
+            let mut results = results.into_iter();
+            for (len, reply) in shapes {
+                let mine: Vec<_> = results.by_ref().take(len).collect();
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(Ok(mine));
+                }
+            }
+            let peers = self.chains[i].spec.peers.clone();
+            for txs in gossip_batches(accepted) {
                 for peer in peers.iter().filter(|p| **p != self.me) {
                     let _ = self.transport.send(
                         peer,
                         Envelope::Transactions {
                             chain: chain.clone(),
-                            txs: accepted.clone(),
+                            txs: txs.clone(),
                         },
                     );
                 }
             }
         }
-        Ok(results)
     }
 
     /// [`process`](Self::process) without a round budget: on return every
@@ -1185,5 +1310,42 @@ fn key_warning(chain: &ChainId, me: &PublicKey, next: Height, w: &KeyWindow, lef
         format!("key {me} {why} on chain {chain}: its signatures no longer count there (height {next}); rotate it")
     } else {
         format!("key {me} {why} on chain {chain}: {left} blocks left; rotate it before then")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn gossip_batches_keep_order_and_limits(
+            lens in proptest::collection::vec(0usize..(GOSSIP_MAX_BYTES / 3), 0..40),
+            many in 0usize..(2 * GOSSIP_MAX_TXS + 3),
+        ) {
+            // Large transactions (the byte limit), then many small ones
+            // (the count limit).
+            let mut txs: Vec<Vec<u8>> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, n)| vec![i as u8; *n])
+                .collect();
+            txs.extend((0..many).map(|i| (i as u32).to_le_bytes().to_vec()));
+            let batches = gossip_batches(txs.clone());
+            for b in &batches {
+                proptest::prop_assert!(!b.is_empty());
+                proptest::prop_assert!(b.len() <= GOSSIP_MAX_TXS);
+                let bytes: usize = b.iter().map(Vec::len).sum();
+                proptest::prop_assert!(bytes <= GOSSIP_MAX_BYTES || b.len() == 1);
+            }
+            proptest::prop_assert_eq!(batches.concat(), txs);
+        }
+    }
+
+    #[test]
+    fn one_oversized_transaction_goes_alone() {
+        let big = vec![1u8; GOSSIP_MAX_BYTES + 1];
+        let batches = gossip_batches(vec![vec![0], big.clone(), vec![2]]);
+        assert_eq!(batches, vec![vec![vec![0]], vec![big], vec![vec![2]]]);
     }
 }

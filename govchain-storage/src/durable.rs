@@ -138,6 +138,7 @@ use crate::format::{
     FORMAT_VERSION, FRAME_HEADER_LEN, FRAME_HEAD_LEN, FRAME_MAGIC, MAX_CERT_LEN, MAX_FRAME_PAYLOAD,
     MAX_STATE_LEN, SEGMENT_HEADER_LEN,
 };
+use crate::latest_values::LatestValues;
 use crate::pagesum::{ChecksummedFile, DamageRecord};
 use crate::traits::{check_append, check_genesis, BlockStore, StateStore, StoredBlock};
 use crate::vfs::{FileLock, OpenMode, Vfs, VfsFile};
@@ -231,6 +232,13 @@ pub struct DurableConfig {
     /// once the tree outgrows redb's page cache. Default 65,536 (tens of
     /// MiB: the upper four levels of a tree of a million keys).
     pub node_cache_entries: usize,
+    /// Answers of value reads at the latest state version kept in memory
+    /// and kept current by every commit (0: none): a node reads the
+    /// latest state for every transaction it admits, validates and
+    /// executes — sender nonces above all — and a key a block does not
+    /// write keeps its answer. Default 262,144 (a few tens of MiB with
+    /// small values); the cache is emptied when full.
+    pub latest_value_cache_entries: usize,
 }
 
 impl Default for DurableConfig {
@@ -244,6 +252,7 @@ impl Default for DurableConfig {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
             node_cache_entries: 65_536,
+            latest_value_cache_entries: 262_144,
         }
     }
 }
@@ -293,6 +302,9 @@ pub struct DurableStore {
     recent: RwLock<Option<Arc<RecentNodes>>>,
     /// Pages read from the index, decoded ([`DurableConfig::node_cache_entries`]).
     node_cache: NodeCache,
+    /// Value reads at the latest state version
+    /// ([`DurableConfig::latest_value_cache_entries`]).
+    latest_values: LatestValues,
     db: redb::Database,
     writer: Mutex<Writer>,
     segments: RwLock<BTreeMap<u64, Arc<dyn VfsFile>>>,
@@ -683,6 +695,7 @@ impl DurableStore {
         }
 
         let node_cache_entries = config.node_cache_entries;
+        let latest_value_cache_entries = config.latest_value_cache_entries;
         let store = DurableStore {
             vfs,
             dir,
@@ -692,6 +705,7 @@ impl DurableStore {
             reader: RwLock::new(None),
             recent: RwLock::new(None),
             node_cache: NodeCache::new(node_cache_entries),
+            latest_values: LatestValues::new(latest_value_cache_entries, None),
             db,
             writer: Mutex::new(Writer::default()),
             segments: RwLock::new(BTreeMap::new()),
@@ -706,6 +720,7 @@ impl DurableStore {
             store.recover()?;
             store.check_state_root()
         })?;
+        store.latest_values.reset(store.tip.read().state_latest);
         store.open.store(true, Ordering::SeqCst);
         Ok(store)
     }
@@ -1446,6 +1461,22 @@ impl DurableStore {
         &self.dir
     }
 
+    /// The block at `height` read with its whole log frame checked: both
+    /// frame checksums and the decoding of the state batch it carries, as
+    /// well as what [`BlockStore::block`] checks (which reads the block
+    /// part only). For offline verification; `None` outside the stored
+    /// range.
+    pub fn checked_block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
+        self.contain(|| {
+            let tip = *self.tip.read();
+            let h = height.get();
+            if h == 0 || h > tip.latest || h < tip.oldest {
+                return Ok(None);
+            }
+            self.check_frame(h).map(Some)
+        })
+    }
+
     /// Reads every stored frame and checks it (both frame checksums, the
     /// decoding of block, certificate and state batch, the hash against
     /// the index, parent links). Returns the number checked,
@@ -1716,6 +1747,8 @@ impl BlockStore for DurableStore {
             t.latest = height;
             t.latest_hash = hash;
             t.state_latest = Some(height);
+            drop(t);
+            self.latest_values.advance(&state);
             Ok(())
         })
     }
@@ -2043,12 +2076,17 @@ impl NodeStore for DurableStore {
         key_hash: &KeyHash,
         version: Version,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        self.contain(|| match self.value_row(key_hash, version)? {
+        if let Some(value) = self.latest_values.get(key_hash, version) {
+            return Ok(value);
+        }
+        let value = self.contain(|| match self.value_row(key_hash, version)? {
             // An exact hit: the seal covers the key, version included, and a
             // key's row at a version is written once.
             Some((at, value)) if at == version => Ok(value),
             row => self.verify_as_of(key_hash, version, row),
-        })
+        })?;
+        self.latest_values.fill(key_hash, version, &value);
+        Ok(value)
     }
 
     fn oldest_readable_version(&self) -> Result<Option<Version>, StorageError> {
@@ -2079,6 +2117,7 @@ impl StateStore for DurableStore {
             })();
             self.poisoning(r)?;
             self.tip.write().state_latest = Some(batch.version);
+            self.latest_values.advance(&batch);
             Ok(())
         })
     }
@@ -2388,6 +2427,76 @@ mod tests {
     /// reads agree with the tree at every version, and a version below the
     /// pruning horizon is refused as pruned.
     #[test]
+    fn checked_block_reads_the_whole_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_store(dir.path());
+        let updates: Vec<_> = (0..64u8)
+            .map(|k| (KeyHash::of(HashFunction::Blake3, &[k]), Some(vec![k; 32])))
+            .collect();
+        append_state(&store, &updates);
+        let h = Height::new(1);
+        assert!(store.checked_block(h).unwrap().is_some());
+        assert!(store.checked_block(Height::new(2)).unwrap().is_none());
+        // Damage the state batch: the frame's last bytes (before its
+        // trailing checksum) belong to it.
+        let loc = store.location(1).unwrap();
+        let path = store.segment_path(loc.segment);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = (loc.offset + u64::from(loc.frame_len)) as usize - 8;
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        // The block part still reads; the whole-frame read finds the damage.
+        assert!(store.block(h).unwrap().is_some());
+        let err = store.checked_block(h).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+    }
+
+    #[test]
+    fn latest_value_answers_follow_every_commit() {
+        // A model of every version's state against the store's reads: at
+        // the latest version (served by the latest-value cache once read)
+        // and at every older one, before and after each commit.
+        proptest::proptest!(
+            proptest::test_runner::Config::with_cases(16),
+            |(steps in proptest::collection::vec(
+                proptest::collection::vec((0u8..6, proptest::option::of(0u8..4)), 0..5),
+                1..12,
+            ))| {
+                let dir = tempfile::tempdir().unwrap();
+                let store = test_store(dir.path());
+                let key = |k: u8| KeyHash::of(HashFunction::Blake3, &[k]);
+                let mut versions: Vec<BTreeMap<u8, Vec<u8>>> = vec![BTreeMap::new()];
+                let check = |versions: &[BTreeMap<u8, Vec<u8>>]| -> Result<(), proptest::test_runner::TestCaseError> {
+                    for (v, model) in versions.iter().enumerate().skip(1) {
+                        for k in 0..6u8 {
+                            let got = store.get_value(&key(k), v as Version).unwrap();
+                            proptest::prop_assert_eq!(got.as_ref(), model.get(&k), "key {} at {}", k, v);
+                        }
+                    }
+                    Ok(())
+                };
+                for step in steps {
+                    let mut model = versions.last().cloned().unwrap_or_default();
+                    let mut updates = BTreeMap::new();
+                    for (k, v) in step {
+                        let value = v.map(|v| vec![k, v, versions.len() as u8]);
+                        match &value {
+                            Some(value) => model.insert(k, value.clone()),
+                            None => model.remove(&k),
+                        };
+                        updates.insert(key(k), value);
+                    }
+                    let updates: Vec<_> = updates.into_iter().collect();
+                    check(&versions)?;
+                    append_state(&store, &updates);
+                    versions.push(model);
+                    check(&versions)?;
+                }
+            }
+        );
+    }
+
+    #[test]
     fn as_of_value_reads_are_checked_against_the_tree() {
         let dir = tempfile::tempdir().unwrap();
         let store = test_store(dir.path());
@@ -2426,6 +2535,9 @@ mod tests {
                 .unwrap();
             txn.commit().unwrap();
             *store.reader.write() = None;
+            // Answers read before the damage stay correct in memory; a new
+            // handle would have none, and must find the damage.
+            store.latest_values.reset(store.latest_version().unwrap());
         };
         drop_row(&a, 2);
         drop_row(&b, 2);

@@ -52,6 +52,7 @@
 pub mod durable;
 pub mod error;
 pub mod format;
+mod latest_values;
 pub mod memory;
 mod pagesum;
 pub mod sim;

@@ -2,7 +2,8 @@
 //!
 //! For every chain store under the directory (`<data_dir>/<chain>/`), every
 //! stored block is read and checked:
-//! - `read`: the block and certificate read back (frame checksum, decoding);
+//! - `read`: the block's whole log frame read back (both frame checksums,
+//!   decoding of block, certificate and the state batch it carries);
 //! - `chain`, `height`: the header names this chain and height;
 //! - `parent`: the parent hash is the previous block's hash ([`Hash::ZERO`]
 //!   at height 1);
@@ -311,7 +312,7 @@ fn inspect_chain(
     for h in oldest.get()..=latest.get() {
         let height = Height::new(h);
         let stored = store
-            .block(height)
+            .checked_block(height)
             .map_err(|e| fail(height, "read", e.to_string()))?
             .ok_or_else(|| fail(height, "read", "block missing".into()))?;
         let header = &stored.block.header;
