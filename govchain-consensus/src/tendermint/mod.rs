@@ -234,6 +234,9 @@ pub struct Tendermint {
     next_rebroadcast: u64,
     sync_from: Option<PublicKey>,
     last_push: BTreeMap<PublicKey, u64>,
+    /// `now` when the current height started (when the previous one was
+    /// decided here).
+    height_started_at: u64,
     evidence_seen: BTreeSet<(PublicKey, u64, u32, u8)>,
     replaying: bool,
     /// Every record persisted since, and including, the last decided block:
@@ -475,6 +478,7 @@ impl Tendermint {
             next_rebroadcast: now.get(),
             sync_from: None,
             last_push: BTreeMap::new(),
+            height_started_at: 0,
             evidence_seen: BTreeSet::new(),
             replaying: true,
             since_decided: records[last_decided_index.unwrap_or(0)..].to_vec(),
@@ -723,6 +727,7 @@ impl Tendermint {
 
     fn start_height(&mut self, h: Height, out: &mut Effects) {
         self.height = h;
+        self.height_started_at = self.now;
         self.blocks.clear();
         self.votes.clear();
         self.polkas.clear();
@@ -1051,7 +1056,20 @@ impl Tendermint {
         out: &mut Effects,
     ) -> Result<bool, ConsensusError> {
         if h < self.height {
-            self.push_decided(from, h, out);
+            // A message of the height just decided that arrives soon after
+            // is ordinary lateness: its sender decides from the same
+            // quorum, so sending it the (large) decided block would be
+            // waste. A peer further behind, or one still sending for that
+            // height half a rebroadcast interval later, is lagging and is
+            // sent the decided blocks it lacks.
+            let lagging = h.get().saturating_add(1) < self.height.get()
+                || self.now
+                    >= self
+                        .height_started_at
+                        .saturating_add(self.cfg.rebroadcast_ms / 2);
+            if lagging {
+                self.push_decided(from, h, out);
+            }
             return Ok(false);
         }
         if h == self.height {
