@@ -17,6 +17,8 @@
 //! ([`Transaction::check_suite`], [`Block::validate_body`](crate::block::Block::validate_body)),
 //! so everything a block commits to is hashed under the chain's suite.
 
+use std::sync::OnceLock;
+
 use crate::codec::{decode_exact, encode_bytes, Decode, DecodeError, Encode, Reader};
 use crate::crypto::{
     verify, CryptoSuite, PublicKey, Signature, SignatureError, Signer, SuiteMismatch,
@@ -33,13 +35,41 @@ pub const MAX_TX_ENCODED_LEN: usize =
     MAX_PAYLOAD_LEN + 4 + 32 + PublicKey::MAX_ENCODED_LEN + 8 + 4 + Signature::ENCODED_LEN;
 
 /// A signed transaction.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone)]
 pub struct Transaction {
     chain_id: ChainId,
     sender: PublicKey,
     nonce: u64,
     payload: Vec<u8>,
     signature: Signature,
+    /// [`Transaction::id`], computed on first use: a node asks for it on
+    /// admission, validation, commit and indexing. The fields above never
+    /// change after construction, so it never goes stale.
+    id: OnceLock<Hash>,
+}
+
+impl PartialEq for Transaction {
+    fn eq(&self, other: &Self) -> bool {
+        self.chain_id == other.chain_id
+            && self.sender == other.sender
+            && self.nonce == other.nonce
+            && self.payload == other.payload
+            && self.signature == other.signature
+    }
+}
+
+impl Eq for Transaction {}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("chain_id", &self.chain_id)
+            .field("sender", &self.sender)
+            .field("nonce", &self.nonce)
+            .field("payload", &self.payload)
+            .field("signature", &self.signature)
+            .finish()
+    }
 }
 
 /// Why a transaction is malformed or unauthentic.
@@ -96,6 +126,7 @@ impl Transaction {
             nonce,
             payload,
             signature,
+            id: OnceLock::new(),
         })
     }
 
@@ -159,7 +190,9 @@ impl Transaction {
     /// The transaction id: the hash of its whole canonical encoding, under
     /// its [suite](Self::suite).
     pub fn id(&self) -> Hash {
-        self.suite().hash(Domain::Transaction, &self.to_bytes())
+        *self
+            .id
+            .get_or_init(|| self.suite().hash(Domain::Transaction, &self.to_bytes()))
     }
 
     /// The leaf hash of this transaction in its block's transaction tree,
@@ -217,6 +250,7 @@ impl Decode for Transaction {
             nonce: u64::decode_from(r)?,
             payload: r.bytes("transaction payload", MAX_PAYLOAD_LEN)?.to_vec(),
             signature: Signature::decode_from(r)?,
+            id: OnceLock::new(),
         })
     }
 }
@@ -233,6 +267,20 @@ mod tests {
 
     fn chain(s: &str) -> ChainId {
         ChainId::new(s).unwrap()
+    }
+
+    #[test]
+    fn cached_id_is_the_hash_of_the_encoding() {
+        let tx = Transaction::new_signed(chain("main"), &key(1), 3, b"pay".to_vec()).unwrap();
+        let expected = tx.suite().hash(Domain::Transaction, &tx.to_bytes());
+        assert_eq!(tx.id(), expected);
+        assert_eq!(tx.id(), expected, "second call, from the cache");
+        assert_eq!(tx.clone().id(), expected);
+        let decoded = Transaction::decode(&tx.to_bytes()).unwrap();
+        assert_eq!(decoded, tx, "equality ignores the cache");
+        assert_eq!(decoded.id(), expected);
+        let other = Transaction::new_signed(chain("main"), &key(1), 4, b"pay".to_vec()).unwrap();
+        assert_ne!(other.id(), expected);
     }
 
     #[test]
