@@ -259,6 +259,7 @@ fn run(opts: &Options) -> DemoResult<()> {
                     name: (*name).to_owned(),
                     node_key: key.public_key(),
                     power: 1,
+                    suite_keys: Vec::new(),
                 })
             })
             .collect::<DemoResult<Vec<_>>>()?,

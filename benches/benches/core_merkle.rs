@@ -2,16 +2,21 @@
 //! leaves (one thread and rayon) against `rs_merkle` SHA-256 and against
 //! 2^20 sequential keyed BLAKE3 hashes; the transaction root of 10,000
 //! transactions of 250 bytes against hashing them alone; history-log appends
-//! and proofs. The perf-report (`benches/src/core/merkle.rs`) prints the same
-//! comparisons as ratios.
+//! and proofs. The sm2-sm3 groups run the same roots under SM3 beside their
+//! SM3 baselines (`core/merkle_root_sm3` against
+//! `core/sm3_prefixed_hash_seq`, `core/tx_root_sm3` against
+//! `core/sm3_hash_250B_seq`) and the BLAKE3 groups of the same run. The
+//! perf-report (`benches/src/core/merkle.rs`) prints the same comparisons as
+//! ratios.
 #![allow(missing_docs)]
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use govchain_benches::core::merkle::{
-    keyed_hash_seq, leaves, node_inputs, transactions, LEAVES_1M, TXS_10K, TX_BYTES,
+    keyed_hash_seq, leaves, node_inputs, sm3_hash_seq, sm3_prefixed_hash_seq, transactions,
+    LEAVES_1M, TXS_10K, TX_BYTES,
 };
-use govchain_core::hash::Hash;
+use govchain_core::hash::{Hash, HashFunction};
 use govchain_core::lanes::hash_node_pairs;
 use govchain_core::merkle::{tx_root, tx_root_of_transactions, tx_root_parallel, HistoryTree};
 use rs_merkle::algorithms::Sha256;
@@ -63,6 +68,41 @@ fn merkle_root(c: &mut Criterion) {
     group.bench_function(&id, |b| {
         b.iter(|| MerkleTree::<Sha256>::from_leaves(black_box(&raw)).root())
     });
+    group.finish();
+}
+
+/// The SM3 rows: the 2^20-leaf root and the 10,000-transaction root under
+/// SM3, each beside its SM3 baseline.
+fn sm3_roots(c: &mut Criterion) {
+    let leaves = leaves(LEAVES_1M);
+    let inputs = node_inputs(&leaves);
+    let mut group = c.benchmark_group("core/merkle_root_sm3");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(LEAVES_1M as u64));
+    group.bench_function(format!("leaves={LEAVES_1M}"), |b| {
+        b.iter(|| tx_root(HashFunction::Sm3, black_box(&leaves)))
+    });
+    group.finish();
+    let mut group = c.benchmark_group("core/sm3_prefixed_hash_seq");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(LEAVES_1M as u64));
+    group.bench_function(format!("inputs={LEAVES_1M}"), |b| {
+        b.iter(|| sm3_prefixed_hash_seq(black_box(&inputs)))
+    });
+    group.finish();
+    let txs = transactions(TXS_10K, TX_BYTES);
+    let id = format!("txs={TXS_10K}");
+    let mut group = c.benchmark_group("core/tx_root_sm3");
+    group.throughput(Throughput::Elements(TXS_10K as u64));
+    group.bench_function(&id, |b| {
+        b.iter(|| tx_root_of_transactions(HashFunction::Sm3, black_box(&txs)))
+    });
+    group.finish();
+    let mut group = c.benchmark_group(format!("core/sm3_hash_{TX_BYTES}B_seq"));
+    group.throughput(Throughput::Elements(TXS_10K as u64));
+    group.bench_function(&id, |b| b.iter(|| sm3_hash_seq(black_box(&txs))));
     group.finish();
 }
 
@@ -151,5 +191,5 @@ fn history(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, merkle_root, lanes, tx_root_10k, history);
+criterion_group!(benches, merkle_root, sm3_roots, lanes, tx_root_10k, history);
 criterion_main!(benches);

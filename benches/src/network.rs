@@ -115,6 +115,7 @@ fn four_processes(total: usize) -> anyhow::Result<f64> {
         side_chains: vec![PlannedSideChain {
             id: ChainId::new(CHAIN)?,
             engine: EngineKind::Bft,
+            suite: None,
         }],
         anchor_every: u64::MAX,
         host: "127.0.0.1".parse()?,

@@ -316,6 +316,7 @@ fn cross_chain() -> anyhow::Result<(f64, f64, f64, f64)> {
                     name: format!("Department {i}"),
                     node_key: k.public_key(),
                     power: 1,
+                    suite_keys: Vec::new(),
                 })
             })
             .collect::<anyhow::Result<_>>()?,

@@ -196,6 +196,20 @@ pub enum Evidence {
         /// The conflicting vote.
         second: Box<SignedVote>,
     },
+    /// Two votes for the same height, round and step with different values,
+    /// signed by two different keys of one member: its key and a key it
+    /// rotated from, which signs for it during the rotation overlap
+    /// (`ValidatorSet::with_rotation`), or two such rotated-out keys. The
+    /// member's power counts once whichever key signs, so this is the
+    /// member's equivocation.
+    MemberDoubleVote {
+        /// The member (its key in the set).
+        member: PublicKey,
+        /// The vote seen first.
+        first: Box<SignedVote>,
+        /// The conflicting vote, by another key of the member.
+        second: Box<SignedVote>,
+    },
     /// Two different proposals for the same height and round.
     DoubleProposal {
         /// The proposal seen first.
@@ -210,21 +224,30 @@ impl Evidence {
     pub fn offender(&self) -> &PublicKey {
         match self {
             Evidence::DoubleVote { first, .. } => &first.validator,
+            Evidence::MemberDoubleVote { member, .. } => member,
             Evidence::DoubleProposal { first, .. } => first.proposer(),
         }
     }
 
     /// Checks the evidence on its own: same signer, same slot, different
-    /// contents, and both signatures valid.
+    /// contents, and both signatures valid. For
+    /// [`MemberDoubleVote`](Evidence::MemberDoubleVote) the two signers are
+    /// different keys; that both sign for `member` needs the validator set:
+    /// [`verify_in`](Self::verify_in).
     pub fn verify(&self) -> bool {
+        let conflicting = |first: &SignedVote, second: &SignedVote| {
+            first.vote.chain_id == second.vote.chain_id
+                && wire::vote_slot(&first.vote) == wire::vote_slot(&second.vote)
+                && first.vote.block_hash != second.vote.block_hash
+                && first.verify_signature()
+                && second.verify_signature()
+        };
         match self {
             Evidence::DoubleVote { first, second } => {
-                first.validator == second.validator
-                    && first.vote.chain_id == second.vote.chain_id
-                    && wire::vote_slot(&first.vote) == wire::vote_slot(&second.vote)
-                    && first.vote.block_hash != second.vote.block_hash
-                    && first.verify_signature()
-                    && second.verify_signature()
+                first.validator == second.validator && conflicting(first, second)
+            }
+            Evidence::MemberDoubleVote { first, second, .. } => {
+                first.validator != second.validator && conflicting(first, second)
             }
             Evidence::DoubleProposal { first, second } => {
                 first.proposer() == second.proposer()
@@ -236,6 +259,36 @@ impl Evidence {
                     && second.verify_signature()
             }
         }
+    }
+}
+
+impl Evidence {
+    /// [`verify`](Self::verify), and that the offender's signatures count
+    /// in `set`, the validator set of the evidence's height: for
+    /// [`MemberDoubleVote`](Evidence::MemberDoubleVote), both keys may sign
+    /// for `member` at that height.
+    pub fn verify_in(&self, set: &govchain_core::validator::ValidatorSet) -> bool {
+        let signs_for = |key: &PublicKey, height, member: &PublicKey| {
+            set.may_sign(key, height)
+                .is_ok_and(|(_, v)| &v.public_key == member)
+        };
+        self.verify()
+            && match self {
+                Evidence::DoubleVote { first, .. } => {
+                    set.may_sign(&first.validator, first.vote.height).is_ok()
+                }
+                Evidence::MemberDoubleVote {
+                    member,
+                    first,
+                    second,
+                } => {
+                    signs_for(&first.validator, first.vote.height, member)
+                        && signs_for(&second.validator, second.vote.height, member)
+                }
+                Evidence::DoubleProposal { first, .. } => {
+                    set.may_sign(first.proposer(), first.height()).is_ok()
+                }
+            }
     }
 }
 

@@ -248,6 +248,9 @@ domains! {
     /// The statement a new validator key signs to prove possession when a
     /// key rotation is proposed (chain, old key, new key).
     KeyPossession => "govchain v1 2026-11 key rotation proof of possession",
+    /// The statement a department's key of a second crypto suite signs to
+    /// prove possession when it is registered (main chain, department, key).
+    DepartmentKeyPossession => "govchain v1 2026-11 department key proof of possession",
     /// Domain for tests and examples that need an arbitrary keyed hash.
     Test => "govchain v1 2026-11 test vectors only",
 }

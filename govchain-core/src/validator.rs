@@ -245,15 +245,55 @@ pub enum ValidatorSetError {
     },
 }
 
+/// The digest `key` signs to prove that its holder controls it: the hash,
+/// under `domain`, of `statement` followed by the key's encoding, taken
+/// with the suite of the key's algorithm (so an SM2 key proves under SM3).
+/// `domain` says what the proof is for and `statement` binds it to its
+/// context, so a proof made for one purpose, chain or owner can not be
+/// replayed for another. [`rotation_possession_digest`] and governance's
+/// department-key registration are built on it.
+pub fn possession_digest(domain: Domain, statement: &[&[u8]], key: &PublicKey) -> Hash {
+    let key_bytes = key.to_bytes();
+    let parts: Vec<&[u8]> = statement
+        .iter()
+        .copied()
+        .chain(std::iter::once(key_bytes.as_slice()))
+        .collect();
+    CryptoSuite::of_key(key).hash_parts(domain, &parts)
+}
+
+/// `key`'s proof of possession for `statement` under `domain`: its
+/// signature over [`possession_digest`].
+pub fn prove_possession(domain: Domain, statement: &[&[u8]], key: &dyn Signer) -> Signature {
+    key.sign(possession_digest(domain, statement, &key.public_key()).as_bytes())
+}
+
+/// Checks a proof made by [`prove_possession`] for the same `domain` and
+/// `statement`.
+pub fn verify_possession(
+    domain: Domain,
+    statement: &[&[u8]],
+    key: &PublicKey,
+    proof: &Signature,
+) -> Result<(), SignatureError> {
+    verify(
+        key,
+        possession_digest(domain, statement, key).as_bytes(),
+        proof,
+    )
+}
+
 /// The digest a new key signs to prove that its holder controls it when
 /// member `old` of `chain`'s validator set rotates to it
-/// ([`ValidatorSet::with_rotation`]). Binding the chain and the old key
-/// means the proof can not be replayed for another chain or member.
+/// ([`ValidatorSet::with_rotation`]): [`possession_digest`] under
+/// [`Domain::KeyPossession`] of `(chain, old)`. Binding the chain and the
+/// old key means the proof can not be replayed for another chain or member.
 /// The digest is taken under the suite of the new key's algorithm.
 pub fn rotation_possession_digest(chain: &ChainId, old: &PublicKey, new: &PublicKey) -> Hash {
-    CryptoSuite::of_key(new).hash_parts(
+    possession_digest(
         Domain::KeyPossession,
-        &[&chain.to_bytes(), &old.to_bytes(), &new.to_bytes()],
+        &[&chain.to_bytes(), &old.to_bytes()],
+        new,
     )
 }
 
@@ -263,7 +303,11 @@ pub fn prove_rotation_possession(
     old: &PublicKey,
     new_key: &dyn Signer,
 ) -> Signature {
-    new_key.sign(rotation_possession_digest(chain, old, &new_key.public_key()).as_bytes())
+    prove_possession(
+        Domain::KeyPossession,
+        &[&chain.to_bytes(), &old.to_bytes()],
+        new_key,
+    )
 }
 
 /// Checks a proof made by [`prove_rotation_possession`].
@@ -273,9 +317,10 @@ pub fn verify_rotation_possession(
     new: &PublicKey,
     proof: &Signature,
 ) -> Result<(), SignatureError> {
-    verify(
+    verify_possession(
+        Domain::KeyPossession,
+        &[&chain.to_bytes(), &old.to_bytes()],
         new,
-        rotation_possession_digest(chain, old, new).as_bytes(),
         proof,
     )
 }
@@ -765,6 +810,54 @@ mod tests {
         assert_eq!(back, a);
         let c = ValidatorSet::new(vec![v(1, 1), v(2, 2), v(3, 4)]).unwrap();
         assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn possession_proofs_bind_domain_statement_and_key() {
+        for key in [
+            SecretKey::from_seed(&[9; 32]),
+            SecretKey::sm2_from_seed(&[9; 32]),
+        ] {
+            let proof = prove_possession(Domain::DepartmentKeyPossession, &[b"main", b"d1"], &key);
+            let public = key.public_key();
+            assert!(verify_possession(
+                Domain::DepartmentKeyPossession,
+                &[b"main", b"d1"],
+                &public,
+                &proof
+            )
+            .is_ok());
+            // Another purpose, another statement or another key: refused.
+            for (domain, statement) in [
+                (Domain::KeyPossession, &[&b"main"[..], b"d1"]),
+                (Domain::DepartmentKeyPossession, &[&b"main"[..], b"d2"]),
+                (Domain::DepartmentKeyPossession, &[&b"side"[..], b"d1"]),
+            ] {
+                assert!(verify_possession(domain, statement, &public, &proof).is_err());
+            }
+            let other = SecretKey::from_seed_for(CryptoSuite::of_key(&public), &[8; 32]);
+            assert!(verify_possession(
+                Domain::DepartmentKeyPossession,
+                &[b"main", b"d1"],
+                &other.public_key(),
+                &proof
+            )
+            .is_err());
+        }
+        // The rotation helpers are the generic ones under KeyPossession.
+        let chain = ChainId::new("c").unwrap();
+        let (old, new) = (v(1, 1).public_key, SecretKey::from_seed(&[2; 32]));
+        assert_eq!(
+            rotation_possession_digest(&chain, &old, &new.public_key()),
+            CryptoSuite::of_key(&new.public_key()).hash_parts(
+                Domain::KeyPossession,
+                &[
+                    &chain.to_bytes(),
+                    &old.to_bytes(),
+                    &new.public_key().to_bytes()
+                ]
+            )
+        );
     }
 
     #[test]

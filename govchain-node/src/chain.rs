@@ -464,21 +464,31 @@ impl ChainRunner {
                 (Engine::Bft(Box::new(e)), fx)
             }
             EngineKind::Raft => {
-                let voters = spec
+                let voters: Vec<PublicKey> = spec
                     .validators
                     .validators()
                     .iter()
                     .map(|v| v.public_key.clone())
                     .collect();
-                let mut cfg = RaftConfig::new(chain.clone(), voters);
+                let mut cfg = RaftConfig::new(chain.clone(), voters.clone());
                 cfg.genesis_time = spec.genesis_time;
                 cfg.tick_ms = spec.raft_tick_ms;
                 cfg.rebroadcast_ms = 200;
                 cfg.sync_batch = 64;
-                let signer = keys.into_iter().next().ok_or_else(|| NodeError::Config {
-                    field: "signer",
-                    reason: "a node needs a key".to_string(),
-                })?;
+                // Raft members are fixed keys: sign with the node's key that
+                // is a voter (a department's key of a second suite on a
+                // chain of that suite), else the main key (a follower).
+                let voter = keys
+                    .iter()
+                    .position(|k| voters.contains(&k.public_key()))
+                    .unwrap_or(0);
+                let signer = keys
+                    .into_iter()
+                    .nth(voter)
+                    .ok_or_else(|| NodeError::Config {
+                        field: "signer",
+                        reason: "a node needs a key".to_string(),
+                    })?;
                 let (e, fx) =
                     Raft::restore(cfg, signer, &records, now).map_err(consensus_err(&chain))?;
                 (Engine::Raft(Box::new(e)), fx)

@@ -8,6 +8,7 @@
 //! name = "dept-1"                  # for logs and status
 //! key_file = "node.key"            # relative paths are relative to this file
 //! # rotation_key_files = ["next.key"]  # optional: a new key loaded ahead of its rotation
+//! # suite_key_files = ["node.sm2-sm3.key"]  # optional: the department's keys of other suites
 //! data_dir = "data"
 //! p2p_listen = "127.0.0.1:7100"
 //! api_listen = "127.0.0.1:7101"
@@ -36,6 +37,7 @@
 //! id = "dept-1"
 //! name = "Department 1"
 //! public_key = "…"
+//! # suite_keys = ["sm2:…"]        # optional: its keys of other suites, one per suite
 //!
 //! [[chains]]
 //! id = "main"
@@ -50,6 +52,7 @@
 //! anchor_every = 8
 //! engine = "raft"                  # or "bft"
 //! app = "kv"
+//! # suite = "sm2-sm3"              # optional; default: the network's suite
 //! validators = [{ public_key = "…", power = 1 }]
 //! ```
 //! The main chain's validators are the departments' main-chain voting
@@ -59,14 +62,20 @@
 //! (core's key-value DApp [`KvApp`]: a payload is a canonical `(key, value)`
 //! pair stored under `kv/` + key).
 //!
-//! # One crypto suite per network
-//! `suite` names the network's [`CryptoSuite`]: every chain of the network
-//! runs it, and every key in the genesis file (departments, validators), in
-//! the node file (peers) and in the node's key files must be of its
-//! algorithm; a key of the other algorithm is refused with an error naming
-//! the field or the file. A department's one node key signs on every chain
-//! it validates, so chains of one network can not differ in suite (see
-//! [`governance`](crate::governance), "One crypto suite per network").
+//! # Crypto suites
+//! `suite` names the network's [`CryptoSuite`]: the main chain's, and that
+//! of every department's `public_key` (its node key), every peer
+//! `public_key` in the node file and the node's `key_file` and rotation key
+//! files. A side chain runs the network's suite unless its `suite` names
+//! another; its validators must be of its suite, and each must be a
+//! department's key of that suite — its `public_key` for the network's
+//! suite, else an entry of its `suite_keys` (at most one per suite, never
+//! of the network's suite). A node holding such keys lists their files in
+//! `suite_key_files` (each of a suite other than the network's); the node
+//! signs each chain with the key that is a member there, while its
+//! transport identity stays `key_file` (see
+//! [`governance`](crate::governance), "Crypto suites"). A key of the wrong
+//! suite is refused with an error naming the field or the file.
 //!
 //! # Keys
 //! A public key is written as 64 hex digits (Ed25519; the prefix `ed25519:`
@@ -191,6 +200,12 @@ pub struct NodeSection {
     /// the node file): see [`NodeConfig::rotation_keys`](crate::NodeConfig::rotation_keys).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rotation_key_files: Vec<PathBuf>,
+    /// Key files of the department's keys of suites other than the
+    /// genesis suite (relative to the node file), each registered in
+    /// genesis (`suite_keys`) or by governance: see
+    /// [`NodeConfig::suite_keys`](crate::NodeConfig::suite_keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suite_key_files: Vec<PathBuf>,
     /// Where the chains' durable data lives (relative to the node file).
     pub data_dir: PathBuf,
     /// The peer-to-peer listen address.
@@ -271,7 +286,8 @@ pub struct GenesisFile {
     #[serde(default)]
     pub genesis_time_ms: u64,
     /// The network's crypto suite, by name (`"ed25519-blake3"` or
-    /// `"sm2-sm3"`); absent means ed25519-blake3. Every chain runs it.
+    /// `"sm2-sm3"`); absent means ed25519-blake3. The main chain and, by
+    /// default, every side chain run it ([`ChainEntry::suite`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suite: Option<String>,
     /// The founding departments.
@@ -290,6 +306,11 @@ pub struct DepartmentEntry {
     pub name: String,
     /// Its node's public key ([`parse_public_key`]), of the genesis suite.
     pub public_key: String,
+    /// Its keys of other suites ([`parse_public_key`]), at most one per
+    /// suite, none of the genesis suite: the keys it validates chains of
+    /// those suites with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suite_keys: Vec<String>,
 }
 
 /// One `[[chains]]` entry.
@@ -308,7 +329,11 @@ pub struct ChainEntry {
     pub engine: EngineChoice,
     /// The application.
     pub app: AppKind,
-    /// The genesis validators (department keys).
+    /// The chain's crypto suite, by name; absent means the network's. Only
+    /// a side chain may differ from the network's suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// The genesis validators (department keys of the chain's suite).
     pub validators: Vec<ValidatorEntry>,
 }
 
@@ -366,7 +391,7 @@ pub enum AppKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValidatorEntry {
-    /// A department's node key ([`parse_public_key`]).
+    /// A department's key of the chain's suite ([`parse_public_key`]).
     pub public_key: String,
     /// Voting power (at least 1; exactly 1 on Raft chains).
     pub power: u64,
@@ -528,6 +553,9 @@ pub struct Genesis {
     pub suite: CryptoSuite,
     /// The founding departments: id, name, key.
     pub departments: Vec<(DepartmentId, String, PublicKey)>,
+    /// The founding departments' keys of suites other than the network's
+    /// (`suite_keys`), by department; departments without any are absent.
+    pub suite_keys: BTreeMap<DepartmentId, Vec<PublicKey>>,
     /// The chains, main chain first.
     pub chains: Vec<GenesisChain>,
     /// The main chain's id.
@@ -559,6 +587,9 @@ impl Genesis {
         let mut departments = Vec::new();
         let mut dept_keys = BTreeSet::new();
         let mut dept_ids = BTreeSet::new();
+        let mut suite_keys: BTreeMap<DepartmentId, Vec<PublicKey>> = BTreeMap::new();
+        // Every department key, node keys and suite keys, for uniqueness.
+        let mut all_keys = BTreeSet::new();
         for (i, d) in raw.departments.iter().enumerate() {
             let id = DepartmentId::new(d.id.clone())
                 .map_err(|e| err(format!("departments[{i}].id"), e.to_string()))?;
@@ -570,11 +601,36 @@ impl Genesis {
             }
             let key = parse_public_key_of(suite, &d.public_key)
                 .map_err(|e| err(format!("departments[{i}].public_key"), e))?;
-            if !dept_keys.insert(key.clone()) {
+            if !dept_keys.insert(key.clone()) || !all_keys.insert(key.clone()) {
                 return Err(err(
                     format!("departments[{i}].public_key"),
                     "this key belongs to another department too".into(),
                 ));
+            }
+            let mut own: Vec<PublicKey> = Vec::new();
+            for (j, text) in d.suite_keys.iter().enumerate() {
+                let at = format!("departments[{i}].suite_keys[{j}]");
+                let other = parse_public_key(text).map_err(|e| err(at.clone(), e))?;
+                let other_suite = CryptoSuite::of_key(&other);
+                if other_suite == suite {
+                    return Err(err(
+                        at,
+                        format!("a key of the genesis suite {suite}: that key is the department's public_key"),
+                    ));
+                }
+                if own.iter().any(|k| CryptoSuite::of_key(k) == other_suite) {
+                    return Err(err(
+                        at,
+                        format!("a second key of suite {other_suite}; at most one per suite"),
+                    ));
+                }
+                if !all_keys.insert(other.clone()) {
+                    return Err(err(at, "this key belongs to a department already".into()));
+                }
+                own.push(other);
+            }
+            if !own.is_empty() {
+                suite_keys.insert(id.clone(), own);
             }
             departments.push((id, d.name.clone(), key));
         }
@@ -626,15 +682,38 @@ impl Genesis {
             if c.role == RoleKind::Main && c.engine != EngineChoice::Bft {
                 return Err(err(at("engine"), "the main chain is always \"bft\"".into()));
             }
+            let chain_suite = match &c.suite {
+                None => suite,
+                Some(name) => name
+                    .parse::<CryptoSuite>()
+                    .map_err(|e| err(at("suite"), e.to_string()))?,
+            };
+            if c.role == RoleKind::Main && chain_suite != suite {
+                return Err(err(
+                    at("suite"),
+                    format!("the main chain runs the network's suite {suite}, not {chain_suite}"),
+                ));
+            }
             let mut validators = Vec::new();
             for (j, v) in c.validators.iter().enumerate() {
                 let vat = |f: &str| format!("chains[{i}].validators[{j}].{f}");
-                let key = parse_public_key_of(suite, &v.public_key)
+                let key = parse_public_key_of(chain_suite, &v.public_key)
                     .map_err(|e| err(vat("public_key"), e))?;
-                if !dept_keys.contains(&key) {
+                let registered = if chain_suite == suite {
+                    dept_keys.contains(&key)
+                } else {
+                    suite_keys.values().flatten().any(|k| *k == key)
+                };
+                if !registered {
                     return Err(err(
                         vat("public_key"),
-                        "not the key of any department in `departments`".into(),
+                        if chain_suite == suite {
+                            "not the key of any department in `departments`".into()
+                        } else {
+                            format!(
+                                "not a key of suite {chain_suite} in any department's `suite_keys`"
+                            )
+                        },
                     ));
                 }
                 if v.power == 0 {
@@ -678,6 +757,7 @@ impl Genesis {
             time: Timestamp::new(raw.genesis_time_ms),
             suite,
             departments,
+            suite_keys,
             chains,
             hash: genesis_hash(text.as_bytes()),
         };
@@ -716,6 +796,7 @@ impl Genesis {
                     name: name.clone(),
                     node_key: key.clone(),
                     power: power(key),
+                    suite_keys: self.suite_keys.get(id).cloned().unwrap_or_default(),
                 })
                 .collect(),
             side_chains: self
@@ -797,6 +878,8 @@ pub struct NodeSettings {
     pub key_file: PathBuf,
     /// Key files of keys loaded ahead of their rotation (resolved).
     pub rotation_key_files: Vec<PathBuf>,
+    /// Key files of the department's keys of other suites (resolved).
+    pub suite_key_files: Vec<PathBuf>,
     /// The data directory (resolved).
     pub data_dir: PathBuf,
     /// The P2P listen address.
@@ -923,6 +1006,7 @@ impl NodeSettings {
             name: n.name.clone(),
             key_file: resolve(&n.key_file),
             rotation_key_files: n.rotation_key_files.iter().map(|f| resolve(f)).collect(),
+            suite_key_files: n.suite_key_files.iter().map(|f| resolve(f)).collect(),
             data_dir: resolve(&n.data_dir),
             p2p_listen: n.p2p_listen,
             api_listen: n.api_listen,
@@ -951,6 +1035,36 @@ impl NodeSettings {
             .collect()
     }
 
+    /// Reads the suite key files, in order: each must be of a suite other
+    /// than the genesis suite, and no two of one suite (a department holds
+    /// one key per suite). Errors name the file and `algorithm`.
+    pub fn load_suite_keys(&self) -> Result<Vec<Arc<SecretKey>>, ConfigError> {
+        let mut suites = BTreeSet::new();
+        let mut keys = Vec::new();
+        for path in &self.suite_key_files {
+            let key = load_key_file(path)?;
+            let suite = CryptoSuite::of_key(&key.public_key());
+            if suite == self.genesis.suite {
+                return Err(field_err(
+                    path,
+                    "algorithm",
+                    format!(
+                        "a key of the genesis suite {suite}; a suite key file holds a key of another suite (use key_file or rotation_key_files)"
+                    ),
+                ));
+            }
+            if !suites.insert(suite) {
+                return Err(field_err(
+                    path,
+                    "algorithm",
+                    format!("a second key of suite {suite} in suite_key_files"),
+                ));
+            }
+            keys.push(Arc::new(key));
+        }
+        Ok(keys)
+    }
+
     fn load_key_of_suite(&self, path: &Path) -> Result<Arc<SecretKey>, ConfigError> {
         let key = load_key_file(path)?;
         check_suite(self.genesis.suite, &key.public_key())
@@ -961,13 +1075,22 @@ impl NodeSettings {
     /// The chains this node runs with key `me`: `node.chains` if given,
     /// else the main chain and every side chain `me` validates.
     pub fn chains_for(&self, me: &PublicKey) -> Vec<ChainId> {
+        self.chains_for_keys(std::slice::from_ref(me))
+    }
+
+    /// The chains this node runs with `keys` (its node key and suite
+    /// keys): `node.chains` if given, else the main chain and every side
+    /// chain one of `keys` validates.
+    pub fn chains_for_keys(&self, keys: &[PublicKey]) -> Vec<ChainId> {
         match &self.chains {
             Some(list) => list.clone(),
             None => self
                 .genesis
                 .chains
                 .iter()
-                .filter(|c| c.role == ChainRole::Main || c.validators.find(me).is_some())
+                .filter(|c| {
+                    c.role == ChainRole::Main || keys.iter().any(|k| c.validators.find(k).is_some())
+                })
                 .map(|c| c.id.clone())
                 .collect(),
         }
@@ -983,10 +1106,26 @@ impl NodeSettings {
         signer: Arc<dyn Signer>,
         storage: StorageKind,
     ) -> Result<NodeConfig, ConfigError> {
+        self.node_config_with_keys(signer, Vec::new(), storage)
+    }
+
+    /// [`node_config`](Self::node_config) for a node that also holds
+    /// `suite_keys` ([`load_suite_keys`](Self::load_suite_keys)): they go
+    /// to [`NodeConfig::suite_keys`], and by default the node also runs the
+    /// side chains they validate.
+    pub fn node_config_with_keys(
+        &self,
+        signer: Arc<dyn Signer>,
+        suite_keys: Vec<Arc<dyn Signer>>,
+        storage: StorageKind,
+    ) -> Result<NodeConfig, ConfigError> {
         let me = signer.public_key();
+        let mut keys = vec![me.clone()];
+        keys.extend(suite_keys.iter().map(|k| k.public_key()));
         let mut config = NodeConfig::new(self.name.clone(), signer, storage);
         config.tick_ms = self.tick_ms;
-        for id in self.chains_for(&me) {
+        config.suite_keys = suite_keys;
+        for id in self.chains_for_keys(&keys) {
             let mut spec = self.genesis.chain_spec(&id)?;
             spec.retain_state_versions = self.retain_state_versions;
             if !spec.peers.contains(&me) {
@@ -1000,6 +1139,20 @@ impl NodeSettings {
     /// The node's config on durable storage in its data directory.
     pub fn durable_node_config(&self, signer: Arc<dyn Signer>) -> Result<NodeConfig, ConfigError> {
         self.node_config(signer, StorageKind::Durable(self.data_dir.clone()))
+    }
+
+    /// The node's config on durable storage in its data directory, with
+    /// its suite keys ([`node_config_with_keys`](Self::node_config_with_keys)).
+    pub fn durable_node_config_with_keys(
+        &self,
+        signer: Arc<dyn Signer>,
+        suite_keys: Vec<Arc<dyn Signer>>,
+    ) -> Result<NodeConfig, ConfigError> {
+        self.node_config_with_keys(
+            signer,
+            suite_keys,
+            StorageKind::Durable(self.data_dir.clone()),
+        )
     }
 
     /// The peers as the TCP transport wants them: key to address.
@@ -1147,6 +1300,10 @@ pub struct PlannedSideChain {
     pub id: ChainId,
     /// Its engine.
     pub engine: EngineKind,
+    /// Its crypto suite; `None` runs the network's. With another suite,
+    /// every department gets a key of it (`node.<suite>.key`, listed in
+    /// `suite_keys` and `suite_key_files`).
+    pub suite: Option<CryptoSuite>,
 }
 
 /// What `govchain genesis` writes: a network of `departments` nodes on one
@@ -1185,6 +1342,9 @@ pub struct WrittenDepartment {
     pub config: PathBuf,
     /// Its public key.
     pub public_key: PublicKey,
+    /// Its keys of the side chains' other suites, one per suite, each in
+    /// its directory as [`suite_key_file_name`].
+    pub suite_keys: Vec<PublicKey>,
     /// Its P2P address.
     pub p2p: SocketAddr,
     /// Its API address.
@@ -1197,6 +1357,11 @@ pub const NODE_FILE: &str = "node.toml";
 pub const KEY_FILE: &str = "node.key";
 /// File name of the genesis file.
 pub const GENESIS_FILE: &str = "genesis.toml";
+/// File name of a department's key of `suite` (a side chain's suite
+/// other than the network's): `node.<suite>.key`.
+pub fn suite_key_file_name(suite: CryptoSuite) -> String {
+    format!("node.{}.key", suite.name())
+}
 /// Directory (under the output) of the trusted validator-set files.
 pub const TRUSTED_DIR: &str = "trusted";
 
@@ -1225,43 +1390,68 @@ pub fn write_network(
         move |source| ConfigError::Io { path, source }
     };
     std::fs::create_dir_all(out).map_err(io(out))?;
+    // The side chains' suites other than the network's, in suite order.
+    let other_suites: BTreeSet<CryptoSuite> = plan
+        .side_chains
+        .iter()
+        .filter_map(|c| c.suite)
+        .filter(|s| *s != plan.suite)
+        .collect();
     let mut written = Vec::new();
     for i in 0..plan.departments {
         let dir = out.join(format!("dept-{}", i + 1));
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let public_key = generate_key_file(&dir.join(KEY_FILE), plan.suite)?;
+        let suite_keys = other_suites
+            .iter()
+            .map(|s| generate_key_file(&dir.join(suite_key_file_name(*s)), *s))
+            .collect::<Result<Vec<_>, _>>()?;
         let port = plan.base_port + 2 * i as u16;
         written.push(WrittenDepartment {
             config: dir.join(NODE_FILE),
             dir,
             public_key,
+            suite_keys,
             p2p: SocketAddr::new(plan.host, port),
             api: SocketAddr::new(plan.host, port + 1),
         });
     }
-    let validators: Vec<ValidatorEntry> = written
-        .iter()
-        .map(|d| ValidatorEntry {
-            public_key: public_key_hex(&d.public_key),
-            power: 1,
-        })
-        .collect();
+    // Every department validates every chain with its key of the chain's
+    // suite.
+    let validators_of = |suite: CryptoSuite| -> Vec<ValidatorEntry> {
+        written
+            .iter()
+            .filter_map(|d| {
+                std::iter::once(&d.public_key)
+                    .chain(&d.suite_keys)
+                    .find(|k| CryptoSuite::of_key(k) == suite)
+            })
+            .map(|k| ValidatorEntry {
+                public_key: public_key_hex(k),
+                power: 1,
+            })
+            .collect()
+    };
+    let validators = validators_of(plan.suite);
     let mut chains = vec![ChainEntry {
         id: plan.main_chain.as_str().to_owned(),
         role: RoleKind::Main,
         anchor_every: None,
         engine: EngineChoice::Bft,
         app: AppKind::Governance,
-        validators: validators.clone(),
+        suite: None,
+        validators,
     }];
     for side in &plan.side_chains {
+        let suite = side.suite.filter(|s| *s != plan.suite);
         chains.push(ChainEntry {
             id: side.id.as_str().to_owned(),
             role: RoleKind::Side,
             anchor_every: Some(plan.anchor_every),
             engine: side.engine.into(),
             app: AppKind::Kv,
-            validators: validators.clone(),
+            suite: suite.map(|s| s.name().to_owned()),
+            validators: validators_of(suite.unwrap_or(plan.suite)),
         });
     }
     let genesis_doc = GenesisFile {
@@ -1277,6 +1467,7 @@ pub fn write_network(
                 id: format!("dept-{}", i + 1),
                 name: format!("Department {}", i + 1),
                 public_key: public_key_hex(&d.public_key),
+                suite_keys: d.suite_keys.iter().map(public_key_hex).collect(),
             })
             .collect(),
         chains,
@@ -1308,6 +1499,10 @@ pub fn write_network(
                 name: format!("dept-{}", i + 1),
                 key_file: PathBuf::from(KEY_FILE),
                 rotation_key_files: Vec::new(),
+                suite_key_files: other_suites
+                    .iter()
+                    .map(|s| PathBuf::from(suite_key_file_name(*s)))
+                    .collect(),
                 data_dir: PathBuf::from("data"),
                 p2p_listen: d.p2p,
                 api_listen: d.api,
@@ -1390,10 +1585,12 @@ mod tests {
                 PlannedSideChain {
                     id: ChainId::new("svc").unwrap(),
                     engine: EngineKind::Bft,
+                    suite: None,
                 },
                 PlannedSideChain {
                     id: ChainId::new("social").unwrap(),
                     engine: EngineKind::Raft,
+                    suite: None,
                 },
             ],
             anchor_every: 4,
@@ -1700,6 +1897,190 @@ mod tests {
         let err = genesis_error(&text);
         assert!(
             err.starts_with("genesis.toml: departments[0].public_key: an sm2 key, but the genesis suite is ed25519-blake3"),
+            "{err}"
+        );
+    }
+
+    /// [`plan`] whose BFT side chain `svc` runs SM2/SM3 in an Ed25519
+    /// network.
+    fn mixed_plan(departments: usize) -> NetworkPlan {
+        let mut p = plan(departments);
+        p.side_chains[0].suite = Some(CryptoSuite::Sm2Sm3);
+        p
+    }
+
+    #[test]
+    fn a_side_chain_of_another_suite_is_written_and_loaded() {
+        // Without other suites nothing about suites is written.
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_network(&plan(2), dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(GENESIS_FILE)).unwrap();
+        assert!(!text.contains("suite"), "{text}");
+        let node_text = std::fs::read_to_string(&written[0].config).unwrap();
+        assert!(!node_text.contains("suite_key_files"), "{node_text}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_network(&mixed_plan(3), dir.path()).unwrap();
+        let sm = CryptoSuite::Sm2Sm3;
+        for d in &written {
+            assert_eq!(
+                CryptoSuite::of_key(&d.public_key),
+                CryptoSuite::Ed25519Blake3
+            );
+            assert_eq!(d.suite_keys.len(), 1);
+            assert_eq!(CryptoSuite::of_key(&d.suite_keys[0]), sm);
+            let s = NodeSettings::load(&d.config).unwrap();
+            assert_eq!(s.suite_key_files, vec![d.dir.join(suite_key_file_name(sm))]);
+            let suite_keys = s.load_suite_keys().unwrap();
+            assert_eq!(suite_keys.len(), 1);
+            assert_eq!(suite_keys[0].public_key(), d.suite_keys[0]);
+            let genesis = &s.genesis;
+            assert_eq!(genesis.suite, CryptoSuite::Ed25519Blake3);
+            let svc = genesis.chain(&ChainId::new("svc").unwrap()).unwrap();
+            assert_eq!(svc.validators.suite(), sm);
+            assert!(svc.validators.find(&d.suite_keys[0]).is_some());
+            let social = genesis.chain(&ChainId::new("social").unwrap()).unwrap();
+            assert_eq!(social.validators.suite(), CryptoSuite::Ed25519Blake3);
+            // The governance genesis records the department's SM2 key.
+            let g = genesis.governance_genesis();
+            g.validate().unwrap();
+            assert!(g
+                .departments
+                .iter()
+                .any(|gd| gd.node_key == d.public_key && gd.suite_keys == d.suite_keys));
+            // With its suite key the node runs svc (under sm2-sm3); with
+            // its node key alone, only the chains that key validates.
+            let key = s.load_key().unwrap();
+            let signers: Vec<Arc<dyn Signer>> = suite_keys
+                .into_iter()
+                .map(|k| k as Arc<dyn Signer>)
+                .collect();
+            let config = s
+                .node_config_with_keys(key.clone(), signers, StorageKind::Memory)
+                .unwrap();
+            config.validate().unwrap();
+            assert_eq!(config.suite_keys.len(), 1);
+            let svc_spec = config
+                .chains
+                .iter()
+                .find(|c| c.chain_id.as_str() == "svc")
+                .unwrap();
+            assert_eq!(svc_spec.suite(), sm);
+            assert_eq!(config.chains.len(), 3);
+            let plain = s.node_config(key, StorageKind::Memory).unwrap();
+            assert_eq!(plain.chains.len(), 2);
+        }
+    }
+
+    #[test]
+    fn each_bad_suite_field_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_network(&mixed_plan(2), dir.path()).unwrap();
+        let good = std::fs::read_to_string(dir.path().join(GENESIS_FILE)).unwrap();
+        Genesis::parse(Path::new("genesis.toml"), &good).unwrap();
+        let sm1 = public_key_hex(&written[0].suite_keys[0]);
+        let sm2 = public_key_hex(&written[1].suite_keys[0]);
+        let ed1 = public_key_hex(&written[0].public_key);
+        let stranger = public_key_hex(&SecretKey::sm2_from_seed(&[42; 32]).public_key());
+        let cases: Vec<(String, &str)> = vec![
+            (
+                replace_nth(&good, &sm1, &public_key_hex(&SecretKey::from_seed(&[42; 32]).public_key()), 0),
+                "departments[0].suite_keys[0]: a key of the genesis suite ed25519-blake3",
+            ),
+            (
+                replace_nth(&good, &sm1, "sm2:00", 0),
+                "departments[0].suite_keys[0]",
+            ),
+            (
+                replace_nth(&good, &sm2, &sm1, 0),
+                "departments[1].suite_keys[0]: this key belongs to a department already",
+            ),
+            (
+                replace_nth(&good, &sm2, &ed1, 0),
+                "departments[1].suite_keys[0]: a key of the genesis suite",
+            ),
+            (
+                replace_nth(&good, &format!("\"{sm1}\""), &format!("\"{sm1}\", \"{stranger}\""), 0),
+                "departments[0].suite_keys[1]: a second key of suite sm2-sm3",
+            ),
+            (
+                good.replace("suite = \"sm2-sm3\"", "suite = \"sm9\""),
+                "chains[1].suite",
+            ),
+            (
+                replace_nth(&good, &sm1, &stranger, 1),
+                "chains[1].validators[0].public_key: not a key of suite sm2-sm3",
+            ),
+            (
+                replace_nth(&good, &sm1, &ed1, 1),
+                "chains[1].validators[0].public_key: an ed25519 key, but the genesis suite is sm2-sm3",
+            ),
+            (
+                good.replace(
+                    "app = \"governance\"",
+                    "app = \"governance\"\nsuite = \"sm2-sm3\"",
+                ),
+                "chains[0].suite: the main chain runs the network's suite",
+            ),
+        ];
+        for (text, field) in cases {
+            assert_ne!(text, good, "mutation for {field} did not apply");
+            let err = genesis_error(&text);
+            let expected = format!("genesis.toml: {field}");
+            assert!(
+                err.starts_with(&expected),
+                "expected {expected}, got: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn suite_key_files_of_the_genesis_suite_or_twice_a_suite_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_network(&mixed_plan(2), dir.path()).unwrap();
+        let mut settings = NodeSettings::load(&written[0].config).unwrap();
+        let ed = written[0].dir.join("ed.key");
+        generate_key_file(&ed, CryptoSuite::Ed25519Blake3).unwrap();
+        settings.suite_key_files = vec![ed.clone()];
+        let err = settings.load_suite_keys().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: algorithm: a key of the genesis suite ed25519-blake3",
+                ed.display()
+            )),
+            "{err}"
+        );
+        let second = written[0].dir.join("sm-second.key");
+        generate_key_file(&second, CryptoSuite::Sm2Sm3).unwrap();
+        settings.suite_key_files = vec![
+            written[0]
+                .dir
+                .join(suite_key_file_name(CryptoSuite::Sm2Sm3)),
+            second.clone(),
+        ];
+        let err = settings.load_suite_keys().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: algorithm: a second key of suite sm2-sm3",
+                second.display()
+            )),
+            "{err}"
+        );
+        // The node file's field parses and resolves relative to the file.
+        let path = &written[0].config;
+        let good = std::fs::read_to_string(path).unwrap();
+        assert!(
+            good.contains("suite_key_files = [\"node.sm2-sm3.key\"]"),
+            "{good}"
+        );
+        let text = good.replace(
+            "suite_key_files = [\"node.sm2-sm3.key\"]",
+            "suite_key_files = \"node.sm2-sm3.key\"",
+        );
+        std::fs::write(path, &text).unwrap();
+        let err = NodeSettings::load(path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: node.suite_key_files", path.display())),
             "{err}"
         );
     }

@@ -66,33 +66,52 @@
 //!   Parameters follow the same rule per name.
 //!
 //! # Validators are department nodes
-//! Every validator key of every chain, at genesis or added later, must be the
-//! node key of a registered department ([`Action::AddValidator`] names the
-//! department; [`Action::RegisterSideChain`] checks each member). A node
-//! therefore uses one key on every chain it validates.
+//! Every validator key of every chain, at genesis or added later, must be a
+//! key of a registered department ([`Action::AddValidator`] names the
+//! department; [`Action::RegisterSideChain`] checks each member): its node
+//! key on chains of the network's suite, its registered key of another
+//! suite on chains of that suite (see "Crypto suites" below). A node
+//! therefore uses one key per suite on every chain it validates.
 //!
-//! # One crypto suite per network
+//! # Crypto suites: one per chain, keys per department
 //! The network's [`CryptoSuite`] ([`GovernanceApp::suite`],
 //! [`GovernanceGenesis::suite`]) is the suite of the main chain's genesis
-//! validator set, and it is the suite of **every** chain the main chain
-//! governs. Because a department has one node key, which signs its
-//! main-chain transactions, its votes on every chain it validates and its
-//! transport handshake, a side chain of another suite could have no
-//! department validators at all. So every key governance admits must be of
-//! the network's suite, with a reason naming the suite:
-//! - genesis: every department's node key
-//!   ([`GenesisError::DepartmentKeySuite`]) and every side chain's validator
-//!   set ([`GenesisError::SideChainSuite`]);
-//! - [`Action::RegisterDepartment`]: the new node key;
-//! - [`Action::AddValidator`]: the validator key;
-//! - [`Action::RegisterSideChain`]: the new chain's validator set, whose
-//!   suite is the side chain's suite;
-//! - [`Action::RotateValidatorKey`]: the new key.
+//! validator set. Department **node keys** are of it: a node key signs the
+//! department's main-chain transactions, its votes on chains of that suite
+//! and its transport handshake. A department may also hold **one key of
+//! each other suite** ([`department_suite_key`]), registered at genesis
+//! ([`GenesisDepartment::suite_keys`]) or by
+//! [`Action::RegisterDepartmentKey`] with a proof of possession bound to
+//! the main chain and the department
+//! ([`prove_department_key_possession`]). Every key is in the key-to-
+//! department index ([`department_of_key`]), so votes still count once
+//! per department and nodes map a chain's validator key to the
+//! department's node key for transport.
 //!
-//! These are refused with [`CODE_INVALID_ACTION`], when proposed and again
-//! when the proposal passes. A chain's suite is therefore not recorded in
-//! [`ChainInfo`]: it is the network's, and every validator set scheduled for
-//! the chain is of it.
+//! A chain's suite is the suite of its validator sets ([`chain_suite`]): a
+//! set never mixes algorithms, and every change of a chain's set is checked
+//! against it, so the registered schedule is the record of the suite (no
+//! format change to [`ChainInfo`], whose encoding predates suites, and the
+//! two can never disagree). The main chain's suite is the network's; a side
+//! chain's is chosen when it is registered. Refused with
+//! [`CODE_INVALID_ACTION`] and a reason naming both suites, when proposed
+//! and again when the proposal passes:
+//! - [`Action::RegisterDepartment`]: a node key of another suite than the
+//!   network's ([`GenesisError::DepartmentKeySuite`] at genesis);
+//! - [`Action::AddValidator`], [`Action::RotateValidatorKey`]: a key of
+//!   another suite than the governed chain's;
+//! - [`Action::RegisterDepartmentKey`]: a key of the network's suite (that
+//!   is the node key, changed by rotation), of a suite the department
+//!   already holds a key of (a replacement goes through rotation), a key
+//!   already registered to any department, or a proof that does not verify
+//!   ([`DepartmentKeyError`]).
+//!
+//! A validator of a chain of the network's suite is a department's node
+//! key (or a key it rotated to); a validator of a chain of another suite
+//! is a department's registered key of that suite
+//! ([`Action::AddValidator`], [`Action::RegisterSideChain`] when passing,
+//! [`GenesisError::NotADepartmentKey`] at genesis). Removing a department
+//! removes every key it registered.
 //!
 //! # Genesis
 //! [`GovernanceGenesis`] lists departments, the main chain, and the initial
@@ -113,7 +132,8 @@
 //! | [`CONFIG_KEY`] `gov/config` | [`GovernanceConfig`] |
 //! | [`DEPARTMENTS_KEY`] `gov/departments` | sorted `Vec<DepartmentId>` |
 //! | [`department_key`] `gov/department/ ‖ id` | [`Department`] |
-//! | [`node_key_key`] `gov/node-key/ ‖ public key` | [`DepartmentId`] |
+//! | [`node_key_key`] `gov/node-key/ ‖ public key` | [`DepartmentId`] (node keys, keys rotated to, suite keys) |
+//! | [`suite_key_key`] `gov/suite-key/ ‖ department ‖ suite id` | the department's [`PublicKey`] of that suite |
 //! | [`CHAINS_KEY`] `gov/chains` | sorted `Vec<ChainId>` |
 //! | [`chain_key`] `gov/chain/ ‖ chain` | [`ChainInfo`] |
 //! | [`schedule_key`] `gov/schedule/ ‖ chain` | ascending `Vec<Height>` of validator-set entries |
@@ -144,13 +164,14 @@ use govchain_core::cert::CommitCertificate;
 use govchain_core::codec::{
     decode_exact, encode_bytes, encode_len, encode_seq, Decode, DecodeError, Encode, Reader,
 };
-use govchain_core::crypto::{CryptoSuite, PublicKey, Signature};
+use govchain_core::crypto::{CryptoSuite, PublicKey, Signature, Signer};
+use govchain_core::hash::Domain;
 use govchain_core::hash::Hash;
 use govchain_core::tx::{Transaction, MAX_PAYLOAD_LEN};
 use govchain_core::types::{ChainId, Height};
 use govchain_core::validator::{
-    verify_rotation_possession, KeyWindow, RotatedKey, Validator, ValidatorSet, ValidatorSetError,
-    MAX_VALIDATORS,
+    possession_digest, prove_possession, verify_possession, verify_rotation_possession, KeyWindow,
+    RotatedKey, Validator, ValidatorSet, ValidatorSetError, MAX_VALIDATORS,
 };
 
 /// Version byte that opens every encoded [`GovernanceOp`].
@@ -240,6 +261,12 @@ pub fn department_key(id: &DepartmentId) -> Vec<u8> {
 /// State key mapping a node key to its department's id.
 pub fn node_key_key(key: &PublicKey) -> Vec<u8> {
     key_with(b"gov/node-key/", &[key])
+}
+
+/// State key of department `id`'s registered key of `suite` (a suite other
+/// than the network's; see [`Action::RegisterDepartmentKey`]).
+pub fn suite_key_key(id: &DepartmentId, suite: CryptoSuite) -> Vec<u8> {
+    key_with(b"gov/suite-key/", &[id, &suite])
 }
 
 /// State key of chain `chain`'s [`ChainInfo`].
@@ -604,12 +631,14 @@ impl Decode for AnchorRecord {
 /// A change that a proposal makes once it passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Adds `key` (the node key of `department`) to `chain`'s validators with
-    /// `power`, or sets its power if it is already a member.
+    /// Adds `key` (`department`'s key of `chain`'s suite,
+    /// [`department_key_of_suite`]) to `chain`'s validators with `power`, or
+    /// sets its power if it is already a member.
     AddValidator {
         /// The governed chain.
         chain: ChainId,
-        /// The validator key; must be `department`'s node key.
+        /// The validator key: of `chain`'s suite, and (checked when the
+        /// proposal passes) `department`'s key of that suite.
         key: PublicKey,
         /// Voting power, at least 1.
         power: u64,
@@ -630,7 +659,8 @@ pub enum Action {
         chain: ChainId,
         /// Its engine.
         engine: EngineKind,
-        /// Its validators, each a department node key.
+        /// Its validators, whose suite is the chain's: each (checked when
+        /// the proposal passes) a department's key of that suite.
         validators: ValidatorSet,
         /// It anchors every `anchor_interval` (at least 1) blocks.
         anchor_interval: u64,
@@ -716,6 +746,25 @@ pub enum Action {
         /// it can not sign with.
         possession: Signature,
     },
+    /// Registers `key`, of a crypto suite other than the network's, as
+    /// `department`'s key of that suite, so that it may validate chains of
+    /// that suite ([`Action::AddValidator`], [`Action::RegisterSideChain`]).
+    /// It governs the main chain's registry (main-chain effective-height
+    /// rule) and takes effect when the proposal passes. A department holds
+    /// at most one key per suite; a validating key is replaced by
+    /// [`Action::RotateValidatorKey`]. Refusals: [`DepartmentKeyError`].
+    RegisterDepartmentKey {
+        /// The registered department.
+        department: DepartmentId,
+        /// The key: not of the network's suite, and no department's key.
+        key: PublicKey,
+        /// `key`'s signature over
+        /// [`department_key_possession_digest`]`(main chain, department, key)`
+        /// ([`prove_department_key_possession`]): only the key's holder can
+        /// register it, and the proof can not be replayed for another
+        /// department or network.
+        possession: Signature,
+    },
 }
 
 /// Longest overlap of a key rotation, in heights of the governed chain.
@@ -732,7 +781,9 @@ impl Action {
             | Action::SetKeyExpiry { chain, .. }
             | Action::ReportKeyCompromise { chain, .. }
             | Action::RotateValidatorKey { chain, .. } => chain,
-            Action::RegisterDepartment { .. } | Action::RemoveDepartment { .. } => main,
+            Action::RegisterDepartment { .. }
+            | Action::RemoveDepartment { .. }
+            | Action::RegisterDepartmentKey { .. } => main,
         }
     }
 }
@@ -813,6 +864,16 @@ impl Encode for Action {
                 overlap.encode_to(out);
                 possession.encode_to(out);
             }
+            Action::RegisterDepartmentKey {
+                department,
+                key,
+                possession,
+            } => {
+                out.push(10);
+                department.encode_to(out);
+                key.encode_to(out);
+                possession.encode_to(out);
+            }
         }
     }
 }
@@ -864,6 +925,11 @@ impl Decode for Action {
                 key: PublicKey::decode_from(r)?,
                 new_key: PublicKey::decode_from(r)?,
                 overlap: u64::decode_from(r)?,
+                possession: Signature::decode_from(r)?,
+            },
+            10 => Action::RegisterDepartmentKey {
+                department: DepartmentId::decode_from(r)?,
+                key: PublicKey::decode_from(r)?,
                 possession: Signature::decode_from(r)?,
             },
             tag => {
@@ -1520,6 +1586,157 @@ pub fn department_of_key(
     }
 }
 
+/// Department `id`'s registered key of `suite`, a suite other than the
+/// network's ([`Action::RegisterDepartmentKey`],
+/// [`GenesisDepartment::suite_keys`]). A department's key of the network's
+/// suite is its [`Department::node_key`], not recorded here.
+pub fn department_suite_key(
+    state: &dyn StateView,
+    id: &DepartmentId,
+    suite: CryptoSuite,
+) -> Result<Option<PublicKey>, StateReadError> {
+    read(state, &suite_key_key(id, suite))
+}
+
+/// Every key of `department`: its node key, then its registered key of
+/// each other suite, in suite order.
+pub fn department_keys(
+    state: &dyn StateView,
+    department: &Department,
+) -> Result<Vec<PublicKey>, StateReadError> {
+    let mut keys = vec![department.node_key.clone()];
+    for suite in CryptoSuite::ALL {
+        if let Some(key) = department_suite_key(state, &department.id, *suite)? {
+            if key != department.node_key {
+                keys.push(key);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// `department`'s key of `suite`: its node key if `suite` is the node
+/// key's, else its registered key of `suite`, if any. This is the key with
+/// which the department validates chains of `suite`.
+pub fn department_key_of_suite(
+    state: &dyn StateView,
+    department: &Department,
+    suite: CryptoSuite,
+) -> Result<Option<PublicKey>, StateReadError> {
+    if suite.check_key(&department.node_key).is_ok() {
+        return Ok(Some(department.node_key.clone()));
+    }
+    department_suite_key(state, &department.id, suite)
+}
+
+/// The crypto suite of chain `chain`: the suite of its scheduled validator
+/// sets (every set of a chain is of one suite, checked by every action that
+/// schedules one), or `None` if it has no schedule. The main chain's is the
+/// network's.
+pub fn chain_suite(
+    state: &dyn StateView,
+    chain: &ChainId,
+) -> Result<Option<CryptoSuite>, StateReadError> {
+    let Some(first) = schedule_heights(state, chain)?.first().copied() else {
+        return Ok(None);
+    };
+    Ok(read::<ValidatorSet>(state, &validator_set_key(chain, first))?.map(|set| set.suite()))
+}
+
+/// The digest a department's key of a second suite signs to prove
+/// possession when it is registered ([`Action::RegisterDepartmentKey`]):
+/// [`possession_digest`] under [`Domain::DepartmentKeyPossession`] of
+/// `(main chain, department)`, under the key's own suite.
+pub fn department_key_possession_digest(
+    main: &ChainId,
+    department: &DepartmentId,
+    key: &PublicKey,
+) -> Hash {
+    possession_digest(
+        Domain::DepartmentKeyPossession,
+        &[&main.to_bytes(), &department.to_bytes()],
+        key,
+    )
+}
+
+/// `key`'s proof of possession for registering it as `department`'s key on
+/// the network of main chain `main`.
+pub fn prove_department_key_possession(
+    main: &ChainId,
+    department: &DepartmentId,
+    key: &dyn Signer,
+) -> Signature {
+    prove_possession(
+        Domain::DepartmentKeyPossession,
+        &[&main.to_bytes(), &department.to_bytes()],
+        key,
+    )
+}
+
+/// Checks a proof made by [`prove_department_key_possession`].
+pub fn verify_department_key_possession(
+    main: &ChainId,
+    department: &DepartmentId,
+    key: &PublicKey,
+    proof: &Signature,
+) -> Result<(), govchain_core::crypto::SignatureError> {
+    verify_possession(
+        Domain::DepartmentKeyPossession,
+        &[&main.to_bytes(), &department.to_bytes()],
+        key,
+        proof,
+    )
+}
+
+/// Why [`Action::RegisterDepartmentKey`] is refused (the reason of its
+/// [`CODE_INVALID_ACTION`] receipt, or of a failed proposal).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DepartmentKeyError {
+    /// The department is not registered.
+    #[error("department {department} is not registered")]
+    UnknownDepartment {
+        /// The department.
+        department: DepartmentId,
+    },
+    /// The key is of the network's suite: that key is the department's
+    /// node key, which changes by rotation.
+    #[error("{key} is a key of the network's crypto suite {suite}: a department's key of that suite is its node key, changed by RotateValidatorKey")]
+    NetworkSuite {
+        /// The key.
+        key: PublicKey,
+        /// The network's suite.
+        suite: CryptoSuite,
+    },
+    /// The department already holds a key of the key's suite.
+    #[error("department {department} already has a key of crypto suite {suite} ({existing}); a department holds one key per suite, replaced by RotateValidatorKey")]
+    SuiteTaken {
+        /// The department.
+        department: DepartmentId,
+        /// The suite.
+        suite: CryptoSuite,
+        /// The key it holds.
+        existing: PublicKey,
+    },
+    /// The key is already some department's key.
+    #[error("{key} is already a key of department {owner}")]
+    AlreadyRegistered {
+        /// The key.
+        key: PublicKey,
+        /// Its department.
+        owner: DepartmentId,
+    },
+    /// The proof of possession does not verify for this main chain,
+    /// department and key.
+    #[error("{key}'s proof of possession for department {department} does not verify")]
+    BadPossession {
+        /// The department.
+        department: DepartmentId,
+        /// The key.
+        key: PublicKey,
+    },
+}
+
 fn department_ids(state: &dyn StateView) -> Result<Vec<DepartmentId>, StateReadError> {
     Ok(read::<SortedList<DepartmentId>>(state, DEPARTMENTS_KEY)?
         .map(|l| l.0)
@@ -1769,6 +1986,10 @@ pub struct GenesisDepartment {
     /// Its voting power in the main chain's genesis validator set; `0` for
     /// a department that is registered but does not validate.
     pub power: u64,
+    /// Its keys of suites other than the network's, at most one per suite
+    /// (see [`department_suite_key`]): the keys with which it validates
+    /// chains of those suites. Usually empty.
+    pub suite_keys: Vec<PublicKey>,
 }
 
 /// A side chain at genesis.
@@ -1778,7 +1999,9 @@ pub struct SideChainSpec {
     pub chain_id: ChainId,
     /// Its engine.
     pub engine: EngineKind,
-    /// Its validators from its height 1, each a department node key.
+    /// Its validators from its height 1, each a department's key of the
+    /// chain's suite (the set's suite, [`ValidatorSet::suite`]): node keys
+    /// for the network's suite, else [`GenesisDepartment::suite_keys`].
     pub validators: ValidatorSet,
     /// It anchors every `anchor_interval` (at least 1) blocks.
     pub anchor_interval: u64,
@@ -1851,18 +2074,22 @@ pub enum GenesisError {
         /// The chain.
         chain: ChainId,
     },
-    /// A side chain validator that is no department's node key.
-    #[error("validator {key} of chain {chain} is not a department node key")]
+    /// A side chain validator that is no department's key of the chain's
+    /// suite (a node key for the network's suite, else a
+    /// [`GenesisDepartment::suite_keys`] entry).
+    #[error("validator {key} of chain {chain} is not a department's key of the chain's crypto suite {suite}")]
     NotADepartmentKey {
         /// The chain.
         chain: ChainId,
         /// The key.
         key: PublicKey,
+        /// The chain's suite.
+        suite: CryptoSuite,
     },
     /// A department's node key is not of the network's crypto suite (the
-    /// suite of the main chain's genesis validators): see "One crypto suite
-    /// per network" in the module docs.
-    #[error("department {id}: node key {key} is not of the network's crypto suite {suite} (the main chain's genesis validators'); every department key signs on every chain, so a network has one suite")]
+    /// suite of the main chain's genesis validators). Keys of other suites
+    /// go in [`GenesisDepartment::suite_keys`].
+    #[error("department {id}: node key {key} is not of the network's crypto suite {suite} (the main chain's genesis validators'); list a key of another suite in its suite keys")]
     DepartmentKeySuite {
         /// The department.
         id: DepartmentId,
@@ -1871,15 +2098,23 @@ pub enum GenesisError {
         /// The network's suite.
         suite: CryptoSuite,
     },
-    /// A side chain's validator set is of another crypto suite than the
-    /// network's: its validators could not be department node keys.
-    #[error("side chain {chain}: its validators are of crypto suite {chain_suite}, the network's suite is {suite}; every chain of a network shares the main chain's suite")]
-    SideChainSuite {
-        /// The side chain.
-        chain: ChainId,
-        /// The suite of its validator set.
-        chain_suite: CryptoSuite,
+    /// A department's suite key is of the network's suite (its key of that
+    /// suite is its node key).
+    #[error("department {id}: suite key {key} is of the network's crypto suite {suite}, whose key is the node key")]
+    SuiteKeyOfNetworkSuite {
+        /// The department.
+        id: DepartmentId,
+        /// The key.
+        key: PublicKey,
         /// The network's suite.
+        suite: CryptoSuite,
+    },
+    /// A department lists two keys of one suite.
+    #[error("department {id} lists two keys of crypto suite {suite}; at most one per suite")]
+    DuplicateSuiteKey {
+        /// The department.
+        id: DepartmentId,
+        /// The suite.
         suite: CryptoSuite,
     },
 }
@@ -1901,7 +2136,8 @@ impl GovernanceGenesis {
     }
 
     /// The network's crypto suite: the suite of the main chain's genesis
-    /// validator set, shared by every chain (see the module docs).
+    /// validator set and of every department's node key; side chains run
+    /// their own sets' suites (see the module docs).
     pub fn suite(&self) -> Result<CryptoSuite, GenesisError> {
         Ok(self.main_validator_set()?.suite())
     }
@@ -1924,14 +2160,17 @@ impl GovernanceGenesis {
         }
         let mut ids = BTreeSet::new();
         let mut keys = BTreeSet::new();
+        // (suite, key) of every department's key that may validate.
+        let mut validating = BTreeSet::new();
         for d in &self.departments {
             if !ids.insert(&d.id) {
                 return Err(GenesisError::DuplicateDepartment { id: d.id.clone() });
             }
-            if !keys.insert(&d.node_key) {
-                return Err(GenesisError::DuplicateNodeKey {
-                    key: d.node_key.clone(),
-                });
+            for key in std::iter::once(&d.node_key).chain(&d.suite_keys) {
+                if !keys.insert(key) {
+                    return Err(GenesisError::DuplicateNodeKey { key: key.clone() });
+                }
+                validating.insert((CryptoSuite::of_key(key), key));
             }
             if d.name.len() > MAX_DEPARTMENT_NAME_LEN {
                 return Err(GenesisError::NameTooLong {
@@ -1941,6 +2180,25 @@ impl GovernanceGenesis {
             }
         }
         let suite = self.suite()?;
+        for d in &self.departments {
+            let mut suites = BTreeSet::new();
+            for key in &d.suite_keys {
+                let key_suite = CryptoSuite::of_key(key);
+                if key_suite == suite {
+                    return Err(GenesisError::SuiteKeyOfNetworkSuite {
+                        id: d.id.clone(),
+                        key: key.clone(),
+                        suite,
+                    });
+                }
+                if !suites.insert(key_suite) {
+                    return Err(GenesisError::DuplicateSuiteKey {
+                        id: d.id.clone(),
+                        suite: key_suite,
+                    });
+                }
+            }
+        }
         if let Some(d) = self
             .departments
             .iter()
@@ -1964,22 +2222,17 @@ impl GovernanceGenesis {
                     chain: s.chain_id.clone(),
                 });
             }
-            if s.validators.suite() != suite {
-                return Err(GenesisError::SideChainSuite {
-                    chain: s.chain_id.clone(),
-                    chain_suite: s.validators.suite(),
-                    suite,
-                });
-            }
+            let chain_suite = s.validators.suite();
             if let Some(v) = s
                 .validators
                 .validators()
                 .iter()
-                .find(|v| !keys.contains(&v.public_key))
+                .find(|v| !validating.contains(&(chain_suite, &v.public_key)))
             {
                 return Err(GenesisError::NotADepartmentKey {
                     chain: s.chain_id.clone(),
                     key: v.public_key.clone(),
+                    suite: chain_suite,
                 });
             }
         }
@@ -2005,6 +2258,13 @@ impl GovernanceGenesis {
             };
             w.insert(department_key(&d.id), record.to_bytes());
             w.insert(node_key_key(&d.node_key), d.id.to_bytes());
+            for key in &d.suite_keys {
+                w.insert(
+                    suite_key_key(&d.id, CryptoSuite::of_key(key)),
+                    key.to_bytes(),
+                );
+                w.insert(node_key_key(key), d.id.to_bytes());
+            }
             dept_ids.push(d.id.clone());
         }
         dept_ids.sort();
@@ -2118,26 +2378,47 @@ impl GovernanceApp {
         })
     }
 
-    /// The network's crypto suite ([`GovernanceGenesis::suite`]): every
-    /// chain's, and the only one whose keys governance admits.
+    /// The network's crypto suite ([`GovernanceGenesis::suite`]): the main
+    /// chain's, and that of every department's node key. Side chains may
+    /// run another suite (see the module docs).
     pub fn suite(&self) -> CryptoSuite {
         self.suite
     }
 
-    /// Refuses `key` (named `what` in the reason) unless it is of the
-    /// network's suite.
-    fn check_suite(&self, what: impl fmt::Display, key: &PublicKey) -> Result<(), OpError> {
-        if self.suite.check_key(key).is_ok() {
+    /// Refuses `key` (named `what` in the reason) unless it is of `suite`,
+    /// which is `whose` suite (the network's, or a chain's).
+    fn check_suite(
+        suite: CryptoSuite,
+        whose: impl fmt::Display,
+        what: impl fmt::Display,
+        key: &PublicKey,
+    ) -> Result<(), OpError> {
+        if suite.check_key(key).is_ok() {
             return Ok(());
         }
-        fail(
-            CODE_INVALID_ACTION,
-            format!(
-                "{what} {key} is a key of crypto suite {}, not of the network's suite {}: every chain of this network uses the main chain's suite",
-                CryptoSuite::of_key(key),
-                self.suite
+        Err(invalid_action(format!(
+            "{what} {key} is a key of crypto suite {}, not of {whose}'s suite {suite}",
+            CryptoSuite::of_key(key),
+        )))
+    }
+
+    /// The crypto suite of registered chain `chain` ([`chain_suite`]).
+    fn suite_of_chain(
+        &self,
+        state: &dyn StateView,
+        chain: &ChainId,
+    ) -> Result<CryptoSuite, OpError> {
+        if chain == self.main_chain() {
+            return Ok(self.suite);
+        }
+        Self::registered_chain(state, chain)?;
+        match chain_suite(state, chain)? {
+            Some(suite) => Ok(suite),
+            None => fail(
+                CODE_INVALID_ACTION,
+                format!("chain {chain} has no validators"),
             ),
-        )
+        }
     }
 
     /// The genesis this application was built with.
@@ -2540,22 +2821,22 @@ impl GovernanceApp {
                 if *power == 0 {
                     return fail(CODE_INVALID_ACTION, "validator power must be at least 1");
                 }
-                self.check_suite(format_args!("validator key of chain {chain}"), key)?;
+                let suite = self.suite_of_chain(state, chain)?;
+                Self::check_suite(suite, format_args!("chain {chain}"), "validator key", key)?;
                 if passing {
-                    match department(state, dept_id)? {
-                        None => {
-                            return fail(
-                                CODE_INVALID_ACTION,
-                                format!("department {dept_id} is not registered"),
-                            )
-                        }
-                        Some(d) if &d.node_key != key => {
-                            return fail(
-                                CODE_INVALID_ACTION,
-                                format!("{key} is not the node key of department {dept_id}"),
-                            )
-                        }
-                        Some(_) => {}
+                    let Some(d) = department(state, dept_id)? else {
+                        return fail(
+                            CODE_INVALID_ACTION,
+                            format!("department {dept_id} is not registered"),
+                        );
+                    };
+                    if department_key_of_suite(state, &d, suite)?.as_ref() != Some(key) {
+                        return fail(
+                            CODE_INVALID_ACTION,
+                            format!(
+                                "{key} is not department {dept_id}'s key of crypto suite {suite}"
+                            ),
+                        );
                     }
                 }
                 let mut validators: Vec<Validator> = latest
@@ -2620,7 +2901,12 @@ impl GovernanceApp {
                         format!("a rotation overlap must be 1 to {MAX_ROTATION_OVERLAP} heights, not {overlap}"),
                     );
                 }
-                self.check_suite(format_args!("new key for {key} on chain {chain}"), new_key)?;
+                Self::check_suite(
+                    self.suite_of_chain(state, chain)?,
+                    format_args!("chain {chain}"),
+                    format_args!("new key for {key}"),
+                    new_key,
+                )?;
                 if verify_rotation_possession(chain, key, new_key, possession).is_err() {
                     return fail(
                         CODE_INVALID_ACTION,
@@ -2656,9 +2942,17 @@ impl GovernanceApp {
                         }
                     }
                     state.put(node_key_key(new_key), dept.id.to_bytes());
+                    let key_suite = CryptoSuite::of_key(key);
                     if chain == &main {
                         dept.node_key = new_key.clone();
                         state.put(department_key(&dept.id), dept.to_bytes());
+                    } else if department_suite_key(state, &dept.id, key_suite)?.as_ref()
+                        == Some(key)
+                    {
+                        // A department's key of a second suite rotates on
+                        // a chain of that suite: the new key becomes the
+                        // department's key of the suite.
+                        state.put(suite_key_key(&dept.id, key_suite), new_key.to_bytes());
                     }
                 }
                 let until = Height::new(effective_height.get().saturating_add(*overlap));
@@ -2689,22 +2983,27 @@ impl GovernanceApp {
                 if *anchor_interval == 0 {
                     return fail(CODE_INVALID_ACTION, "anchor interval must be at least 1");
                 }
-                if validators.suite() != self.suite {
-                    return fail(
-                        CODE_INVALID_ACTION,
-                        format!(
-                            "side chain {chain}'s validators are of crypto suite {}, the network's suite is {}: every chain of a network shares the main chain's suite, as its validators are department node keys",
-                            validators.suite(),
-                            self.suite
-                        ),
-                    );
-                }
+                // The side chain's suite is its set's. Its members are
+                // departments' keys of that suite: node keys (or keys they
+                // rotated to) for the network's suite, else registered
+                // suite keys.
+                let suite = validators.suite();
                 if passing {
                     for v in validators.validators() {
-                        if department_of_key(state, &v.public_key)?.is_none() {
+                        let key = &v.public_key;
+                        let registered = match department_of_key(state, key)? {
+                            None => false,
+                            Some(_) if suite == self.suite => true,
+                            Some(d) => {
+                                department_suite_key(state, &d.id, suite)?.as_ref() == Some(key)
+                            }
+                        };
+                        if !registered {
                             return fail(
                                 CODE_INVALID_ACTION,
-                                format!("validator {} is not a department node key", v.public_key),
+                                format!(
+                                    "validator {key} of side chain {chain} (crypto suite {suite}) is not a department's key of that suite"
+                                ),
                             );
                         }
                     }
@@ -2769,7 +3068,9 @@ impl GovernanceApp {
             }
             Action::RegisterDepartment { department: dept } => {
                 self.check_effective_height(ctx, state, &main, effective_height, None)?;
-                self.check_suite(
+                Self::check_suite(
+                    self.suite,
+                    "the network",
                     format_args!("department {}: node key", dept.id),
                     &dept.node_key,
                 )?;
@@ -2805,9 +3106,10 @@ impl GovernanceApp {
                         format!("department {id} is not registered"),
                     );
                 };
-                // Not a validator now or later on any chain: every set from
-                // the one in force (main: at this height; side chains: at
-                // their latest anchor) onwards.
+                // Not a validator now or later on any chain, under any of
+                // its keys: every set from the one in force (main: at this
+                // height; side chains: at their latest anchor) onwards.
+                let keys = department_keys(state, &dept)?;
                 let mut chains = chain_ids(state)?;
                 if !chains.contains(&main) {
                     chains.push(main.clone());
@@ -2827,7 +3129,7 @@ impl GovernanceApp {
                         .map_or(Height::new(0), |(h, _)| *h);
                     if schedule
                         .range(from..)
-                        .any(|(_, set)| set.find(&dept.node_key).is_some())
+                        .any(|(_, set)| keys.iter().any(|k| set.find(k).is_some()))
                     {
                         return fail(
                             CODE_INVALID_ACTION,
@@ -2841,10 +3143,71 @@ impl GovernanceApp {
                 ids.retain(|d| d != id);
                 state.put(DEPARTMENTS_KEY.to_vec(), SortedList(ids).to_bytes());
                 state.delete(department_key(id));
-                state.delete(node_key_key(&dept.node_key));
+                for key in &keys {
+                    state.delete(node_key_key(key));
+                    if key != &dept.node_key {
+                        state.delete(suite_key_key(id, CryptoSuite::of_key(key)));
+                    }
+                }
+                Ok(())
+            }
+            Action::RegisterDepartmentKey {
+                department: id,
+                key,
+                possession,
+            } => {
+                self.check_effective_height(ctx, state, &main, effective_height, None)?;
+                self.check_department_key(state, id, key, possession)?;
+                let suite = CryptoSuite::of_key(key);
+                state.put(suite_key_key(id, suite), key.to_bytes());
+                state.put(node_key_key(key), id.to_bytes());
                 Ok(())
             }
         }
+    }
+
+    /// The checks of [`Action::RegisterDepartmentKey`], the same when
+    /// proposed and when passing.
+    fn check_department_key(
+        &self,
+        state: &dyn StateView,
+        id: &DepartmentId,
+        key: &PublicKey,
+        possession: &Signature,
+    ) -> Result<(), OpError> {
+        let refuse = |e: DepartmentKeyError| Err(invalid_action(e.to_string()));
+        if department(state, id)?.is_none() {
+            return refuse(DepartmentKeyError::UnknownDepartment {
+                department: id.clone(),
+            });
+        }
+        let suite = CryptoSuite::of_key(key);
+        if suite == self.suite {
+            return refuse(DepartmentKeyError::NetworkSuite {
+                key: key.clone(),
+                suite,
+            });
+        }
+        if let Some(existing) = department_suite_key(state, id, suite)? {
+            return refuse(DepartmentKeyError::SuiteTaken {
+                department: id.clone(),
+                suite,
+                existing,
+            });
+        }
+        if let Some(owner) = read::<DepartmentId>(state, &node_key_key(key))? {
+            return refuse(DepartmentKeyError::AlreadyRegistered {
+                key: key.clone(),
+                owner,
+            });
+        }
+        if verify_department_key_possession(self.main_chain(), id, key, possession).is_err() {
+            return refuse(DepartmentKeyError::BadPossession {
+                department: id.clone(),
+                key: key.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn anchor(
@@ -3051,6 +3414,7 @@ mod tests {
                         name: format!("Department {i}"),
                         node_key: pk(i),
                         power,
+                        suite_keys: Vec::new(),
                     }
                 })
                 .collect(),

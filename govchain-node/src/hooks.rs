@@ -1,9 +1,12 @@
 //! Glue between the chains of one node: validator-set changes read from
-//! the main chain's governance state, and side-chain checkpoint anchoring.
+//! the main chain's governance state, the mapping of chains' validator keys
+//! to the departments' transport keys, and side-chain checkpoint anchoring.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use govchain_consensus::DecidedBlock;
+use govchain_core::app::StateView;
+use govchain_core::crypto::{CryptoSuite, PublicKey};
 use govchain_core::types::{ChainId, Height};
 use govchain_core::validator::ValidatorSet;
 
@@ -15,6 +18,97 @@ use crate::node::Worker;
 fn gov_err(chain: &ChainId) -> impl Fn(governance::StateReadError) -> NodeError + '_ {
     move |e| NodeError::Proof {
         reason: format!("governance state of {chain}: {e}"),
+    }
+}
+
+/// How the keys chains' engines know their peers by map to the keys the
+/// transport knows them by. The transport is addressed by each
+/// department's node key; on a chain of another suite a validator is the
+/// department's key of that suite (registered, or rotated out during its
+/// overlap). Only keys of another suite than their department's node key
+/// are mapped: a key of the node key's suite may itself be a transport
+/// identity (a node keeps connecting under its old key while a main-chain
+/// rotation has already moved the registry's node key), so it is left as
+/// it is, as before suites per chain. Read from the governance registry
+/// (the key-to-department index), refreshed after every main-chain commit.
+#[derive(Debug, Default)]
+pub(crate) struct PeerKeys {
+    /// A department key of another suite than its node key → its node key.
+    node_key_of: BTreeMap<PublicKey, PublicKey>,
+    /// (node key, suite) → the department's registered key of that suite,
+    /// for suites other than the node key's.
+    suite_key_of: BTreeMap<(PublicKey, CryptoSuite), PublicKey>,
+}
+
+impl PeerKeys {
+    /// The transport key of the peer an engine names `key`: its
+    /// department's node key, or `key` itself if it is one (or unknown).
+    pub(crate) fn transport_key<'a>(&'a self, key: &'a PublicKey) -> &'a PublicKey {
+        self.node_key_of.get(key).unwrap_or(key)
+    }
+
+    /// The key a chain of `suite` knows the peer with transport key `from`
+    /// by: `from` itself on a chain of its suite, else the department's
+    /// registered key of `suite` (or `from` if it has none).
+    pub(crate) fn chain_key<'a>(
+        &'a self,
+        from: &'a PublicKey,
+        suite: CryptoSuite,
+    ) -> &'a PublicKey {
+        if suite.check_key(from).is_ok() {
+            return from;
+        }
+        self.suite_key_of
+            .get(&(from.clone(), suite))
+            .unwrap_or(from)
+    }
+
+    /// The mapping recorded in governance `state` for the keys of every
+    /// department and every key in `schedules`.
+    fn read<'s>(
+        state: &dyn StateView,
+        schedules: impl Iterator<Item = &'s ValidatorSet>,
+    ) -> Result<Self, governance::StateReadError> {
+        let mut out = PeerKeys::default();
+        let departments = governance::departments(state)?;
+        // Node keys are of the network's suite; only keys of other suites
+        // are looked up.
+        let network = departments
+            .first()
+            .map(|d| CryptoSuite::of_key(&d.node_key));
+        for d in &departments {
+            for key in governance::department_keys(state, d)? {
+                if key != d.node_key {
+                    out.suite_key_of
+                        .insert((d.node_key.clone(), CryptoSuite::of_key(&key)), key.clone());
+                    out.node_key_of.insert(key, d.node_key.clone());
+                }
+            }
+        }
+        // Keys of another suite departments rotated from on side chains
+        // (still signing during their overlap).
+        let mut seen = BTreeSet::new();
+        for set in schedules {
+            let keys = set
+                .validators()
+                .iter()
+                .map(|v| v.public_key.clone())
+                .chain(set.rotated_keys().map(|r| r.key));
+            for key in keys {
+                if Some(CryptoSuite::of_key(&key)) == network
+                    || out.node_key_of.contains_key(&key)
+                    || !seen.insert(key.clone())
+                {
+                    continue;
+                }
+                if let Some(d) = governance::department_of_key(state, &key)? {
+                    if CryptoSuite::of_key(&key) != CryptoSuite::of_key(&d.node_key) {
+                        out.node_key_of.insert(key, d.node_key);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -40,9 +134,10 @@ pub(crate) fn after_commit(
     match worker.chains[i].spec.role {
         ChainRole::Main => follow_governance(worker, i),
         ChainRole::Side { anchor_every } => {
-            // The proposer of every K-th block anchors it on the main chain.
+            // The proposer of every K-th block anchors it on the main chain
+            // (with its node key, whichever of its keys proposed).
             if event.height.get().is_multiple_of(anchor_every)
-                && decided.block.header.proposer == worker.me
+                && worker.keys.contains(&decided.block.header.proposer)
             {
                 let main = worker
                     .chains
@@ -82,14 +177,31 @@ pub(crate) fn follow_governance(worker: &mut Worker, main: usize) -> Result<(), 
         }
     }
     let ids: Vec<ChainId> = worker.chains.iter().map(|c| c.chain_id().clone()).collect();
-    for (j, chain) in ids.iter().enumerate() {
-        let schedule = schedule_for(&worker.chains[main], chain)?;
-        for (from, set) in schedule {
-            for v in set.validators() {
-                if !worker.chains[j].spec.peers.contains(&v.public_key) {
-                    worker.chains[j].spec.peers.push(v.public_key.clone());
-                }
+    let mut schedules = Vec::with_capacity(ids.len());
+    for chain in &ids {
+        schedules.push(schedule_for(&worker.chains[main], chain)?);
+    }
+    worker.peer_keys = worker.chains[main]
+        .with_latest_state(|state| {
+            PeerKeys::read(state, schedules.iter().flat_map(|s| s.values()))
+        })?
+        .map_err(gov_err(&main_id))?;
+    for (j, (chain, schedule)) in ids.iter().zip(schedules).enumerate() {
+        // A chain's peers are transport keys: its validators' departments'
+        // node keys (the genesis spec lists the validator keys).
+        let mut peers: Vec<PublicKey> = Vec::new();
+        let listed = std::mem::take(&mut worker.chains[j].spec.peers);
+        let members = schedule
+            .values()
+            .flat_map(|set| set.validators().iter().map(|v| v.public_key.clone()));
+        for key in listed.into_iter().chain(members) {
+            let key = worker.peer_keys.transport_key(&key).clone();
+            if !peers.contains(&key) {
+                peers.push(key);
             }
+        }
+        worker.chains[j].spec.peers = peers;
+        for (from, set) in schedule {
             if from.get() <= 1 {
                 continue;
             }

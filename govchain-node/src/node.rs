@@ -59,6 +59,15 @@ pub struct NodeConfig {
     /// new key it keeps signing with the old one until the overlap ends.
     /// Transactions and the transport keep using `signer`. Default empty.
     pub rotation_keys: Vec<Arc<dyn Signer>>,
+    /// The department's keys of crypto suites other than `signer`'s
+    /// (registered in genesis or by
+    /// [`Action::RegisterDepartmentKey`](crate::governance::Action::RegisterDepartmentKey)):
+    /// each chain's engine signs with the key that is a member of that
+    /// chain's set, so an SM2 key validates an SM2/SM3 side chain of an
+    /// Ed25519 network. The transport stays addressed by `signer`'s key:
+    /// the node maps a chain's validator keys to their departments' node
+    /// keys through the governance registry. Default empty.
+    pub suite_keys: Vec<Arc<dyn Signer>>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -73,10 +82,12 @@ impl std::fmt::Debug for NodeConfig {
 }
 
 impl NodeConfig {
-    /// Every key of the node: `signer`, then `rotation_keys`.
+    /// Every key of the node: `signer`, then `rotation_keys`, then
+    /// `suite_keys`.
     fn keys(&self) -> Vec<Arc<dyn Signer>> {
         std::iter::once(self.signer.clone())
             .chain(self.rotation_keys.iter().cloned())
+            .chain(self.suite_keys.iter().cloned())
             .collect()
     }
 
@@ -91,6 +102,7 @@ impl NodeConfig {
             inbox_capacity: 65_536,
             key_warning_blocks: 1_000,
             rotation_keys: Vec::new(),
+            suite_keys: Vec::new(),
         }
     }
 
@@ -310,6 +322,8 @@ impl Node {
         let mut worker = Worker {
             me: key.clone(),
             keys: config.keys().iter().map(|k| k.public_key()).collect(),
+            ring: config.keys(),
+            peer_keys: crate::hooks::PeerKeys::default(),
             signer: config.signer.clone(),
             chains,
             transport,
@@ -422,7 +436,9 @@ impl NodeHandle {
 
     /// Signs `payload` with the node's own key (the department's key) as
     /// its next transaction on `chain`, and submits it; returns its id. This
-    /// is how a department proposes and votes in governance.
+    /// is how a department proposes and votes in governance. On a chain of
+    /// another suite than the node key's, the node signs with its key of
+    /// that suite ([`NodeConfig::suite_keys`]), if it holds one.
     pub fn submit_own(&self, chain: &ChainId, payload: Vec<u8>) -> Result<Hash, NodeError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.inbox
@@ -796,8 +812,13 @@ fn wall_clock() -> Timestamp {
 
 pub(crate) struct Worker {
     pub(crate) me: PublicKey,
-    /// Every key of the node ([`NodeConfig::rotation_keys`]), `me` first.
-    keys: Vec<PublicKey>,
+    /// Every key of the node ([`NodeConfig::rotation_keys`],
+    /// [`NodeConfig::suite_keys`]), `me` first.
+    pub(crate) keys: Vec<PublicKey>,
+    /// The signers of `keys`, in the same order.
+    ring: Vec<Arc<dyn Signer>>,
+    /// Chains' validator keys ↔ the departments' transport keys.
+    pub(crate) peer_keys: crate::hooks::PeerKeys,
     pub(crate) signer: Arc<dyn Signer>,
     pub(crate) chains: Vec<ChainRunner>,
     pub(crate) transport: Arc<dyn Transport>,
@@ -928,8 +949,11 @@ impl Worker {
         };
         match inbound.envelope {
             Envelope::Consensus { bytes, .. } => {
+                // The engine knows the peer by its key of the chain's suite.
+                let suite = self.chains[i].spec.suite();
+                let from = self.peer_keys.chain_key(&inbound.from, suite).clone();
                 // A refused message (typed error) changes nothing.
-                if let Ok(fx) = self.chains[i].engine().step(&inbound.from, &bytes) {
+                if let Ok(fx) = self.chains[i].engine().step(&from, &bytes) {
                     pending.push((i, fx));
                 }
             }
@@ -1084,7 +1108,8 @@ impl Worker {
                     };
                     match out.to {
                         Recipient::One(peer) => {
-                            let _ = self.transport.send(&peer, envelope);
+                            let to = self.peer_keys.transport_key(&peer);
+                            let _ = self.transport.send(to, envelope);
                         }
                         Recipient::All => {
                             for peer in self.chains[i].spec.peers.iter().filter(|p| **p != self.me)
@@ -1258,8 +1283,17 @@ impl Worker {
                 chain: chain.clone(),
             });
         };
+        // The node key, or on a chain of another suite the ring's key of it.
+        let suite = self.chains[i].spec.suite();
+        let signer = self
+            .ring
+            .iter()
+            .find(|k| suite.check_key(&k.public_key()).is_ok())
+            .unwrap_or(&self.signer)
+            .clone();
+        let sender = signer.public_key();
         let committed = self.chains[i]
-            .with_latest_state(|s| govchain_core::app::NonceTracker::next(s, &self.me))?
+            .with_latest_state(|s| govchain_core::app::NonceTracker::next(s, &sender))?
             .map_err(|e| NodeError::Proof {
                 reason: e.to_string(),
             })?;
@@ -1269,10 +1303,11 @@ impl Worker {
             .copied()
             .unwrap_or(0)
             .max(committed);
-        let tx = Transaction::new_signed(chain.clone(), self.signer.as_ref(), nonce, payload)
-            .map_err(|e| NodeError::Proof {
+        let tx = Transaction::new_signed(chain.clone(), signer.as_ref(), nonce, payload).map_err(
+            |e| NodeError::Proof {
                 reason: e.to_string(),
-            })?;
+            },
+        )?;
         let result = self.on_submit(chain, vec![tx], true)?.into_iter().next();
         match result {
             Some(Ok(id)) => {

@@ -146,6 +146,7 @@ fn network(n: u8) -> Network {
                 name: format!("Department {i}"),
                 node_key: k.public_key(),
                 power: 1,
+                suite_keys: Vec::new(),
             })
             .collect(),
         side_chains: vec![SideChainSpec {

@@ -156,6 +156,55 @@ fn keygen_and_genesis_take_a_suite() {
     );
 }
 
+#[test]
+fn genesis_writes_a_side_chain_of_another_suite() {
+    use govchain_core::crypto::CryptoSuite;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net");
+    let err = fails(&[
+        "genesis",
+        "--departments",
+        "2",
+        "--side-chain",
+        "svc:bft:sm9",
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("--side-chain") && err.contains("sm9"), "{err}");
+    ok(&[
+        "genesis",
+        "--departments",
+        "3",
+        "--side-chain",
+        "registry:bft:sm2-sm3",
+        "--side-chain",
+        "svc:raft",
+        "--out",
+        s(&out),
+    ]);
+    for i in 1..=3 {
+        let settings = NodeSettings::load(&out.join(format!("dept-{i}/node.toml"))).unwrap();
+        assert_eq!(settings.genesis.suite, CryptoSuite::Ed25519Blake3);
+        let chain = |id: &str| {
+            settings
+                .genesis
+                .chain(&ChainId::new(id).unwrap())
+                .unwrap()
+                .validators
+                .suite()
+        };
+        assert_eq!(chain("registry"), CryptoSuite::Sm2Sm3);
+        assert_eq!(chain("svc"), CryptoSuite::Ed25519Blake3);
+        let suite_keys = settings.load_suite_keys().unwrap();
+        assert_eq!(suite_keys.len(), 1);
+        assert_eq!(
+            suite_keys[0].algorithm(),
+            govchain_core::crypto::SignatureAlgorithm::Sm2
+        );
+        assert!(out.join(format!("dept-{i}/node.sm2-sm3.key")).exists());
+    }
+}
+
 /// A network described by `govchain genesis`, run in process.
 struct Running {
     dir: tempfile::TempDir,

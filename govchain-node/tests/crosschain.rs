@@ -71,6 +71,7 @@ fn build_world() -> World {
                 name: format!("Department {i}"),
                 node_key: pk(i),
                 power: 1,
+                suite_keys: Vec::new(),
             })
             .collect(),
         side_chains: vec![SideChainSpec {

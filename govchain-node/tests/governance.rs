@@ -19,6 +19,10 @@ use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
 use govchain_core::validator::{prove_rotation_possession, KeyWindow, ValidatorSet};
 use govchain_node::governance::*;
+use govchain_node::governance::{
+    chain_suite, department_key_of_suite, department_keys, department_suite_key,
+    prove_department_key_possession,
+};
 
 fn sk(i: u8) -> SecretKey {
     SecretKey::from_seed(&[i; 32])
@@ -76,6 +80,7 @@ fn genesis_in(suite: CryptoSuite, powers: &[u64]) -> GovernanceGenesis {
                     name: format!("Department {i}"),
                     node_key: pk_in(suite, i),
                     power,
+                    suite_keys: Vec::new(),
                 }
             })
             .collect(),
@@ -124,7 +129,15 @@ impl Main {
 
     /// A main chain whose every key is of `suite`'s algorithm.
     fn new_in(suite: CryptoSuite, powers: &[u64]) -> Self {
-        let app = GovernanceApp::new(genesis_in(suite, powers)).unwrap();
+        Main::with_genesis(genesis_in(suite, powers))
+    }
+
+    /// A main chain of `genesis`, whose department `i` (from 1) has node
+    /// key `sk_in(suite, i)`.
+    fn with_genesis(genesis: GovernanceGenesis) -> Self {
+        let suite = genesis.suite().unwrap();
+        let powers: Vec<u64> = genesis.departments.iter().map(|d| d.power).collect();
+        let app = GovernanceApp::new(genesis).unwrap();
         let signers = (1..=powers.len() as u8)
             .filter(|i| powers[*i as usize - 1] > 0)
             .map(|i| sk_in(suite, i))
@@ -1352,8 +1365,11 @@ fn keys_of_the_other_suite_are_refused(suite: CryptoSuite) {
         action,
         effective_height: Height::new(100),
     };
-    let actions: [&dyn Fn(CryptoSuite) -> Action; 4] = [&register, &add, &new_chain, &rotate];
-    for action in actions {
+    // A side chain of the other suite is a valid proposal: its suite is its
+    // set's, and whether its members are departments' keys of that suite
+    // is checked when it passes (see `a_side_chain_of_another_suite_*`).
+    let refused: [&dyn Fn(CryptoSuite) -> Action; 3] = [&register, &add, &rotate];
+    for action in refused {
         let r = main.run(1, propose(action(other)));
         assert_eq!(
             r.code,
@@ -1370,6 +1386,7 @@ fn keys_of_the_other_suite_are_refused(suite: CryptoSuite) {
     }
     assert_eq!(proposal(&main.view(), ProposalId::new(1)).unwrap(), None);
     // The same actions with keys of the network's suite are admitted.
+    let actions: [&dyn Fn(CryptoSuite) -> Action; 4] = [&register, &add, &new_chain, &rotate];
     for action in actions {
         let r = main.run(1, propose(action(suite)));
         assert_eq!(status(&r), ProposalStatus::Open, "{:?}", action(suite));
@@ -1465,6 +1482,7 @@ fn a_genesis_with_keys_of_another_suite_is_refused() {
         name: format!("Department {i}"),
         node_key: pk_in(sm, i),
         power: 0,
+        suite_keys: Vec::new(),
     }));
     g.side_chains[0].validators = equal_set_in(sm, &[5, 6, 7]);
     let err = g.validate().unwrap_err();
@@ -1472,15 +1490,474 @@ fn a_genesis_with_keys_of_another_suite_is_refused() {
         matches!(err, GenesisError::DepartmentKeySuite { .. }),
         "{err:?}"
     );
+    assert!(err.to_string().contains("ed25519-blake3"), "{err}");
+    // A side chain of the other suite whose members are no department's
+    // registered keys of that suite.
     let mut g = genesis(&[1, 1, 1, 0]);
     g.side_chains[1].validators = equal_set_in(sm, &[1, 2, 3]);
+    assert!(
+        matches!(
+            g.validate(),
+            Err(GenesisError::NotADepartmentKey { ref chain, suite, .. })
+                if *chain == self::chain("side-raft") && suite == sm
+        ),
+        "{:?}",
+        g.validate()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Chains of another suite: departments' keys of a second suite
+// ---------------------------------------------------------------------------
+
+const SM: CryptoSuite = CryptoSuite::Sm2Sm3;
+
+/// Department `i`'s SM2 key (seed `100 + i`).
+fn sm_sk(i: u8) -> SecretKey {
+    sk_in(SM, 100 + i)
+}
+
+fn sm_pk(i: u8) -> PublicKey {
+    sm_sk(i).public_key()
+}
+
+fn sm_set(members: &[u8]) -> ValidatorSet {
+    ValidatorSet::with_equal_power(members.iter().map(|&i| sm_pk(i))).unwrap()
+}
+
+/// An Ed25519/BLAKE3 network of departments 1..=4 (power 1 each) where
+/// departments 1, 2 and 3 hold SM2 keys (`sm_pk`), with the BFT side chain
+/// `side-bft` (Ed25519, departments 1..=3), the BFT side chain `side-sm`
+/// and the Raft side chain `side-sm-raft` (both SM2/SM3, departments
+/// 1..=3's SM2 keys).
+fn mixed_genesis() -> GovernanceGenesis {
+    let mut g = genesis(&[1, 1, 1, 1]);
+    for d in &mut g.departments[..3] {
+        let i = d.id.as_str().trim_start_matches("dept-").parse().unwrap();
+        d.suite_keys = vec![sm_pk(i)];
+    }
+    g.side_chains = vec![
+        g.side_chains[0].clone(),
+        SideChainSpec {
+            chain_id: chain("side-sm"),
+            engine: EngineKind::Bft,
+            validators: sm_set(&[1, 2, 3]),
+            anchor_interval: 2,
+        },
+        SideChainSpec {
+            chain_id: chain("side-sm-raft"),
+            engine: EngineKind::Raft,
+            validators: sm_set(&[1, 2, 3]),
+            anchor_interval: 2,
+        },
+    ];
+    g
+}
+
+fn register_key(department: u8, key: &SecretKey) -> Action {
+    Action::RegisterDepartmentKey {
+        department: dept(department),
+        key: key.public_key(),
+        possession: prove_department_key_possession(&chain("main"), &dept(department), key),
+    }
+}
+
+#[test]
+fn a_mixed_genesis_records_suite_keys_and_chain_suites() {
+    let main = Main::with_genesis(mixed_genesis());
+    let view = main.view();
+    assert_eq!(main.chain.app().suite(), CryptoSuite::Ed25519Blake3);
+    for i in 1..=3 {
+        assert_eq!(
+            department_suite_key(&view, &dept(i), SM).unwrap(),
+            Some(sm_pk(i))
+        );
+        let d = department_of_key(&view, &sm_pk(i)).unwrap().unwrap();
+        assert_eq!(d.id, dept(i));
+        assert_eq!(d.node_key, pk(i), "the node key stays the Ed25519 key");
+        assert_eq!(department_keys(&view, &d).unwrap(), vec![pk(i), sm_pk(i)]);
+        assert_eq!(
+            department_key_of_suite(&view, &d, SM).unwrap(),
+            Some(sm_pk(i))
+        );
+        assert_eq!(
+            department_key_of_suite(&view, &d, CryptoSuite::Ed25519Blake3).unwrap(),
+            Some(pk(i))
+        );
+    }
+    assert_eq!(department_suite_key(&view, &dept(4), SM).unwrap(), None);
+    assert_eq!(
+        chain_suite(&view, &chain("main")).unwrap(),
+        Some(CryptoSuite::Ed25519Blake3)
+    );
+    assert_eq!(
+        chain_suite(&view, &chain("side-bft")).unwrap(),
+        Some(CryptoSuite::Ed25519Blake3)
+    );
+    assert_eq!(chain_suite(&view, &chain("side-sm")).unwrap(), Some(SM));
+    assert_eq!(
+        chain_suite(&view, &chain("side-sm-raft")).unwrap(),
+        Some(SM)
+    );
+    assert_eq!(chain_suite(&view, &chain("nope")).unwrap(), None);
+    // Transport admission is by node key only.
+    let admitted = admitted_keys(&view, &chain("main"), main.height()).unwrap();
+    assert!(admitted.contains(&pk(1)) && !admitted.contains(&sm_pk(1)));
+}
+
+#[test]
+fn a_genesis_with_bad_suite_keys_is_refused() {
+    mixed_genesis().validate().unwrap();
+    // A suite key of the network's suite.
+    let mut g = mixed_genesis();
+    g.departments[3].suite_keys = vec![pk(44)];
     assert_eq!(
         g.validate(),
-        Err(GenesisError::SideChainSuite {
-            chain: chain("side-raft"),
-            chain_suite: sm,
+        Err(GenesisError::SuiteKeyOfNetworkSuite {
+            id: dept(4),
+            key: pk(44),
             suite: CryptoSuite::Ed25519Blake3,
         })
     );
-    assert!(err.to_string().contains("ed25519-blake3"), "{err}");
+    // Two keys of one suite.
+    let mut g = mixed_genesis();
+    g.departments[0].suite_keys.push(sm_pk(9));
+    assert_eq!(
+        g.validate(),
+        Err(GenesisError::DuplicateSuiteKey {
+            id: dept(1),
+            suite: SM,
+        })
+    );
+    // Another department's suite key.
+    let mut g = mixed_genesis();
+    g.departments[3].suite_keys = vec![sm_pk(1)];
+    assert_eq!(
+        g.validate(),
+        Err(GenesisError::DuplicateNodeKey { key: sm_pk(1) })
+    );
+    // An SM2 side-chain member that no department registered.
+    let mut g = mixed_genesis();
+    g.side_chains[1].validators = sm_set(&[1, 2, 9]);
+    assert_eq!(
+        g.validate(),
+        Err(GenesisError::NotADepartmentKey {
+            chain: chain("side-sm"),
+            key: sm_pk(9),
+            suite: SM,
+        })
+    );
+    // An Ed25519 side chain naming an SM2 key's department by its node key
+    // is fine; naming an Ed25519 key no department holds is not.
+    let mut g = mixed_genesis();
+    g.side_chains[0].validators = equal_set(&[1, 2, 9]);
+    assert!(matches!(
+        g.validate(),
+        Err(GenesisError::NotADepartmentKey {
+            suite: CryptoSuite::Ed25519Blake3,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn register_department_key_refusals() {
+    let mut main = Main::with_genesis(mixed_genesis());
+    let effective = Height::new(main.height().get() + 100);
+    let propose = |action| GovernanceOp::Propose {
+        action,
+        effective_height: effective,
+    };
+    let refused = |main: &mut Main, action: Action, expect: &str| {
+        let r = main.run(1, propose(action.clone()));
+        assert_eq!(r.code, CODE_INVALID_ACTION, "{action:?}: {}", reason(&r));
+        assert!(
+            reason(&r).contains(expect),
+            "{action:?}: {:?} does not say {expect:?}",
+            reason(&r)
+        );
+    };
+    // Unknown department.
+    refused(
+        &mut main,
+        register_key(9, &sm_sk(9)),
+        "department dept-9 is not registered",
+    );
+    // A key of the network's suite (wrong suite).
+    refused(
+        &mut main,
+        register_key(4, &sk(44)),
+        "network's crypto suite ed25519-blake3",
+    );
+    // A proof made for another department, by another key, or for another
+    // network.
+    let mut stolen = register_key(4, &sm_sk(4));
+    if let Action::RegisterDepartmentKey { possession, .. } = &mut stolen {
+        *possession = prove_department_key_possession(&chain("main"), &dept(3), &sm_sk(4));
+    }
+    refused(&mut main, stolen, "proof of possession");
+    let mut forged = register_key(4, &sm_sk(4));
+    if let Action::RegisterDepartmentKey { possession, .. } = &mut forged {
+        *possession = prove_department_key_possession(&chain("main"), &dept(4), &sm_sk(5));
+    }
+    refused(&mut main, forged, "proof of possession");
+    let mut replayed = register_key(4, &sm_sk(4));
+    if let Action::RegisterDepartmentKey { possession, .. } = &mut replayed {
+        *possession = prove_department_key_possession(&chain("other"), &dept(4), &sm_sk(4));
+    }
+    refused(&mut main, replayed, "proof of possession");
+    // A key another department registered (duplicate).
+    refused(
+        &mut main,
+        register_key(4, &sm_sk(1)),
+        "already a key of department dept-1",
+    );
+    // A second key of a suite the department holds.
+    refused(
+        &mut main,
+        register_key(1, &sm_sk(11)),
+        "already has a key of crypto suite sm2-sm3",
+    );
+    assert_eq!(
+        proposal(&main.view(), ProposalId::new(1)).unwrap(),
+        None,
+        "no refused action became a proposal"
+    );
+    // The well-formed registration opens.
+    assert_eq!(
+        status(&main.run(1, propose(register_key(4, &sm_sk(4))))),
+        ProposalStatus::Open
+    );
+}
+
+#[test]
+fn register_department_key_is_checked_again_when_passing() {
+    let mut main = Main::with_genesis(mixed_genesis());
+    let effective = Height::new(main.height().get() + 10);
+    let propose = |action| GovernanceOp::Propose {
+        action,
+        effective_height: effective,
+    };
+    // Two keys of one suite for department 4, and department 4's key for
+    // another department: all open, the first to pass wins.
+    for action in [register_key(4, &sm_sk(4)), register_key(4, &sm_sk(14))] {
+        assert_eq!(status(&main.run(1, propose(action))), ProposalStatus::Open);
+    }
+    for id in 1..=2 {
+        let votes = vec![main.tx(2, &vote(id, true)), main.tx(3, &vote(id, true))];
+        main.block(votes);
+    }
+    let view = main.view();
+    assert_eq!(
+        proposal(&view, ProposalId::new(1)).unwrap().unwrap().status,
+        ProposalStatus::Passed
+    );
+    assert_eq!(
+        proposal(&view, ProposalId::new(2)).unwrap().unwrap().status,
+        ProposalStatus::Failed {
+            code: CODE_INVALID_ACTION
+        }
+    );
+    assert_eq!(
+        department_suite_key(&view, &dept(4), SM).unwrap(),
+        Some(sm_pk(4))
+    );
+    assert_eq!(
+        department_of_key(&view, &sm_pk(4)).unwrap().map(|d| d.id),
+        Some(dept(4))
+    );
+    assert_eq!(department_of_key(&view, &sm_pk(14)).unwrap(), None);
+}
+
+#[test]
+fn a_registered_suite_key_joins_a_chain_of_its_suite() {
+    let mut main = Main::with_genesis(mixed_genesis());
+    let effective = Height::new(main.height().get() + 10);
+    let add = |key: PublicKey, department: u8, chain_id: &str| Action::AddValidator {
+        chain: chain(chain_id),
+        key,
+        power: 1,
+        department: dept(department),
+    };
+    // Before its registration, department 4's SM2 key is no key of it:
+    // the addition opens (the key may be registered meanwhile) and fails.
+    let (_, st) = pass(&mut main, add(sm_pk(4), 4, "side-sm"), Height::new(5));
+    assert_eq!(
+        st,
+        ProposalStatus::Failed {
+            code: CODE_INVALID_ACTION
+        }
+    );
+    // Wrong suite for the chain: refused when proposed, naming both.
+    for (key, chain_id) in [(pk(4), "side-sm"), (sm_pk(1), "side-bft")] {
+        let r = main.run(
+            1,
+            GovernanceOp::Propose {
+                action: add(key.clone(), 4, chain_id),
+                effective_height: Height::new(5),
+            },
+        );
+        assert_eq!(r.code, CODE_INVALID_ACTION);
+        assert!(
+            reason(&r).contains("sm2-sm3") && reason(&r).contains("ed25519-blake3"),
+            "{}",
+            reason(&r)
+        );
+    }
+    let (_, st) = pass(&mut main, register_key(4, &sm_sk(4)), effective);
+    assert_eq!(st, ProposalStatus::Passed);
+    // Another department's SM2 key under department 4's name fails.
+    let (_, st) = pass(&mut main, add(sm_pk(1), 4, "side-sm"), Height::new(5));
+    assert_eq!(
+        st,
+        ProposalStatus::Failed {
+            code: CODE_INVALID_ACTION
+        }
+    );
+    let (_, st) = pass(&mut main, add(sm_pk(4), 4, "side-sm"), Height::new(5));
+    assert_eq!(st, ProposalStatus::Passed);
+    let set = validator_set_at(&main.view(), &chain("side-sm"), Height::new(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(set.suite(), SM);
+    assert_eq!(set.validators().len(), 4);
+    assert!(set.find(&sm_pk(4)).is_some());
+    // Its Raft chain of the same suite takes it too.
+    let (_, st) = pass(&mut main, add(sm_pk(4), 4, "side-sm-raft"), Height::new(5));
+    assert_eq!(st, ProposalStatus::Passed);
+}
+
+#[test]
+fn a_side_chain_of_another_suite_needs_registered_keys_of_that_suite() {
+    let mut main = Main::with_genesis(mixed_genesis());
+    let new_chain = |members: &[u8]| Action::RegisterSideChain {
+        chain: chain("side-new"),
+        engine: EngineKind::Bft,
+        validators: sm_set(members),
+        anchor_interval: 2,
+    };
+    // Department 4 holds no SM2 key: the registration fails when passing.
+    let (_, st) = pass(&mut main, new_chain(&[1, 2, 4]), Height::new(1));
+    assert_eq!(
+        st,
+        ProposalStatus::Failed {
+            code: CODE_INVALID_ACTION
+        }
+    );
+    assert_eq!(chain_info(&main.view(), &chain("side-new")).unwrap(), None);
+    let (_, st) = pass(&mut main, new_chain(&[1, 2, 3]), Height::new(1));
+    assert_eq!(st, ProposalStatus::Passed);
+    let view = main.view();
+    assert!(chain_info(&view, &chain("side-new")).unwrap().is_some());
+    assert_eq!(chain_suite(&view, &chain("side-new")).unwrap(), Some(SM));
+}
+
+#[test]
+fn a_suite_key_rotates_on_a_chain_of_its_suite() {
+    let mut main = Main::with_genesis(mixed_genesis());
+    let side = chain("side-sm");
+    let rotate = |new_key: &SecretKey| Action::RotateValidatorKey {
+        chain: side.clone(),
+        key: sm_pk(2),
+        new_key: new_key.public_key(),
+        overlap: 3,
+        possession: prove_rotation_possession(&side, &sm_pk(2), new_key),
+    };
+    // An Ed25519 new key on an SM2 chain is refused when proposed.
+    let r = main.run(
+        1,
+        GovernanceOp::Propose {
+            action: rotate(&sk(22)),
+            effective_height: Height::new(5),
+        },
+    );
+    assert_eq!(r.code, CODE_INVALID_ACTION, "{}", reason(&r));
+    assert!(
+        reason(&r).contains("chain side-sm's suite sm2-sm3"),
+        "{}",
+        reason(&r)
+    );
+    let (_, st) = pass(&mut main, rotate(&sm_sk(22)), Height::new(5));
+    assert_eq!(st, ProposalStatus::Passed);
+    let view = main.view();
+    // The new key is department 2's SM2 key; its node key is unchanged.
+    assert_eq!(
+        department_suite_key(&view, &dept(2), SM).unwrap(),
+        Some(sm_pk(22))
+    );
+    let d = department_of_key(&view, &sm_pk(22)).unwrap().unwrap();
+    assert_eq!((d.id, d.node_key), (dept(2), pk(2)));
+    let set = validator_set_at(&view, &side, Height::new(5))
+        .unwrap()
+        .unwrap();
+    assert!(set.find(&sm_pk(22)).is_some() && set.find(&sm_pk(2)).is_none());
+    // Raft chains are refused as before.
+    let r = main.run(
+        1,
+        GovernanceOp::Propose {
+            action: Action::RotateValidatorKey {
+                chain: chain("side-sm-raft"),
+                key: sm_pk(1),
+                new_key: sm_pk(21),
+                overlap: 3,
+                possession: prove_rotation_possession(
+                    &chain("side-sm-raft"),
+                    &sm_pk(1),
+                    &sm_sk(21),
+                ),
+            },
+            effective_height: Height::new(5),
+        },
+    );
+    assert_eq!(r.code, CODE_INVALID_ACTION, "{}", reason(&r));
+}
+
+#[test]
+fn removing_a_department_removes_its_suite_keys() {
+    let mut g = mixed_genesis();
+    // Departments 4 and 5 have no main-chain power and hold SM2 keys;
+    // department 4's validates side-sm, department 5's nothing.
+    g.departments[3].power = 0;
+    g.departments[3].suite_keys = vec![sm_pk(4)];
+    g.departments.push(GenesisDepartment {
+        id: dept(5),
+        name: "Department 5".into(),
+        node_key: pk(5),
+        power: 0,
+        suite_keys: vec![sm_pk(5)],
+    });
+    g.side_chains[1].validators = sm_set(&[1, 2, 3, 4]);
+    let mut main = Main::with_genesis(g);
+    let effective = Height::new(main.height().get() + 10);
+    let remove = |i: u8| Action::RemoveDepartment {
+        department: dept(i),
+    };
+    // Department 4's SM2 key validates side-sm: refused.
+    let r = main.run(
+        1,
+        GovernanceOp::Propose {
+            action: remove(4),
+            effective_height: effective,
+        },
+    );
+    assert_eq!(r.code, CODE_INVALID_ACTION);
+    assert!(reason(&r).contains("side-sm"), "{}", reason(&r));
+    let (_, st) = pass(&mut main, remove(5), effective);
+    assert_eq!(st, ProposalStatus::Passed);
+    let view = main.view();
+    assert_eq!(department_of_key(&view, &sm_pk(5)).unwrap(), None);
+    assert_eq!(department_suite_key(&view, &dept(5), SM).unwrap(), None);
+    assert_eq!(department_of_key(&view, &pk(5)).unwrap(), None);
+    assert!(department_of_key(&view, &sm_pk(4)).unwrap().is_some());
+}
+
+#[test]
+fn register_department_key_round_trips() {
+    let action = register_key(4, &sm_sk(4));
+    let op = GovernanceOp::Propose {
+        action: action.clone(),
+        effective_height: Height::new(7),
+    };
+    assert_eq!(GovernanceOp::decode(&op.to_payload()).unwrap(), op);
+    assert_eq!(action.governed_chain(&chain("main")), &chain("main"));
 }

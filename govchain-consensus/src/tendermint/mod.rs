@@ -1215,6 +1215,21 @@ impl Tendermint {
                         signer: v.validator.clone(),
                     });
                 }
+                // The member's other key (a rotation overlap) voted
+                // otherwise in this slot: the member equivocated. Like a
+                // second vote by one key, the conflicting vote is reported
+                // and not counted.
+                if let Some((member, first)) = self.member_conflict(&v) {
+                    self.report(
+                        Evidence::MemberDoubleVote {
+                            member,
+                            first: Box::new(first),
+                            second: Box::new(v),
+                        },
+                        out,
+                    );
+                    return Ok(());
+                }
                 self.accept_vote(v, out);
                 Ok(())
             }
@@ -1264,10 +1279,44 @@ impl Tendermint {
         }
     }
 
+    /// A vote of the current height by another key of `v`'s member, in
+    /// `v`'s slot, for another value: the member and that vote. A member
+    /// has more than one key only during a rotation overlap, so this looks
+    /// at the member's key and its rotated-out keys only.
+    fn member_conflict(&self, v: &SignedVote) -> Option<(PublicKey, SignedVote)> {
+        let set = self.set_at(self.height)?;
+        let member = set
+            .may_sign(&v.validator, self.height)
+            .ok()?
+            .1
+            .public_key
+            .clone();
+        let keys = std::iter::once(member.clone()).chain(
+            set.rotated_keys()
+                .filter(|r| r.successor == member)
+                .map(|r| r.key),
+        );
+        for key in keys.filter(|k| *k != v.validator) {
+            let slot = (v.vote.round.get(), v.vote.kind, key);
+            if let Some(first) = self.votes.get(&slot) {
+                if first.vote.block_hash != v.vote.block_hash {
+                    return Some((member, first.clone()));
+                }
+            }
+        }
+        None
+    }
+
     fn report(&mut self, evidence: Evidence, out: &mut Effects) {
         let key = match &evidence {
             Evidence::DoubleVote { first, .. } => (
                 first.validator.clone(),
+                first.vote.height.get(),
+                first.vote.round.get(),
+                first.vote.kind as u8,
+            ),
+            Evidence::MemberDoubleVote { member, first, .. } => (
+                member.clone(),
                 first.vote.height.get(),
                 first.vote.round.get(),
                 first.vote.kind as u8,

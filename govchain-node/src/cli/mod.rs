@@ -4,7 +4,7 @@
 //! | command | what it does |
 //! | --- | --- |
 //! | `keygen [--suite SUITE] --out FILE` | writes a fresh key file (mode 0600) of the suite's algorithm (default `ed25519-blake3`; `sm2-sm3` for SM2) and prints its public key |
-//! | `genesis [--suite SUITE] --departments N --side-chain NAME:ENGINE … --out DIR` | writes a local network: one directory per department with its key, node file and the shared genesis file, plus `trusted/<chain>.json` |
+//! | `genesis [--suite SUITE] --departments N --side-chain NAME:ENGINE[:SUITE] … --out DIR` | writes a local network: one directory per department with its key (and a key of each side chain's other suite), node file and the shared genesis file, plus `trusted/<chain>.json` |
 //! | `run --config FILE` | runs a department node: durable storage, the TCP transport, the HTTP API; stops cleanly on SIGINT/SIGTERM |
 //! | `status --api ADDR` | prints a running node's chains, heights, mempool sizes and peers |
 //! | `inspect --data-dir DIR [--config FILE]` | verifies a data directory offline ([`inspect`]) |
@@ -116,8 +116,11 @@ pub struct GenesisArgs {
     /// Number of departments (1..=64).
     #[arg(long)]
     pub departments: usize,
-    /// A side chain as `NAME:ENGINE` (engine `bft` or `raft`); repeatable.
-    #[arg(long = "side-chain", value_name = "NAME:ENGINE")]
+    /// A side chain as `NAME:ENGINE` (engine `bft` or `raft`), or
+    /// `NAME:ENGINE:SUITE` for a side chain of another crypto suite than
+    /// the network's (every department then also gets a key of that suite,
+    /// `node.SUITE.key`); repeatable.
+    #[arg(long = "side-chain", value_name = "NAME:ENGINE[:SUITE]")]
     pub side_chains: Vec<String>,
     /// The output directory.
     #[arg(long)]
@@ -137,8 +140,9 @@ pub struct GenesisArgs {
     /// Side chains anchor a checkpoint every this many blocks.
     #[arg(long, default_value_t = 8)]
     pub anchor_every: u64,
-    /// The network's crypto suite, shared by every chain:
-    /// `ed25519-blake3` or `sm2-sm3` (the departments get SM2 keys).
+    /// The network's crypto suite, the main chain's and the default of
+    /// side chains: `ed25519-blake3` or `sm2-sm3` (the departments' node
+    /// keys are SM2 keys).
     #[arg(long, default_value_t = CryptoSuite::Ed25519Blake3)]
     pub suite: CryptoSuite,
 }
@@ -319,9 +323,21 @@ fn genesis(args: &GenesisArgs) -> Result<(), CliError> {
         ChainId::new(args.main_chain.clone()).map_err(|e| usage("--main-chain", e.to_string()))?;
     let mut side_chains = Vec::new();
     for spec in &args.side_chains {
-        let (name, engine) = spec
-            .split_once(':')
-            .ok_or_else(|| usage("--side-chain", format!("{spec:?} is not NAME:ENGINE")))?;
+        let (name, rest) = spec.split_once(':').ok_or_else(|| {
+            usage(
+                "--side-chain",
+                format!("{spec:?} is not NAME:ENGINE[:SUITE]"),
+            )
+        })?;
+        let (engine, suite) = match rest.split_once(':') {
+            None => (rest, None),
+            Some((engine, suite)) => (
+                engine,
+                Some(suite.parse::<CryptoSuite>().map_err(|e| {
+                    usage("--side-chain", format!("{spec:?}: suite {suite:?}: {e}"))
+                })?),
+            ),
+        };
         let id = ChainId::new(name).map_err(|e| usage("--side-chain", format!("{name:?}: {e}")))?;
         let engine = match engine {
             "bft" => EngineKind::Bft,
@@ -333,7 +349,7 @@ fn genesis(args: &GenesisArgs) -> Result<(), CliError> {
                 ))
             }
         };
-        side_chains.push(PlannedSideChain { id, engine });
+        side_chains.push(PlannedSideChain { id, engine, suite });
     }
     if args.anchor_every == 0 {
         return Err(usage("--anchor-every", "must be at least 1".into()));

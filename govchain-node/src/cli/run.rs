@@ -49,7 +49,15 @@ pub(super) fn run(config_path: &Path) -> Result<(), CliError> {
     let key = settings.load_key()?;
     let signer: Arc<dyn Signer> = key;
     let me = signer.public_key();
-    let mut node_config = settings.durable_node_config(signer.clone())?;
+    let suite_keys: Vec<Arc<dyn Signer>> = settings
+        .load_suite_keys()?
+        .into_iter()
+        .map(|k| k as Arc<dyn Signer>)
+        .collect();
+    for k in &suite_keys {
+        tracing::info!(key = %crate::config::public_key_hex(&k.public_key()), "suite key loaded");
+    }
+    let mut node_config = settings.durable_node_config_with_keys(signer.clone(), suite_keys)?;
     node_config.rotation_keys = settings
         .load_rotation_keys()?
         .into_iter()

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use govchain_core::app::Application;
 use govchain_core::crypto::{CryptoSuite, SecretKey, Signer};
+use govchain_core::light::LightClient;
 use govchain_core::testkit::KvApp;
 use govchain_core::tx::Transaction;
-use govchain_core::types::ChainId;
+use govchain_core::types::{ChainId, Height};
 use govchain_core::validator::ValidatorSet;
+use govchain_node::crosschain::{CrossChainProof, VerifiedFact};
 use govchain_node::governance::{
     self, DepartmentId, GenesisDepartment, GovernanceOp, ProposalId, ProposalStatus,
 };
@@ -49,6 +51,7 @@ pub fn genesis_departments(keys: &[Arc<SecretKey>]) -> Vec<GenesisDepartment> {
             name: format!("Department {}", i + 1),
             node_key: k.public_key(),
             power: 1,
+            suite_keys: Vec::new(),
         })
         .collect()
 }
@@ -76,12 +79,28 @@ pub fn start(
     dir: &std::path::Path,
     specs: Vec<ChainSpec>,
 ) -> NodeHandle {
+    start_with_suite_keys(net, key, Vec::new(), dir, specs)
+}
+
+/// [`start`] for a node that also holds `suite_keys`
+/// ([`NodeConfig::suite_keys`]).
+pub fn start_with_suite_keys(
+    net: &InProcessNetwork,
+    key: &Arc<SecretKey>,
+    suite_keys: Vec<Arc<SecretKey>>,
+    dir: &std::path::Path,
+    specs: Vec<ChainSpec>,
+) -> NodeHandle {
     let name: String = key.public_key().raw_bytes()[..4]
         .iter()
         .map(|x| format!("{x:02x}"))
         .collect();
     let mut cfg = NodeConfig::new(name, key.clone(), StorageKind::Durable(dir.to_owned()));
     cfg.chains = specs;
+    cfg.suite_keys = suite_keys
+        .into_iter()
+        .map(|k| k as Arc<dyn Signer>)
+        .collect();
     let node = Node::start(cfg, net.transport(key.public_key())).unwrap();
     net.register(key.public_key(), node.inbox());
     node
@@ -144,4 +163,43 @@ pub fn approve<'a>(voters: impl IntoIterator<Item = &'a NodeHandle>, main: &Chai
         )
         .unwrap();
     }
+}
+
+/// Submits `txs` to `chain` on `node`; each must be admitted.
+pub fn submit_all(node: &NodeHandle, chain: &ChainId, txs: Vec<Transaction>) {
+    let results = node.submit(chain, txs).unwrap();
+    assert!(results.iter().all(Result::is_ok), "{chain}: {results:?}");
+}
+
+/// Waits until `prover` can prove side-chain transaction `tx` of `side`
+/// from main-chain trust, and verifies that proof with a fresh light client
+/// that trusts only the main chain's genesis set `genesis_set` (from
+/// `genesis_time`) and follows the main headers `follower` serves.
+pub fn prove_from_genesis(
+    prover: &NodeHandle,
+    follower: &NodeHandle,
+    genesis_set: ValidatorSet,
+    genesis_time: govchain_core::types::Timestamp,
+    side: &ChainId,
+    tx: &govchain_core::hash::Hash,
+) -> (CrossChainProof, VerifiedFact) {
+    let mut proof = None;
+    wait_for(
+        "an anchor covering the transaction",
+        Duration::from_secs(180),
+        || {
+            proof = prover.cross_chain_tx_proof(side, tx).ok();
+            proof.is_some()
+        },
+    );
+    let proof = proof.unwrap();
+    let main = proof.main.header.chain_id.clone();
+    let mut client = LightClient::from_genesis(main.clone(), genesis_set, genesis_time);
+    for h in 1..proof.main.header.height.get() {
+        client
+            .verify(&follower.light_block(&main, Height::new(h)).unwrap())
+            .unwrap();
+    }
+    let fact = proof.verify(&mut client).unwrap();
+    (proof, fact)
 }
