@@ -72,24 +72,48 @@ pub(crate) fn workload(
     senders: usize,
     per_sender: u64,
 ) -> anyhow::Result<Vec<Transaction>> {
-    let keys: Vec<SecretKey> = (0..senders)
+    let keys = sender_keys(senders);
+    let mut txs = Vec::with_capacity(senders * per_sender as usize);
+    for nonce in 0..per_sender {
+        txs.extend(workload_round(chain, &keys, nonce)?);
+    }
+    Ok(txs)
+}
+
+/// The workload's sender keys.
+pub(crate) fn sender_keys(senders: usize) -> Vec<SecretKey> {
+    (0..senders)
         .map(|i| {
             let mut seed = [0u8; 32];
             seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
             SecretKey::from_seed(&seed)
         })
-        .collect();
-    let probe = Transaction::new_signed(chain.clone(), &keys[0], 0, KvApp::payload(b"k", b""))?;
-    let pad = 250usize.saturating_sub(probe.encoded_len() + 8);
-    let mut txs = Vec::with_capacity(senders * per_sender as usize);
-    for nonce in 0..per_sender {
-        for (i, key) in keys.iter().enumerate() {
+        .collect()
+}
+
+/// Round `nonce` of the workload: one 250-byte transaction from each
+/// sender, in sender order, signed in parallel. Sender `i` writes the key
+/// `"{i:04}-{nonce:04}"` cut to 8 bytes, so ten consecutive rounds write the
+/// same 1,000 keys and every tenth round adds 1,000 new ones.
+pub(crate) fn workload_round(
+    chain: &ChainId,
+    keys: &[SecretKey],
+    nonce: u64,
+) -> anyhow::Result<Vec<Transaction>> {
+    use rayon::prelude::*;
+    let Some(first) = keys.first() else {
+        return Ok(Vec::new());
+    };
+    let probe = Transaction::new_signed(chain.clone(), first, 0, KvApp::payload(b"k", b""))?;
+    let pad = vec![7u8; 250usize.saturating_sub(probe.encoded_len() + 8)];
+    keys.par_iter()
+        .enumerate()
+        .map(|(i, key)| {
             let k = format!("{i:04}-{nonce:04}");
-            let payload = KvApp::payload(&k.as_bytes()[..8], &vec![7u8; pad]);
-            txs.push(Transaction::new_signed(chain.clone(), key, nonce, payload)?);
-        }
-    }
-    Ok(txs)
+            let payload = KvApp::payload(&k.as_bytes()[..8], &pad);
+            Ok(Transaction::new_signed(chain.clone(), key, nonce, payload)?)
+        })
+        .collect()
 }
 
 pub(crate) struct EndToEnd {

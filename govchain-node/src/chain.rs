@@ -272,7 +272,11 @@ fn open_durable(
             source: e,
         }),
     })?;
-    let store = DurableStore::open_with(vfs.clone(), &dir, chain.clone(), DurableConfig::default())
+    // Log compaction: a frame's state batch is dead weight once the index
+    // is durable past it (most of a large block's frame).
+    let mut config = DurableConfig::default();
+    config.compact_log = true;
+    let store = DurableStore::open_with(vfs.clone(), &dir, chain.clone(), config)
         .map_err(storage_err(chain))?;
     let (wal, records) =
         RecordLog::open(vfs, &dir.join("consensus.wal")).map_err(storage_err(chain))?;

@@ -64,6 +64,26 @@
 //! recovered by the next open: an append that returns an error may still
 //! turn out committed after a reopen, never partly.
 //!
+//! # Log compaction (format 5)
+//! A frame's state batch is needed only until a checkpoint has made the
+//! index durable past it: recovery replays frames after the durable
+//! applied height and nothing else reads batches. With
+//! [`DurableConfig::compact_log`], right after a checkpoint every full
+//! segment (not the active one) whose blocks all lie below the applied
+//! height is rewritten with its frames' state batches *elided*: the same
+//! frame layout with an empty state part (a real batch is never empty: it
+//! starts with its version). The copy `NAME.compact` is written and
+//! synced (file and directory), one durable index commit names its frames
+//! and records `meta["log_compacting"]` and `meta["log_compacted_below"]`,
+//! then the copy is renamed over the segment and the `log` directory
+//! synced. On
+//! open, a `.compact` copy is renamed into place if `log_compacting` names
+//! it (its commit happened) and deleted otherwise. An elided batch below
+//! `log_compacted_below` passes [`verify`](DurableStore::verify); anywhere
+//! else it is corruption. With 1,000-transaction blocks and a large state
+//! the batch is most of a frame (the tree pages a block rewrote), so the
+//! log shrinks to about the blocks themselves.
+//!
 //! # Clean shutdown
 //! Opening clears the clean-shutdown marker in its first (durable) write,
 //! before any recovery write. A clean close — [`DurableStore::close`] or
@@ -115,7 +135,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use govchain_core::block::{Block, MAX_BLOCK_ENCODED_LEN};
@@ -162,6 +182,14 @@ const META_OLDEST: &str = "oldest_height";
 const META_STATE_LATEST: &str = "state_latest";
 const META_STATE_OLDEST: &str = "state_oldest";
 const META_CLEAN: &str = "clean_shutdown";
+/// The first height whose frame still carries its state batch: every
+/// segment below it was compacted ([`DurableConfig::compact_log`]).
+const META_COMPACTED: &str = "log_compacted_below";
+/// The base of the last segment whose compacted copy the index names (its
+/// `.compact` file is renamed over the segment on open if it is still there).
+const META_COMPACTING: &str = "log_compacting";
+/// Suffix of a segment's compacted copy before it is renamed into place.
+const COMPACT_SUFFIX: &str = ".compact";
 
 /// Default [`DurableConfig::checkpoint_interval`]: the index is made
 /// durable every 64 appends, so recovery after a crash replays at most 64
@@ -239,6 +267,16 @@ pub struct DurableConfig {
     /// write keeps its answer. Default 262,144 (a few tens of MiB with
     /// small values); the cache is emptied when full.
     pub latest_value_cache_entries: usize,
+    /// Reclaim the log space of state batches the index has made durable:
+    /// once a checkpoint covers every block of a full (no longer active)
+    /// segment, the segment is rewritten with each frame's state batch
+    /// elided (the block and certificate stay, byte for byte), so the log
+    /// holds about the blocks and not the state pages they wrote. The
+    /// batches are never read again — recovery replays only frames after
+    /// the durable applied height — so this loses nothing; it costs a read
+    /// of the segment and a write of its block parts. Default `false`.
+    /// See the module docs, *Log compaction*.
+    pub compact_log: bool,
 }
 
 impl Default for DurableConfig {
@@ -253,6 +291,7 @@ impl Default for DurableConfig {
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
             node_cache_entries: 65_536,
             latest_value_cache_entries: 262_144,
+            compact_log: false,
         }
     }
 }
@@ -313,6 +352,13 @@ pub struct DurableStore {
     /// The first damaged index page found by a read (redb refuses every
     /// later access of the index file after it).
     damage: DamageRecord,
+    /// The first height whose frame still carries its state batch
+    /// (`meta["log_compacted_below"]`); frames below it may have it elided.
+    compacted_below: AtomicU64,
+    /// Held for reading while a frame is located and read, for writing
+    /// while a compacted segment replaces its original (index, file and
+    /// open handle change together).
+    compaction: RwLock<()>,
     /// Set once open succeeded, cleared by the clean close: a handle whose
     /// open failed writes no clean-shutdown marker.
     open: AtomicBool,
@@ -711,6 +757,8 @@ impl DurableStore {
             segments: RwLock::new(BTreeMap::new()),
             tip: RwLock::new(Tip::default()),
             poison: Mutex::new(None),
+            compacted_below: AtomicU64::new(0),
+            compaction: RwLock::new(()),
             open: AtomicBool::new(false),
             damage,
             _lock: lock,
@@ -985,8 +1033,31 @@ impl DurableStore {
             .map_err(self.io("list", &log_dir))?;
         let mut dir_changed = false;
         let mut bases = Vec::new();
+        let compacting = {
+            let read = self.read_txn()?;
+            let meta = read.open_table(META).map_err(db_err)?;
+            self.compacted_below.store(
+                get_meta_u64(&meta, META_COMPACTED)?.unwrap_or(0),
+                Ordering::SeqCst,
+            );
+            get_meta_u64(&meta, META_COMPACTING)?
+        };
         for name in &names {
-            if name.ends_with(".tmp") {
+            if let Some(base) = name
+                .strip_suffix(COMPACT_SUFFIX)
+                .and_then(parse_segment_name)
+            {
+                // A compacted copy: the index names it if its compaction
+                // committed (finish the rename), else it is left over.
+                let p = log_dir.join(name);
+                if compacting == Some(base) {
+                    let to = self.segment_path(base);
+                    self.vfs.rename(&p, &to).map_err(self.io("rename", &p))?;
+                } else {
+                    self.vfs.remove_file(&p).map_err(self.io("remove", &p))?;
+                }
+                dir_changed = true;
+            } else if name.ends_with(".tmp") {
                 let p = log_dir.join(name);
                 self.vfs.remove_file(&p).map_err(self.io("remove", &p))?;
                 dir_changed = true;
@@ -1336,6 +1407,20 @@ impl DurableStore {
     /// be indexed): its checksum, decoding, and the hash in the index. The
     /// state batch in the frame is not read.
     fn read_block(&self, height: u64) -> Result<StoredBlock, StorageError> {
+        let (loc, part, path) = self.read_block_part(height)?;
+        let here = || format!("{} @ {}", path.display(), loc.offset);
+        let (block_bytes, cert_bytes) =
+            split_block_part(&part).map_err(|r| StorageError::corrupt(here(), r))?;
+        decode_stored(height, &loc, block_bytes, cert_bytes)
+            .map_err(|r| StorageError::corrupt(here(), r))
+    }
+
+    /// Reads the block part of the frame of `height` (which must be
+    /// indexed), checking the frame header against the index entry; the
+    /// caller checks the part's CRC ([`split_block_part`]). Returns the
+    /// entry, the part and the segment's path.
+    fn read_block_part(&self, height: u64) -> Result<(Location, Vec<u8>, PathBuf), StorageError> {
+        let _frames = self.compaction.read();
         let (loc, file, path) = self.frame_file(height)?;
         let here = || format!("{} @ {}", path.display(), loc.offset);
         let read =
@@ -1352,16 +1437,14 @@ impl DurableStore {
         let part_len = block_part_len(&head, &fh).map_err(|r| StorageError::corrupt(here(), r))?;
         let mut part = vec![0u8; part_len];
         read(loc.offset, &mut part)?;
-        let (block_bytes, cert_bytes) =
-            split_block_part(&part).map_err(|r| StorageError::corrupt(here(), r))?;
-        decode_stored(height, &loc, block_bytes, cert_bytes)
-            .map_err(|r| StorageError::corrupt(here(), r))
+        Ok((loc, part, path))
     }
 
     /// Reads the whole frame of `height` (which must be indexed) and checks
     /// both its checksums, the state batch's decoding and the block part
     /// as [`read_block`](Self::read_block) does.
     fn check_frame(&self, height: u64) -> Result<StoredBlock, StorageError> {
+        let _frames = self.compaction.read();
         let (loc, file, path) = self.frame_file(height)?;
         let here = || format!("{} @ {}", path.display(), loc.offset);
         let mut frame = vec![0u8; loc.frame_len as usize];
@@ -1375,13 +1458,18 @@ impl DurableStore {
         }
         let (block_bytes, cert_bytes, state_bytes) =
             split_frame(&frame).map_err(|r| StorageError::corrupt(here(), r))?;
-        let batch = decode_state_batch(state_bytes)
-            .map_err(|e| StorageError::corrupt(here(), format!("state batch: {e}")))?;
-        if batch.version != height {
-            return Err(StorageError::corrupt(
-                here(),
-                "state batch of another version",
-            ));
+        // An elided state batch (empty) is allowed only in a compacted
+        // segment.
+        let elided = state_bytes.is_empty() && height < self.compacted_below.load(Ordering::SeqCst);
+        if !elided {
+            let batch = decode_state_batch(state_bytes)
+                .map_err(|e| StorageError::corrupt(here(), format!("state batch: {e}")))?;
+            if batch.version != height {
+                return Err(StorageError::corrupt(
+                    here(),
+                    "state batch of another version",
+                ));
+            }
         }
         decode_stored(height, &loc, block_bytes, cert_bytes)
             .map_err(|r| StorageError::corrupt(here(), r))
@@ -1557,6 +1645,95 @@ impl DurableStore {
         })
     }
 
+    /// Log compaction ([`DurableConfig::compact_log`]): rewrites every full
+    /// segment not yet compacted whose blocks are all below `durable` (the
+    /// applied height, durable in the index), in log order.
+    fn compact_checkpointed(&self, w: &Writer, durable: u64) -> Result<(), StorageError> {
+        let active = w.active.as_ref().map(|(b, _, _)| *b);
+        let bases: Vec<u64> = self.segments.read().keys().copied().collect();
+        for pair in bases.windows(2) {
+            if let [base, next] = pair {
+                // `next <= durable`: the frame of the applied height, which
+                // recovery checks whole, stays in an uncompacted segment.
+                if *base >= self.compacted_below.load(Ordering::SeqCst)
+                    && *next <= durable
+                    && Some(*base) != active
+                {
+                    self.compact_segment(*base, *next)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the segment of heights `base..next` with every frame's state
+    /// batch elided. The copy is written as `NAME.compact`, synced and its
+    /// name made durable (a directory sync); one
+    /// durable index commit then names its frames (and records `base` as
+    /// the segment being compacted); then the copy is renamed over the
+    /// segment and the directory synced. A crash before the commit leaves
+    /// the original named by the index (the copy is deleted on open), one
+    /// after it leaves the copy named (open finishes the rename).
+    fn compact_segment(&self, base: u64, next: u64) -> Result<(), StorageError> {
+        let copy_path = self
+            .log_dir
+            .join(format!("{}{COMPACT_SUFFIX}", segment_name(base)));
+        let copy = self
+            .vfs
+            .open(&copy_path, OpenMode::Truncate)
+            .map_err(self.io("create", &copy_path))?;
+        copy.write_at(0, &encode_segment_header(base))
+            .map_err(self.io("write", &copy_path))?;
+        let mut offset = SEGMENT_HEADER_LEN;
+        let mut locations = Vec::new();
+        for height in base..next {
+            let (mut loc, part, path) = self.read_block_part(height)?;
+            let here = || format!("{} @ {}", path.display(), loc.offset);
+            let (block_bytes, cert_bytes) =
+                split_block_part(&part).map_err(|r| StorageError::corrupt(here(), r))?;
+            let frame = encode_frame(height, block_bytes, cert_bytes, &[])
+                .ok_or_else(|| StorageError::corrupt(here(), "frame parts out of range"))?;
+            copy.write_at(offset, &frame)
+                .map_err(self.io("write", &copy_path))?;
+            loc.offset = offset;
+            loc.frame_len = u32::try_from(frame.len()).map_err(|_| StorageError::TooLarge {
+                len: frame.len(),
+                max: MAX_FRAME_PAYLOAD,
+            })?;
+            offset = offset.saturating_add(frame.len() as u64);
+            locations.push((height, loc));
+        }
+        copy.sync_data().map_err(self.io("sync", &copy_path))?;
+        // The copy's name must be durable before the index names its frames.
+        self.vfs
+            .sync_dir(&self.log_dir)
+            .map_err(self.io("sync dir", &self.log_dir))?;
+        let _frames = self.compaction.write();
+        let txn = self.write_txn()?;
+        {
+            let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+            for (height, loc) in &locations {
+                blocks
+                    .insert(*height, loc.encode(*height).as_slice())
+                    .map_err(db_err)?;
+            }
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            put_meta(&mut meta, META_COMPACTING, &base.to_le_bytes())?;
+            put_meta(&mut meta, META_COMPACTED, &next.to_le_bytes())?;
+        }
+        txn.commit().map_err(db_err)?;
+        let path = self.segment_path(base);
+        self.vfs
+            .rename(&copy_path, &path)
+            .map_err(self.io("rename", &copy_path))?;
+        self.vfs
+            .sync_dir(&self.log_dir)
+            .map_err(self.io("sync dir", &self.log_dir))?;
+        self.segments.write().insert(base, copy);
+        self.compacted_below.store(next, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Writes prepared state rows into `txn`, and stages the version's
     /// nodes as the recent ones (used once the state tip reaches it).
     fn write_rows(
@@ -1708,6 +1885,12 @@ impl BlockStore for DurableStore {
             // Everything that can refuse the batch runs before the frame is
             // written: once the frame is durable, the block is committed.
             let rows = prepare_rows(&state)?;
+            // Right after a checkpoint every stored block is durable in the
+            // index: reclaim the state batches of full segments (before this
+            // frame, so that a failure leaves this append undone).
+            if self.config.compact_log && w.since_checkpoint == 0 {
+                self.poisoning(self.compact_checkpointed(&w, tip.latest))?;
+            }
             let block_bytes = block.to_bytes();
             let cert_bytes = certificate.to_bytes();
             let state_bytes = encode_state_batch(&state).ok_or(StorageError::TooLarge {
@@ -2420,12 +2603,6 @@ mod tests {
         store.append(&block, &cert, batch).unwrap();
     }
 
-    /// A value read "as of" a version is checked against the state tree:
-    /// with the latest row of a key lost (a lost write, or a damaged key
-    /// hiding it), the older row the index finds instead is reported as
-    /// corruption, never served; likewise a lost deletion marker. Intact
-    /// reads agree with the tree at every version, and a version below the
-    /// pruning horizon is refused as pruned.
     #[test]
     fn checked_block_reads_the_whole_frame() {
         let dir = tempfile::tempdir().unwrap();
@@ -2496,6 +2673,56 @@ mod tests {
         );
     }
 
+    #[test]
+    fn log_compaction_elides_checkpointed_state_batches() {
+        let run = |compact: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let chain = ChainId::new("durable-test").unwrap();
+            let config = DurableConfig {
+                segment_size: 64 * 1024,
+                checkpoint_interval: 8,
+                compact_log: compact,
+                ..DurableConfig::default()
+            };
+            let store = DurableStore::open(dir.path(), chain.clone(), config.clone()).unwrap();
+            let tree = SparseMerkleTree::new(&store, HashFunction::Blake3);
+            let (_, genesis) = tree.apply_batch(None, 0, &[]).unwrap();
+            store.commit_state(genesis).unwrap();
+            for h in 0..200u64 {
+                let updates: Vec<_> = (0..50u64)
+                    .map(|i| {
+                        let k = KeyHash::of(HashFunction::Blake3, &(h * 50 + i).to_le_bytes());
+                        (k, Some(vec![7; 100]))
+                    })
+                    .collect();
+                append_state(&store, &updates);
+            }
+            assert_eq!(store.verify().unwrap(), 200);
+            drop(store);
+            let store = DurableStore::open(dir.path(), chain, config).unwrap();
+            assert_eq!(store.verify().unwrap(), 200);
+            let log: u64 = std::fs::read_dir(dir.path().join(LOG_DIR))
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len())
+                .sum();
+            (log, store.compacted_below.load(Ordering::SeqCst))
+        };
+        let (full, none) = run(false);
+        let (compacted, below) = run(true);
+        assert_eq!(none, 0);
+        assert!(below > 100, "compacted below {below}");
+        assert!(
+            compacted * 2 < full,
+            "log {compacted} bytes compacted, {full} not"
+        );
+    }
+
+    /// A value read "as of" a version is checked against the state tree:
+    /// with the latest row of a key lost (a lost write, or a damaged key
+    /// hiding it), the older row the index finds instead is reported as
+    /// corruption, never served; likewise a lost deletion marker. Intact
+    /// reads agree with the tree at every version, and a version below the
+    /// pruning horizon is refused as pruned.
     #[test]
     fn as_of_value_reads_are_checked_against_the_tree() {
         let dir = tempfile::tempdir().unwrap();

@@ -39,7 +39,11 @@ use govchain_core::smt::{
 ///   from disk, so index damage is reported on the read that meets it and
 ///   a clean open no longer needs redb's full integrity check. Stores in
 ///   format 3 (no `index.sum`) are refused.
-pub const FORMAT_VERSION: u32 = 4;
+/// - 5: log compaction: a frame below `meta["log_compacted_below"]` may
+///   carry an empty (elided) state batch, which a format-4 build would
+///   call corrupt; the index meta has `log_compacting` and
+///   `log_compacted_below`. Stores in format 4 are refused.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Magic bytes opening the `MANIFEST` file.
 pub const MANIFEST_MAGIC: [u8; 16] = *b"GOVCHAIN-STORE\r\n";

@@ -62,7 +62,18 @@ pub fn small_config() -> DurableConfig {
 }
 
 pub fn open_sim(disk: &SimDisk) -> Result<DurableStore, StorageError> {
-    DurableStore::open_with(Arc::new(disk.clone()), DIR, chain(), small_config())
+    open_sim_with(disk, small_config())
+}
+
+/// [`small_config`] with log compaction on.
+pub fn compacting_config() -> DurableConfig {
+    let mut c = small_config();
+    c.compact_log = true;
+    c
+}
+
+pub fn open_sim_with(disk: &SimDisk, config: DurableConfig) -> Result<DurableStore, StorageError> {
+    DurableStore::open_with(Arc::new(disk.clone()), DIR, chain(), config)
 }
 
 pub struct Entry {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::common::*;
 use govchain_storage::durable::DEFAULT_CHECKPOINT_INTERVAL;
 use govchain_storage::sim::{CrashMode, Fault, FaultKind, SimDisk};
-use govchain_storage::StateStore;
+use govchain_storage::{DurableConfig, StateStore};
 use parking_lot::Mutex;
 
 #[derive(Clone, Copy, Default)]
@@ -26,7 +26,28 @@ struct Progress {
 /// it also crashes at each sync of the recovery itself and recovers again.
 #[test]
 fn crash_at_every_sync_point_keeps_every_acknowledged_block() {
-    let seed = seed("crash_at_every_sync_point_keeps_every_acknowledged_block");
+    crash_at_every_sync_point(
+        "crash_at_every_sync_point_keeps_every_acknowledged_block",
+        small_config(),
+    );
+}
+
+/// The same with log compaction: the crash points now include every step
+/// of rewriting a segment (the copy's sync, the index commit naming it,
+/// the directory sync after the rename), and every reopen must also pass
+/// `verify` (elided state batches only in compacted segments).
+#[test]
+fn crash_at_every_sync_point_with_log_compaction() {
+    crash_at_every_sync_point(
+        "crash_at_every_sync_point_with_log_compaction",
+        compacting_config(),
+    );
+}
+
+fn crash_at_every_sync_point(test: &str, config: DurableConfig) {
+    let seed = seed(test);
+    let compact = config.compact_log;
+    let open = move |d: &SimDisk| open_sim_with(d, config.clone());
     // 320 blocks: five index checkpoints (every 64 appends) and replays of
     // up to 63 frames; more than 400 sync points, although an append
     // between checkpoints syncs only its frame.
@@ -43,11 +64,12 @@ fn crash_at_every_sync_point_keeps_every_acknowledged_block() {
 
     let disk = SimDisk::new(seed);
     {
-        let (wl, progress, checks, recovery_crashes) = (
+        let (wl, progress, checks, recovery_crashes, open) = (
             wl.clone(),
             progress.clone(),
             checks.clone(),
             recovery_crashes.clone(),
+            open.clone(),
         );
         disk.set_sync_hook(Some(Arc::new(move |i: u64, frozen: &SimDisk| {
             let p = *progress.lock();
@@ -60,33 +82,35 @@ fn crash_at_every_sync_point_keeps_every_acknowledged_block() {
                 let crashed = frozen.power_loss(mode);
                 if i.is_multiple_of(recovery_stride) {
                     let probe = crashed.frozen_copy(i);
-                    let opened = open_sim(&probe);
+                    let opened = open(&probe);
                     let open_syncs = probe.counts().syncs;
                     drop(opened);
                     for k in 0..open_syncs {
                         let c = crashed.frozen_copy(i ^ k);
                         c.crash_at_sync(k);
-                        assert!(
-                            open_sim(&c).is_err(),
-                            "sync {i}: recovery crash {k} not hit"
-                        );
+                        assert!(open(&c).is_err(), "sync {i}: recovery crash {k} not hit");
                         let again = c.power_loss(mode);
-                        let store = open_sim(&again).unwrap_or_else(|e| {
+                        let store = open(&again).unwrap_or_else(|e| {
                             panic!("sync {i} {mode:?}, recovery crash {k}: reopen failed: {e}")
                         });
                         check_invariants(&store, &wl, p.acked, p.in_flight);
                         recovery_crashes.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                let store = open_sim(&crashed)
+                let store = open(&crashed)
                     .unwrap_or_else(|e| panic!("sync {i} {mode:?}: reopen failed: {e}"));
                 check_invariants(&store, &wl, p.acked, p.in_flight);
+                if compact {
+                    store
+                        .verify()
+                        .unwrap_or_else(|e| panic!("sync {i} {mode:?}: verify: {e}"));
+                }
                 checks.fetch_add(1, Ordering::Relaxed);
             }
         })));
     }
 
-    let store = open_sim(&disk).unwrap();
+    let store = open(&disk).unwrap();
     store.commit_state(wl.genesis()).unwrap();
     for h in 1..=blocks {
         progress.lock().in_flight = true;
@@ -98,8 +122,11 @@ fn crash_at_every_sync_point_keeps_every_acknowledged_block() {
     }
     disk.set_sync_hook(None);
     drop(store);
-    let store = open_sim(&disk.power_loss(CrashMode::KeepNone)).unwrap();
+    let store = open(&disk.power_loss(CrashMode::KeepNone)).unwrap();
     check_invariants(&store, &wl, blocks, false);
+    if compact {
+        assert_eq!(store.verify().unwrap(), blocks);
+    }
     eprintln!(
         "crash points: {} syncs, {} reopen checks, {} recovery crashes, {:.1?}",
         disk.counts().syncs,
