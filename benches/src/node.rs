@@ -186,7 +186,6 @@ pub(crate) fn end_to_end(total: usize) -> anyhow::Result<EndToEnd> {
     let mut committed = 0usize;
     let mut blocks = 0usize;
     let mut last_commit = start;
-    let mut last_progress = start;
     progress("node: 4 validators, durable storage: submitting and committing");
     // One client per node, each submitting its share in batches as fast as
     // that node's mempool admits them (a full pool refuses the whole batch,
@@ -198,7 +197,7 @@ pub(crate) fn end_to_end(total: usize) -> anyhow::Result<EndToEnd> {
             let (chain, submitted, stop) = (&chain, &submitted, &stop);
             clients.push(scope.spawn(move || submit_share(node, chain, share, submitted, stop)));
         }
-        while committed < txs.len() && last_progress.elapsed() < Duration::from_secs(60) {
+        while committed < txs.len() && last_commit.elapsed() < Duration::from_secs(60) {
             let Ok(event) = events.recv_timeout(Duration::from_millis(200)) else {
                 continue;
             };
@@ -210,7 +209,6 @@ pub(crate) fn end_to_end(total: usize) -> anyhow::Result<EndToEnd> {
                     latencies.push(now.duration_since(t).as_secs_f64() * 1e3);
                     committed += 1;
                     last_commit = now;
-                    last_progress = now;
                 }
             }
         }
