@@ -867,28 +867,15 @@ impl Worker {
             // batch verification per chain instead of one per submission.
             let mut admissions = Admissions::default();
             for input in inputs {
-                let input = match input {
+                match input {
                     NodeInput::Submit { chain, txs, reply } => {
                         admissions.push(chain, txs, reply, true);
-                        continue;
                     }
-                    NodeInput::Net(Inbound {
-                        envelope: Envelope::Transactions { chain, txs },
-                        ..
-                    }) => {
-                        let decoded = txs
-                            .iter()
-                            .filter_map(|b| Transaction::decode(b).ok())
-                            .collect();
-                        admissions.push(chain, decoded, None, false);
-                        continue;
+                    NodeInput::Net(inbound) => {
+                        self.on_inbound(inbound, &mut pending, &mut admissions)?;
                     }
-                    other => other,
-                };
-                // Anything else sees the effect of the transactions before it.
-                self.admit(std::mem::take(&mut admissions));
-                match input {
                     NodeInput::Stop => {
+                        self.admit(admissions);
                         // Records of effects not yet carried out are
                         // persisted before stopping; their messages need
                         // not be sent.
@@ -900,15 +887,15 @@ impl Worker {
                         }
                         return Ok(());
                     }
-                    NodeInput::Net(inbound) => self.on_inbound(inbound, &mut pending)?,
                     NodeInput::SubmitOwn {
                         chain,
                         payload,
                         reply,
                     } => {
+                        // Sees the effect of the transactions before it.
+                        self.admit(std::mem::take(&mut admissions));
                         let _ = reply.try_send(self.submit_own(&chain, payload));
                     }
-                    NodeInput::Submit { .. } => {} // gathered above
                 }
             }
             self.admit(admissions);
@@ -939,14 +926,22 @@ impl Worker {
         self.chains.iter().position(|c| c.chain_id() == chain)
     }
 
+    /// Handles one message from a peer. Transactions are gathered into
+    /// `admissions` (admitted together at the end of the inbox read); any
+    /// other message first admits what was gathered before it, so it sees
+    /// their effect.
     fn on_inbound(
         &mut self,
         inbound: Inbound,
         pending: &mut Vec<(usize, Effects)>,
+        admissions: &mut Admissions,
     ) -> Result<(), NodeError> {
         let Some(i) = self.chain_index(inbound.envelope.chain()) else {
             return Ok(()); // not a chain of ours: dropped
         };
+        if !matches!(inbound.envelope, Envelope::Transactions { .. }) {
+            self.admit(std::mem::take(admissions));
+        }
         match inbound.envelope {
             Envelope::Consensus { bytes, .. } => {
                 // The engine knows the peer by its key of the chain's suite.
@@ -957,15 +952,12 @@ impl Worker {
                     pending.push((i, fx));
                 }
             }
-            Envelope::Transactions { txs, .. } => {
+            Envelope::Transactions { chain, txs } => {
                 let decoded = txs
                     .iter()
                     .filter_map(|b| Transaction::decode(b).ok())
                     .collect();
-                let chain = self.chains[i].chain_id().clone();
-                let mut one = Admissions::default();
-                one.push(chain, decoded, None, false);
-                self.admit(one);
+                admissions.push(chain, decoded, None, false);
             }
             Envelope::Status { height, .. } => self.on_sync_status(i, inbound.from, height),
             Envelope::SyncRequest {
