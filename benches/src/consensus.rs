@@ -97,6 +97,7 @@ use govchain_core::hash::Hash;
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
 use govchain_core::validator::ValidatorSet;
+use rayon::prelude::*;
 
 use crate::core::signatures::{Workload, BATCH_N};
 use crate::{progress, Row};
@@ -160,7 +161,11 @@ pub fn tx_sets(
 
 /// Batch-verifies the signatures of `txs` ([`verify_batch`], parallel).
 pub fn verify_txs(txs: &[Transaction]) -> bool {
-    let digests: Vec<Hash> = txs.iter().map(Transaction::signing_message).collect();
+    let digests: Vec<Hash> = txs
+        .par_iter()
+        .with_min_len(64)
+        .map(Transaction::signing_message)
+        .collect();
     let items: Vec<BatchItem<'_>> = txs
         .iter()
         .zip(&digests)
