@@ -159,7 +159,8 @@ pub fn tx_sets(
         .collect()
 }
 
-/// Batch-verifies the signatures of `txs` ([`verify_batch`], parallel).
+/// Batch-verifies the signatures of `txs`: their signing digests, then
+/// [`verify_batch`], both in parallel on the rayon pool.
 pub fn verify_txs(txs: &[Transaction]) -> bool {
     let digests: Vec<Hash> = txs
         .par_iter()
