@@ -1592,15 +1592,27 @@ impl DurableStore {
         })
     }
 
+    /// Creates (or truncates) `path` and writes the header of the segment
+    /// whose first height is `base`; not synced. Used for a new segment's
+    /// temporary file and for a compacted copy.
+    fn create_segment_file(
+        &self,
+        path: &Path,
+        base: u64,
+    ) -> Result<Arc<dyn VfsFile>, StorageError> {
+        let file = self
+            .vfs
+            .open(path, OpenMode::Truncate)
+            .map_err(self.io("create", path))?;
+        file.write_at(0, &encode_segment_header(base))
+            .map_err(self.io("write", path))?;
+        Ok(file)
+    }
+
     fn new_segment(&self, base: u64) -> Result<Arc<dyn VfsFile>, StorageError> {
         let path = self.segment_path(base);
         let tmp = self.log_dir.join(format!("{}.tmp", segment_name(base)));
-        let file = self
-            .vfs
-            .open(&tmp, OpenMode::Truncate)
-            .map_err(self.io("create", &tmp))?;
-        file.write_at(0, &encode_segment_header(base))
-            .map_err(self.io("write", &tmp))?;
+        let file = self.create_segment_file(&tmp, base)?;
         file.sync_data().map_err(self.io("sync", &tmp))?;
         self.vfs
             .rename(&tmp, &path)
@@ -1678,12 +1690,7 @@ impl DurableStore {
         let copy_path = self
             .log_dir
             .join(format!("{}{COMPACT_SUFFIX}", segment_name(base)));
-        let copy = self
-            .vfs
-            .open(&copy_path, OpenMode::Truncate)
-            .map_err(self.io("create", &copy_path))?;
-        copy.write_at(0, &encode_segment_header(base))
-            .map_err(self.io("write", &copy_path))?;
+        let copy = self.create_segment_file(&copy_path, base)?;
         let mut offset = SEGMENT_HEADER_LEN;
         let mut locations = Vec::new();
         for height in base..next {
