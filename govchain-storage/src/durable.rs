@@ -84,6 +84,29 @@
 //! the batch is most of a frame (the tree pages a block rewrote), so the
 //! log shrinks to about the blocks themselves.
 //!
+//! # Format upgrade (5 to 6)
+//! Format 6 changed only the index: value rows are keyed by (version, key
+//! hash) in the table `smt_values_by_version`, where format 5 keyed them
+//! by (key hash, version) in `smt_values` (see
+//! [`FORMAT_VERSION`]). Opening a format-5
+//! store upgrades it in place, under the store lock and before recovery:
+//! 1. one durable redb transaction moves every value row to the new table
+//!    (each checked against its seal, then re-keyed and re-sealed;
+//!    deletion markers, which format 6 does not need, are dropped),
+//!    deletes the old table, rewrites the value keys listed in every
+//!    stale-index row and sets `meta["format"]` to 6;
+//! 2. the `MANIFEST` is rewritten for format 6 (temporary file, sync,
+//!    rename, directory sync);
+//! 3. recovery replays the log as usual: its frames and segment headers
+//!    are the same in both formats, so the frames of a format-5 log are
+//!    replayed into the new layout.
+//!
+//! A crash before step 1 commits leaves a format-5 store, upgraded from
+//! scratch by the next open; a crash after it leaves a format-6 index
+//! under a format-5 manifest, and the next open only rewrites the
+//! manifest. The transaction streams the tables, so its memory does not
+//! grow with the state; it logs (`tracing`, level info) the rows it moved.
+//!
 //! # Clean shutdown
 //! Opening clears the clean-shutdown marker in its first (durable) write,
 //! before any recovery write. A clean close — [`DurableStore::close`] or
@@ -115,14 +138,15 @@
 //! - **Index rows.** Every value is sealed with a CRC-32C of key and value
 //!   ([`seal`]): a row served under another key is caught (the second,
 //!   independent check behind the page checksum).
-//! - **State.** A page of the state tree is keyed by (version, path),
-//!   written once and sealed with its key. A value read at exactly the
-//!   version its row was written at is proven by the seal; a read "as of"
-//!   a later version (the value at the greatest version `<=` it, as the
-//!   executor's state view reads) is checked against the state tree of
-//!   that version — the key's leaf must name the row's version and the
-//!   BLAKE3 hash of its value — so a lost or hidden latest row cannot make
-//!   an older one pass as current. Reads as of a pruned version are
+//! - **State.** A page of the state tree is keyed by (version, path), a
+//!   value row by (version, key hash); both are written once and sealed
+//!   with their key. A value is read "as of" a version (the value at the
+//!   greatest version `<=` it, as the executor's state view reads) through
+//!   the state tree of that version: the key's leaf names the version that
+//!   wrote the live value, and the row of exactly that version is read —
+//!   so a lost or hidden latest row cannot make an older one pass as
+//!   current. A missing row is corruption; a key without a leaf is absent
+//!   (a deletion writes no row). Reads as of a pruned version are
 //!   [`StorageError::Pruned`].
 //! - **Blocks.** A read by height checks the frame's header (height, length)
 //!   against its index entry, the block part's CRC, and the decoded block's
@@ -148,15 +172,16 @@ use govchain_core::smt::{
 };
 use govchain_core::types::{ChainId, Height};
 use parking_lot::{Mutex, RwLock};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::error::{db_err, StorageError};
 use crate::format::{
     block_part_len, check_segment_header, decode_stale_row, decode_state_batch, encode_frame,
     encode_segment_header, encode_stale_row, encode_state_batch, node_key, parse_frame_header,
-    seal, split_block_part, split_frame, unseal, value_key, Location, Manifest, ManifestError,
-    FORMAT_VERSION, FRAME_HEADER_LEN, FRAME_HEAD_LEN, FRAME_MAGIC, MAX_CERT_LEN, MAX_FRAME_PAYLOAD,
-    MAX_STATE_LEN, SEGMENT_HEADER_LEN,
+    seal, split_block_part, split_frame, stale_row_from_v5, unseal, value_key, value_key_from_v5,
+    Location, Manifest, ManifestError, FORMAT_VERSION, FRAME_HEADER_LEN, FRAME_HEAD_LEN,
+    FRAME_MAGIC, MAX_CERT_LEN, MAX_FRAME_PAYLOAD, MAX_STATE_LEN, OLDEST_UPGRADABLE_FORMAT,
+    SEGMENT_HEADER_LEN,
 };
 use crate::latest_values::LatestValues;
 use crate::pagesum::{ChecksummedFile, DamageRecord};
@@ -167,7 +192,10 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const HASHES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("block_hashes");
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_nodes");
-const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_values");
+const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_values_by_version");
+/// The value table of format 5 (keys `key_hash | version`): read once, by
+/// the upgrade to format 6, then deleted.
+const VALUES_V5: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_values");
 /// The stale index: one row per version that made anything stale, keyed by
 /// that version (big-endian), listing every node and value entry it
 /// replaced ([`encode_stale_row`]). One row per version instead of one per
@@ -563,21 +591,20 @@ fn prepare_rows(batch: &TreeUpdateBatch) -> Result<IndexRows, StorageError> {
             reason: "batch writes a node twice",
         });
     }
+    // A deletion writes no row: a read goes through the key's leaf, and a
+    // deleted key has none. Value keys start with the version too, so these
+    // rows also go to the table's right edge.
     let mut values: Vec<([u8; 40], Vec<u8>)> = batch
         .values
         .iter()
-        .map(|(kh, version, value)| {
+        .filter_map(|(kh, version, value)| {
+            let bytes = value.as_ref()?;
             let k = value_key(kh, *version);
             buf.clear();
-            match value {
-                Some(bytes) => {
-                    buf.push(1);
-                    buf.extend_from_slice(bytes);
-                }
-                None => buf.push(0),
-            }
+            buf.push(1);
+            buf.extend_from_slice(bytes);
             let v = seal(&k, &buf);
-            (k, v)
+            Some((k, v))
         })
         .collect();
     values.sort_by_key(|a| a.0);
@@ -649,8 +676,9 @@ impl DurableStore {
         // created the store meanwhile).
         Self::check_manifest(vfs.as_ref(), &dir, &chain_id)?;
         let lock = Self::lock_dir(vfs.as_ref(), &dir)?;
-        if !Self::check_manifest(vfs.as_ref(), &dir, &chain_id)? {
-            Self::create_manifest(vfs.as_ref(), &dir, &chain_id)?;
+        let manifest_format = Self::check_manifest(vfs.as_ref(), &dir, &chain_id)?;
+        if manifest_format.is_none() {
+            Self::write_manifest(vfs.as_ref(), &dir, &chain_id)?;
         }
 
         let index_path = dir.join(INDEX_FILE);
@@ -764,7 +792,14 @@ impl DurableStore {
             _lock: lock,
         };
         store.contain(|| {
-            store.init_or_check_meta()?;
+            let upgrading = manifest_format.is_some_and(|f| f < FORMAT_VERSION);
+            store.init_or_check_meta(upgrading)?;
+            if upgrading {
+                // The index is in the current format, durably: the manifest
+                // follows (a crash before this rename finishes the upgrade on
+                // the next open, with nothing left to rewrite).
+                Self::write_manifest(store.vfs.as_ref(), &store.dir, &store.chain_id)?;
+            }
             store.recover()?;
             store.check_state_root()
         })?;
@@ -794,16 +829,21 @@ impl DurableStore {
 
     /// Refuses, without modifying anything, a directory that is neither
     /// missing, empty (but for a `MANIFEST.tmp` or a [`LOCK_FILE`]), nor a
-    /// store of `chain_id` in a supported format. Returns whether it holds
-    /// a manifest.
-    fn check_manifest(vfs: &dyn Vfs, dir: &Path, chain_id: &ChainId) -> Result<bool, StorageError> {
+    /// store of `chain_id` in a format this build opens
+    /// ([`OLDEST_UPGRADABLE_FORMAT`]..=[`FORMAT_VERSION`]). Returns the
+    /// manifest's format, or `None` if there is no manifest.
+    fn check_manifest(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        chain_id: &ChainId,
+    ) -> Result<Option<u32>, StorageError> {
         let io = |op, p: &Path| {
             let p = p.to_path_buf();
             move |e| StorageError::io(op, p, e)
         };
         let path = dir.join(MANIFEST_FILE);
         if !vfs.exists(dir).map_err(io("stat", dir))? {
-            return Ok(false);
+            return Ok(None);
         }
         if vfs.exists(&path).map_err(io("stat", &path))? {
             let file = vfs
@@ -830,7 +870,7 @@ impl DurableStore {
                     return Err(StorageError::corrupt(path.display().to_string(), reason))
                 }
             };
-            if m.format != FORMAT_VERSION {
+            if !(OLDEST_UPGRADABLE_FORMAT..=FORMAT_VERSION).contains(&m.format) {
                 return Err(StorageError::UnsupportedFormat {
                     found: m.format,
                     supported: FORMAT_VERSION,
@@ -842,7 +882,7 @@ impl DurableStore {
                     found: m.chain_id,
                 });
             }
-            return Ok(true);
+            return Ok(Some(m.format));
         }
         let names = vfs.list_dir(dir).map_err(io("list", dir))?;
         if names.iter().any(|n| n != "MANIFEST.tmp" && n != LOCK_FILE) {
@@ -851,11 +891,14 @@ impl DurableStore {
                 reason: "directory is not empty and has no MANIFEST".into(),
             });
         }
-        Ok(false)
+        Ok(None)
     }
 
-    /// Writes the manifest of a new store into the existing `dir`.
-    fn create_manifest(vfs: &dyn Vfs, dir: &Path, chain_id: &ChainId) -> Result<(), StorageError> {
+    /// Writes the manifest of the current format into the existing `dir`:
+    /// a new store's, or an upgraded one's (atomically replacing the old
+    /// manifest: written as `MANIFEST.tmp`, synced, renamed, directory
+    /// synced).
+    fn write_manifest(vfs: &dyn Vfs, dir: &Path, chain_id: &ChainId) -> Result<(), StorageError> {
         let io = |op, p: &Path| {
             let p = p.to_path_buf();
             move |e| StorageError::io(op, p, e)
@@ -915,11 +958,24 @@ impl DurableStore {
         Ok(txn)
     }
 
-    fn init_or_check_meta(&self) -> Result<(), StorageError> {
+    /// Initialises a new index's meta, or checks an existing one's format
+    /// and chain; with `upgrading` (the manifest names an older format),
+    /// upgrades a format-5 index to the current format in the same durable
+    /// transaction (see the module docs, *Format upgrade*).
+    fn init_or_check_meta(&self, upgrading: bool) -> Result<(), StorageError> {
         let txn = self.write_txn()?;
         {
             let mut meta = txn.open_table(META).map_err(db_err)?;
-            let format = get_meta_u64(&meta, META_FORMAT)?;
+            let mut format = get_meta_u64(&meta, META_FORMAT)?;
+            if format == Some(u64::from(OLDEST_UPGRADABLE_FORMAT)) && upgrading {
+                upgrade_index_from_v5(&txn)?;
+                put_meta(
+                    &mut meta,
+                    META_FORMAT,
+                    &u64::from(FORMAT_VERSION).to_le_bytes(),
+                )?;
+                format = Some(u64::from(FORMAT_VERSION));
+            }
             match format {
                 None => {
                     put_meta(
@@ -2088,72 +2144,46 @@ impl DurableStore {
     }
 }
 
-/// A row of the value index: the version it was written at and the value
-/// (`None`: a deletion marker).
-type ValueRow = (Version, Option<Vec<u8>>);
-
 impl DurableStore {
-    /// The row of `key_hash` in the value index at the greatest version
-    /// `<= version`, with that version; the value is `None` for a deletion
-    /// marker.
+    /// The value row of `key_hash` written at exactly `version`, if the
+    /// index has one, checked against its key-covering seal.
     fn value_row(
         &self,
         key_hash: &KeyHash,
         version: Version,
-    ) -> Result<Option<ValueRow>, StorageError> {
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         let reader = self.state_reader()?;
-        let lo = value_key(key_hash, 0);
-        let hi = value_key(key_hash, version);
-        let mut range = reader
-            .values
-            .range(lo.as_slice()..=hi.as_slice())
-            .map_err(db_err)?;
-        let Some(entry) = range.next_back() else {
+        let k = value_key(key_hash, version);
+        let Some(v) = reader.values.get(k.as_slice()).map_err(db_err)? else {
             return Ok(None);
         };
-        let (k, v) = entry.map_err(db_err)?;
-        let where_ = || format!("index smt_values[{key_hash}]");
-        let key = k.value();
-        let raw = unseal(key, v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
-        let at = key
-            .get(32..)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_be_bytes)
-            .filter(|at| key.get(..32) == Some(&lo[..32]) && *at <= version)
-            .ok_or_else(|| StorageError::corrupt(where_(), "row outside the range read"))?;
+        let where_ = || format!("index smt_values[{version}, {key_hash}]");
+        let raw = unseal(&k, v.value()).map_err(|r| StorageError::corrupt(where_(), r))?;
+        // Tag 1: a value. Format 6 writes no deletion markers (tag 0).
         match raw.split_first() {
-            Some((0, [])) => Ok(Some((at, None))),
-            Some((1, bytes)) => Ok(Some((at, Some(bytes.to_vec())))),
+            Some((1, bytes)) => Ok(Some(bytes.to_vec())),
             _ => Err(StorageError::corrupt(where_(), "bad value tag")),
         }
     }
 
-    /// Checks `row`, the value index's answer for `key_hash` "as of"
-    /// `version` (the state view's read), against the state tree of that
-    /// version (the latest one, if `version` is beyond it): the leaf of
-    /// `key_hash` must name the row's version and the BLAKE3 hash of its
-    /// value, or, if the tree has no leaf for the key, the row must be
-    /// absent or a deletion marker. This catches a row that is not the
-    /// latest one because the latest was lost or hidden — a stale value,
-    /// which no checksum of the row itself can reveal. The walk reads a
-    /// handful of pages, mostly from memory (the latest version's pages, or
-    /// the node cache). A version below the pruning horizon cannot be
-    /// checked, and is [`StorageError::Pruned`].
-    fn verify_as_of(
+    /// The value of `key_hash` as of `version` (the latest state version,
+    /// if `version` is beyond it), read through the state tree: the key's
+    /// leaf in the tree of that version names the version that wrote the
+    /// key's live value, and that version's row holds it. No leaf: the key
+    /// is absent. A leaf whose row is missing or is a deletion marker is
+    /// corruption — so a lost or hidden row can never make an older one
+    /// pass as current, which no checksum of the row itself could reveal.
+    /// The walk reads a handful of pages, mostly from memory (the latest
+    /// version's pages, or the node cache). A version below the pruning
+    /// horizon is [`StorageError::Pruned`].
+    fn value_as_of(
         &self,
         key_hash: &KeyHash,
         version: Version,
-        row: Option<ValueRow>,
     ) -> Result<Option<Vec<u8>>, StorageError> {
         let tip = *self.tip.read();
         let Some(latest) = tip.state_latest else {
-            return match row {
-                None => Ok(None),
-                Some(_) => Err(StorageError::corrupt(
-                    format!("index smt_values[{key_hash}]"),
-                    "a value row in a store without state",
-                )),
-            };
+            return Ok(None);
         };
         let at = version.min(latest);
         if let Some(oldest) = tip.state_oldest.filter(|o| at < *o) {
@@ -2163,20 +2193,20 @@ impl DurableStore {
                 oldest,
             });
         }
-        match (self.leaf_at(key_hash, at)?, row) {
-            (None, None | Some((_, None))) => Ok(None),
-            // The leaf names the version that wrote the key's live value:
-            // a row of any other version is stale (a newer row was lost or
-            // hidden). The row's bytes are proven by their key-covering
-            // seal, so the value need not be re-hashed — which would need
-            // the chain's hash function, a property of the chain's suite
-            // the store does not hold.
-            (Some(leaf), Some((row_at, Some(value)))) if leaf.value_version == row_at => {
-                Ok(Some(value))
-            }
-            _ => Err(StorageError::corrupt(
-                format!("index smt_values[{key_hash}]"),
-                format!("the value index disagrees with the state tree of version {at}"),
+        let Some(leaf) = self.leaf_at(key_hash, at)? else {
+            return Ok(None);
+        };
+        // The row's bytes are proven by their key-covering seal, and the key
+        // holds the version the leaf names, so the value need not be
+        // re-hashed — which would need the chain's hash function, a
+        // property of the chain's suite the store does not hold.
+        match self.value_row(key_hash, leaf.value_version)? {
+            Some(value) => Ok(Some(value)),
+            None => Err(StorageError::corrupt(
+                format!("index smt_values[{}, {key_hash}]", leaf.value_version),
+                format!(
+                    "the state tree of version {at} names a value row that is not in the index"
+                ),
             )),
         }
     }
@@ -2255,12 +2285,11 @@ impl NodeStore for DurableStore {
         })
     }
 
-    /// The row of the value index that a lookup "greatest version `<=`
-    /// `version`" finds, then — unless that row is at `version` itself —
-    /// checked against the state tree of `version`: the key's leaf must
-    /// name the row's version and value hash (see the module docs,
-    /// *Verified reads*). A version below the pruning horizon is
-    /// [`StorageError::Pruned`] unless the row is exactly at it.
+    /// The value as of `version`: the key's row at exactly `version` if
+    /// there is one, else found through the key's leaf in the state tree
+    /// of `version` (see the module docs, *Verified reads*). A version
+    /// below the pruning horizon is [`StorageError::Pruned`] unless the row
+    /// is exactly at it.
     fn get_value(
         &self,
         key_hash: &KeyHash,
@@ -2271,9 +2300,11 @@ impl NodeStore for DurableStore {
         }
         let value = self.contain(|| match self.value_row(key_hash, version)? {
             // An exact hit: the seal covers the key, version included, and a
-            // key's row at a version is written once.
-            Some((at, value)) if at == version => Ok(value),
-            row => self.verify_as_of(key_hash, version, row),
+            // key's row at a version is written once (a deletion writes no
+            // row, so a hit is always a value). This is how the state
+            // tree reads the value its leaf names, at any retained version.
+            Some(value) => Ok(Some(value)),
+            None => self.value_as_of(key_hash, version),
         })?;
         self.latest_values.fill(key_hash, version, &value);
         Ok(value)
@@ -2465,6 +2496,72 @@ impl NodeCache {
             shard.lock().clear();
         }
     }
+}
+
+/// Rewrites a format-5 index for format 6 inside `txn`: every value row
+/// of the format-5 table is checked against its seal and moved, re-keyed
+/// and re-sealed, to the format-6 table (deletion markers are dropped:
+/// format 6 reads through the state tree and needs none), the format-5
+/// table is deleted, and every stale-index row's value keys are rewritten.
+/// Streams the tables, so its memory does not grow with the state.
+fn upgrade_index_from_v5(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
+    let started = std::time::Instant::now();
+    let mut moved = 0u64;
+    {
+        let legacy = txn.open_table(VALUES_V5).map_err(db_err)?;
+        let mut values = txn.open_table(VALUES).map_err(db_err)?;
+        tracing::info!(
+            rows = legacy.len().map_err(db_err)?,
+            "upgrading the state index from format 5 to format 6"
+        );
+        for entry in legacy.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            let what = || format!("index smt_values (format 5)[{:02x?}]", k.value());
+            let raw = unseal(k.value(), v.value()).map_err(|r| StorageError::corrupt(what(), r))?;
+            match raw.first() {
+                Some(0) if raw.len() == 1 => continue,
+                Some(1) => {}
+                _ => return Err(StorageError::corrupt(what(), "bad value tag")),
+            }
+            let new_key = value_key_from_v5(k.value())
+                .ok_or_else(|| StorageError::corrupt(what(), "key is not 40 bytes"))?;
+            values
+                .insert(&new_key[..], seal(&new_key, raw).as_slice())
+                .map_err(db_err)?;
+            moved += 1;
+            if moved.is_multiple_of(1_000_000) {
+                tracing::info!(moved, "upgrading the state index: value rows moved");
+            }
+        }
+    }
+    txn.delete_table(VALUES_V5).map_err(db_err)?;
+    let mut stale = txn.open_table(STALE).map_err(db_err)?;
+    let versions: Vec<Vec<u8>> = stale
+        .iter()
+        .map_err(db_err)?
+        .map(|e| e.map(|(k, _)| k.value().to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
+    for k in &versions {
+        let what = || format!("index smt_stale[{k:02x?}]");
+        let row = stale
+            .get(k.as_slice())
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| StorageError::corrupt(what(), "row vanished during the upgrade"))?;
+        let raw = unseal(k, &row).map_err(|r| StorageError::corrupt(what(), r))?;
+        let rewritten = stale_row_from_v5(raw).map_err(|r| StorageError::corrupt(what(), r))?;
+        stale
+            .insert(k.as_slice(), seal(k, &rewritten).as_slice())
+            .map_err(db_err)?;
+    }
+    tracing::info!(
+        value_rows = moved,
+        stale_rows = versions.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "upgraded the state index to format 6"
+    );
+    Ok(())
 }
 
 /// Deletes every stale index row whose key (a big-endian `stale_since`
@@ -2724,14 +2821,14 @@ mod tests {
         );
     }
 
-    /// A value read "as of" a version is checked against the state tree:
-    /// with the latest row of a key lost (a lost write, or a damaged key
-    /// hiding it), the older row the index finds instead is reported as
-    /// corruption, never served; likewise a lost deletion marker. Intact
-    /// reads agree with the tree at every version, and a version below the
-    /// pruning horizon is refused as pruned.
+    /// A value read "as of" a version goes through the state tree: with the
+    /// latest row of a key lost (a lost write, or a damaged key hiding it),
+    /// the read is corruption, never the older row. A deletion writes no
+    /// row and reads as absent. Intact reads agree with the tree at every
+    /// version, and a version below the pruning horizon is refused as
+    /// pruned.
     #[test]
-    fn as_of_value_reads_are_checked_against_the_tree() {
+    fn as_of_value_reads_go_through_the_tree() {
         let dir = tempfile::tempdir().unwrap();
         let store = test_store(dir.path());
         let (a, b) = (
@@ -2773,16 +2870,22 @@ mod tests {
             // handle would have none, and must find the damage.
             store.latest_values.reset(store.latest_version().unwrap());
         };
+        // A deletion writes no row: b has no row at version 2.
+        {
+            let txn = store.db.begin_read().unwrap();
+            let values = txn.open_table(VALUES).unwrap();
+            assert!(values.get(&value_key(&b, 2)[..]).unwrap().is_none());
+            assert!(values.get(&value_key(&a, 2)[..]).unwrap().is_some());
+        }
         drop_row(&a, 2);
-        drop_row(&b, 2);
-        for k in [a, b] {
-            for v in [2, 3, 4] {
-                let r = store.get_value(&k, v);
-                assert!(
-                    r.as_ref().is_err_and(|e| e.is_corruption()),
-                    "{k} at {v}: {r:?}"
-                );
-            }
+        for v in [2, 3, 4] {
+            let r = store.get_value(&a, v);
+            assert!(
+                r.as_ref().is_err_and(|e| e.is_corruption()),
+                "a at {v}: {r:?}"
+            );
+            // The deleted key reads as absent through the tree.
+            assert_eq!(store.get_value(&b, v).unwrap(), None, "b at {v}");
         }
         // The tree walk reads the value the leaf names, exactly: the lost
         // row is an error; a deleted key needs no row.

@@ -43,7 +43,21 @@ use govchain_core::smt::{
 ///   carry an empty (elided) state batch, which a format-4 build would
 ///   call corrupt; the index meta has `log_compacting` and
 ///   `log_compacted_below`. Stores in format 4 are refused.
-pub const FORMAT_VERSION: u32 = 5;
+/// - 6: value rows in `smt_values` are keyed `version | key_hash`
+///   ([`value_key`]) instead of `key_hash | version`, so the rows one
+///   version writes are adjacent and a commit appends them at the table's
+///   right edge (as `smt_nodes` already did) instead of inserting each into
+///   a random leaf page of a table of millions of rows. A read finds the
+///   row through the key's leaf in the state tree, which names the version
+///   that wrote the live value. The block log is unchanged. Stores in
+///   format 5 are upgraded on open, in place (see
+///   [`DurableStore`](crate::DurableStore), *Format upgrade*).
+pub const FORMAT_VERSION: u32 = 6;
+
+/// The oldest store format that [`DurableStore`](crate::DurableStore)
+/// opens: a format-5 store is upgraded in place on open (its block log is
+/// the same as format 6's; its index is rewritten). Older ones are refused.
+pub const OLDEST_UPGRADABLE_FORMAT: u32 = 5;
 
 /// Magic bytes opening the `MANIFEST` file.
 pub const MANIFEST_MAGIC: [u8; 16] = *b"GOVCHAIN-STORE\r\n";
@@ -249,7 +263,9 @@ pub(crate) fn check_segment_header(h: &[u8], base: u64) -> Result<(), &'static s
     if u32_at(h, 28) != Some(0) {
         return Err("segment header reserved bytes are not zero");
     }
-    if u32_at(h, 8) != Some(FORMAT_VERSION) {
+    // Format 6 changed only the index, so a log segment written by format
+    // 5 (a store upgraded in place) is read as it is.
+    if !u32_at(h, 8).is_some_and(|f| (OLDEST_UPGRADABLE_FORMAT..=FORMAT_VERSION).contains(&f)) {
         return Err("unsupported segment format version");
     }
     if u64_at(h, 16) != Some(base) {
@@ -615,12 +631,15 @@ pub fn node_key(key: &NodeKey) -> Vec<u8> {
     k
 }
 
-/// The key of a value entry in `smt_values`: `key_hash 32 | version u64
-/// BE`, so one key's entries are adjacent and ordered by version.
+/// The key of a value entry in `smt_values`: `version u64 BE | key_hash
+/// 32`. The version comes first, like [`node_key`]'s, so the values one
+/// version writes are adjacent and a commit appends to the table's right
+/// edge. (Format 5 and earlier ordered the key hash first; see
+/// [`FORMAT_VERSION`].)
 pub fn value_key(key_hash: &KeyHash, version: Version) -> [u8; 40] {
     let mut k = [0u8; 40];
-    k[..32].copy_from_slice(key_hash.hash().as_bytes());
-    k[32..].copy_from_slice(&version.to_be_bytes());
+    k[..8].copy_from_slice(&version.to_be_bytes());
+    k[8..].copy_from_slice(key_hash.hash().as_bytes());
     k
 }
 
@@ -644,6 +663,31 @@ pub fn encode_stale_row(batch: &TreeUpdateBatch) -> Option<Vec<u8>> {
         out.extend_from_slice(&value_key(&s.key_hash, s.version));
     }
     Some(out)
+}
+
+/// The key a value row had in format 5 (`key_hash 32 | version u64 BE`),
+/// rewritten as its format-6 [`value_key`]; `None` if it is not 40 bytes.
+pub(crate) fn value_key_from_v5(legacy: &[u8]) -> Option<[u8; 40]> {
+    let (key_hash, version) = legacy.split_first_chunk::<32>()?;
+    let version: &[u8; 8] = version.try_into().ok()?;
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(version);
+    k[8..].copy_from_slice(key_hash);
+    Some(k)
+}
+
+/// A format-5 `smt_stale` row (before sealing) rewritten for format 6:
+/// the same node keys, and every value key rewritten by
+/// [`value_key_from_v5`].
+pub(crate) fn stale_row_from_v5(row: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let (_, values) = decode_stale_row(row)?;
+    let prefix = row.len().saturating_sub(values.len() * 40);
+    let mut out = Vec::with_capacity(row.len());
+    out.extend_from_slice(row.get(..prefix).ok_or("stale row truncated")?);
+    for legacy in values {
+        out.extend_from_slice(&value_key_from_v5(legacy).ok_or("stale row value key length")?);
+    }
+    Ok(out)
 }
 
 /// The node keys and value keys listed in a `smt_stale` row.
@@ -759,6 +803,43 @@ mod tests {
         let mut bytes = encode_state_batch(&TreeUpdateBatch::default()).unwrap();
         bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_state_batch(&bytes).is_err());
+    }
+
+    /// A format-5 stale row (value keys `key_hash | version`) rewritten
+    /// by the upgrade is exactly the format-6 row of the same batch, and
+    /// every format-5 value key maps to the format-6 key of the same entry.
+    #[test]
+    fn stale_rows_and_value_keys_upgrade_from_format_5() {
+        use govchain_core::smt::{MemoryNodeStore, SparseMerkleTree};
+        let store = MemoryNodeStore::new();
+        let tree = SparseMerkleTree::new(&store, govchain_core::hash::HashFunction::Blake3);
+        let key = |i: u8| KeyHash::of(govchain_core::hash::HashFunction::Blake3, &[b'k', i]);
+        let v1: Vec<_> = (0..40).map(|i| (key(i), Some(vec![i; 5]))).collect();
+        let (_, b1) = tree.apply_batch(None, 1, &v1).unwrap();
+        store.write_batch(b1).unwrap();
+        let updates: Vec<_> = (0..20).map(|i| (key(i * 2), Some(vec![9]))).collect();
+        let (_, b2) = tree.apply_batch(Some(1), 2, &updates).unwrap();
+        assert!(b2.stale_values.len() >= 20 && !b2.stale_nodes.is_empty());
+        let v5_key = |kh: &KeyHash, version: Version| {
+            let mut k = kh.hash().as_bytes().to_vec();
+            k.extend_from_slice(&version.to_be_bytes());
+            k
+        };
+        for s in &b2.stale_values {
+            assert_eq!(
+                value_key_from_v5(&v5_key(&s.key_hash, s.version)),
+                Some(value_key(&s.key_hash, s.version))
+            );
+        }
+        let v6 = encode_stale_row(&b2).unwrap();
+        let mut v5 = v6[..v6.len() - 40 * b2.stale_values.len()].to_vec();
+        for s in &b2.stale_values {
+            v5.extend_from_slice(&v5_key(&s.key_hash, s.version));
+        }
+        assert_ne!(v5, v6);
+        assert_eq!(stale_row_from_v5(&v5).unwrap(), v6);
+        assert!(stale_row_from_v5(&v5[..v5.len() - 1]).is_err());
+        assert_eq!(value_key_from_v5(&[0; 39]), None);
     }
 
     #[test]

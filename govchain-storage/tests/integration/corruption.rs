@@ -407,7 +407,7 @@ fn golden_on_disk_format() {
     out.push_str("# smt_nodes value: the root page of version 1, sealed under that key\n");
     out.push_str(&hex(&seal(&k, &node.to_bytes())));
     let vk = value_key(&key(0), 2);
-    out.push_str("# smt_values key and sealed value: k0 = b\"new\" at version 2\n");
+    out.push_str("# smt_values_by_version key and sealed value: k0 = b\"new\" at version 2\n");
     out.push_str(&hex(&vk));
     out.push_str(&hex(&seal(&vk, b"\x01new")));
     let sk = 2u64.to_be_bytes();
@@ -435,13 +435,14 @@ fn golden_on_disk_format() {
     );
 }
 
-/// The previous formats stay pinned by `tests/golden/format-v{2,3,4}.hex`: a
-/// store whose manifest holds those exact bytes is refused with
-/// `UnsupportedFormat` before anything in it is touched (format 3 changed
-/// the frame, so a format-2 log cannot be read as a write-ahead log; format
-/// 4 added the index page checksums, which a format-3 index lacks; format
-/// 5 may elide state batches in compacted segments, which a format-4 build
-/// would report as corruption).
+/// The previous formats stay pinned by `tests/golden/format-v{2,3,4,5}.hex`:
+/// a store whose manifest holds the exact bytes of format 2, 3 or 4 is
+/// refused with `UnsupportedFormat` before anything in it is touched
+/// (format 3 changed the frame, so a format-2 log cannot be read as a
+/// write-ahead log; format 4 added the index page checksums, which a
+/// format-3 index lacks; format 5 may elide state batches in compacted
+/// segments, which a format-4 build would report as corruption). Format 5
+/// is upgraded in place instead (the `upgrade` tests).
 #[test]
 fn older_format_stores_are_refused_untouched() {
     for old in [2u32, 3, 4] {

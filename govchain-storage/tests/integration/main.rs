@@ -7,7 +7,8 @@
 //! - [`corruption`]: bit flips, foreign directories, the golden format;
 //! - [`kill`]: a real process SIGKILLed at random moments;
 //! - [`model`]: random operation sequences against a model;
-//! - [`lock`]: one handle per store directory.
+//! - [`lock`]: one handle per store directory;
+//! - [`upgrade`]: a format-5 store upgraded in place, with crashes.
 //!
 //! Seeds come from `GOVCHAIN_SEED` (printed by every test);
 //! `GOVCHAIN_STORAGE_SCALE` (default 1, CI 2) scales the number of iterations.
@@ -19,3 +20,4 @@ mod faults;
 mod kill;
 mod lock;
 mod model;
+mod upgrade;
