@@ -316,6 +316,13 @@ pub struct ChainCounters {
     pub committed_txs: u64,
     /// Proposals this node judged invalid.
     pub rejected_proposals: u64,
+    /// Gossiped transactions from peers that did not decode (dropped; each
+    /// logged at `debug` with the peer).
+    pub malformed_gossip_txs: u64,
+    /// Consensus messages from peers that the engine refused (undecodable,
+    /// badly signed, from a non-validator, …; dropped, each logged at
+    /// `debug` with the peer and the reason).
+    pub refused_consensus_messages: u64,
     /// Evidence of equivocation seen.
     pub evidence: u64,
     /// Times the consensus log was compacted.

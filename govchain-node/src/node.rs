@@ -947,16 +947,39 @@ impl Worker {
                 // The engine knows the peer by its key of the chain's suite.
                 let suite = self.chains[i].spec.suite();
                 let from = self.peer_keys.chain_key(&inbound.from, suite).clone();
-                // A refused message (typed error) changes nothing.
-                if let Ok(fx) = self.chains[i].engine().step(&from, &bytes) {
-                    pending.push((i, fx));
+                // A refused message (typed error) changes nothing but the
+                // count.
+                match self.chains[i].engine().step(&from, &bytes) {
+                    Ok(fx) => pending.push((i, fx)),
+                    Err(e) => {
+                        self.chains[i].counters.refused_consensus_messages += 1;
+                        tracing::debug!(
+                            chain = %self.chains[i].spec.chain_id,
+                            peer = %inbound.from,
+                            error = %e,
+                            "refused a consensus message"
+                        );
+                    }
                 }
             }
             Envelope::Transactions { chain, txs } => {
-                let decoded = txs
-                    .iter()
-                    .filter_map(|b| Transaction::decode(b).ok())
-                    .collect();
+                let mut decoded = Vec::with_capacity(txs.len());
+                let mut malformed = 0u64;
+                for bytes in &txs {
+                    match Transaction::decode(bytes) {
+                        Ok(tx) => decoded.push(tx),
+                        Err(e) => {
+                            malformed += 1;
+                            tracing::debug!(
+                                chain = %chain,
+                                peer = %inbound.from,
+                                error = %e,
+                                "dropped a gossiped transaction that does not decode"
+                            );
+                        }
+                    }
+                }
+                self.chains[i].counters.malformed_gossip_txs += malformed;
                 admissions.push(chain, decoded, None, false);
             }
             Envelope::Status { height, .. } => self.on_sync_status(i, inbound.from, height),

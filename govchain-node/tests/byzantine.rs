@@ -132,3 +132,67 @@ fn an_invalid_transaction_from_a_byzantine_proposer_is_never_decided() {
         assert_eq!(n.status().fatal, None);
     }
 }
+
+/// A peer that gossips transactions that do not decode, and consensus
+/// bytes the engine refuses: each is dropped and counted on the chain's
+/// counters (and in the metrics), the valid transaction gossiped beside
+/// them is still admitted and committed, and the node goes on.
+#[test]
+fn malformed_gossip_from_a_peer_is_counted_and_dropped() {
+    use govchain_core::codec::Encode;
+    use govchain_core::crypto::Signer;
+    use govchain_node::transport::Inbound;
+    use govchain_node::Envelope;
+    let chain = ChainId::new("side").unwrap();
+    let keys = keys(4);
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let net = InProcessNetwork::new();
+    let nodes: Vec<_> = keys
+        .iter()
+        .zip(&dirs)
+        .map(|(k, d)| {
+            start(
+                &net,
+                k,
+                d.path(),
+                vec![side_spec(&chain, EngineKind::Bft, &keys, Arc::new(KvApp))],
+            )
+        })
+        .collect();
+    let client = govchain_core::crypto::SecretKey::from_seed(&[44; 32]);
+    let good =
+        Transaction::new_signed(chain.clone(), &client, 0, KvApp::payload(b"g", b"v")).unwrap();
+    let mut truncated = good.to_bytes();
+    truncated.pop();
+    let from = keys[1].public_key();
+    let inbox = nodes[0].inbox();
+    let deliver = |envelope| {
+        inbox
+            .deliver(Inbound {
+                from: from.clone(),
+                envelope,
+            })
+            .unwrap()
+    };
+    deliver(Envelope::Transactions {
+        chain: chain.clone(),
+        txs: vec![b"garbage".to_vec(), truncated, good.to_bytes()],
+    });
+    deliver(Envelope::Consensus {
+        chain: chain.clone(),
+        bytes: b"not a consensus message".to_vec(),
+    });
+    wait_for(
+        "the malformed gossip counted and the valid transaction committed",
+        Duration::from_secs(60),
+        || {
+            let c = nodes[0].status().chains[0].counters;
+            c.malformed_gossip_txs == 2
+                && c.refused_consensus_messages >= 1
+                && nodes[0].find_transaction(&chain, &good.id()).is_some()
+        },
+    );
+    for n in &nodes {
+        assert_eq!(n.status().fatal, None);
+    }
+}

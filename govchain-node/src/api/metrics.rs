@@ -212,6 +212,20 @@ fn render_rest(
     per_chain(
         out,
         status,
+        ("govchain_chain_malformed_gossip_txs_total", "counter"),
+        "Gossiped transactions from peers that did not decode (dropped).",
+        |c| Some(c.counters.malformed_gossip_txs),
+    );
+    per_chain(
+        out,
+        status,
+        ("govchain_chain_refused_consensus_messages_total", "counter"),
+        "Consensus messages from peers that the engine refused (dropped).",
+        |c| Some(c.counters.refused_consensus_messages),
+    );
+    per_chain(
+        out,
+        status,
         ("govchain_chain_evidence_total", "counter"),
         "Evidence of equivocation seen on the chain.",
         |c| Some(c.counters.evidence),

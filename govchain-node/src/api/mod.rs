@@ -653,6 +653,8 @@ fn chain_status_json(c: &crate::node::ChainStatus) -> Value {
         "mempool_txs": c.mempool_txs,
         "committed_txs": c.counters.committed_txs,
         "rejected_proposals": c.counters.rejected_proposals,
+        "malformed_gossip_txs": c.counters.malformed_gossip_txs,
+        "refused_consensus_messages": c.counters.refused_consensus_messages,
         "evidence": c.counters.evidence,
         "sync": c.sync.map(|p| json!({
             "target": p.target.get(),
