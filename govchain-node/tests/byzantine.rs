@@ -47,30 +47,49 @@ impl Application for Permissive {
     }
 }
 
+/// Four validators of a Tendermint side chain `chain` on durable storage
+/// in temporary directories, validator `i` running `app(i)`.
+struct Validators {
+    keys: Vec<Arc<govchain_core::crypto::SecretKey>>,
+    nodes: Vec<govchain_node::NodeHandle>,
+    _net: InProcessNetwork,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Validators {
+    fn start(chain: &ChainId, app: impl Fn(usize) -> Arc<dyn Application>) -> Self {
+        let keys = keys(4);
+        let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let net = InProcessNetwork::new();
+        let nodes = keys
+            .iter()
+            .zip(&dirs)
+            .enumerate()
+            .map(|(i, (k, d))| {
+                let spec = side_spec(chain, EngineKind::Bft, &keys, app(i));
+                start(&net, k, d.path(), vec![spec])
+            })
+            .collect();
+        Validators {
+            keys,
+            nodes,
+            _net: net,
+            _dirs: dirs,
+        }
+    }
+}
+
 #[test]
 fn an_invalid_transaction_from_a_byzantine_proposer_is_never_decided() {
     let chain = ChainId::new("side").unwrap();
-    let keys = keys(4);
-    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let net = InProcessNetwork::new();
-    let nodes: Vec<_> = keys
-        .iter()
-        .zip(&dirs)
-        .enumerate()
-        .map(|(i, (k, d))| {
-            let app: Arc<dyn Application> = if i == 0 {
-                Arc::new(Permissive)
-            } else {
-                Arc::new(KvApp)
-            };
-            start(
-                &net,
-                k,
-                d.path(),
-                vec![side_spec(&chain, EngineKind::Bft, &keys, app)],
-            )
-        })
-        .collect();
+    let validators = Validators::start(&chain, |i| {
+        if i == 0 {
+            Arc::new(Permissive)
+        } else {
+            Arc::new(KvApp)
+        }
+    });
+    let nodes = &validators.nodes;
     let client = govchain_core::crypto::SecretKey::from_seed(&[42; 32]);
     // The honest mempools refuse it outright.
     let evil = Transaction::new_signed(chain.clone(), &client, 0, EVIL.to_vec()).unwrap();
@@ -144,21 +163,8 @@ fn malformed_gossip_from_a_peer_is_counted_and_dropped() {
     use govchain_node::transport::Inbound;
     use govchain_node::Envelope;
     let chain = ChainId::new("side").unwrap();
-    let keys = keys(4);
-    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let net = InProcessNetwork::new();
-    let nodes: Vec<_> = keys
-        .iter()
-        .zip(&dirs)
-        .map(|(k, d)| {
-            start(
-                &net,
-                k,
-                d.path(),
-                vec![side_spec(&chain, EngineKind::Bft, &keys, Arc::new(KvApp))],
-            )
-        })
-        .collect();
+    let validators = Validators::start(&chain, |_| Arc::new(KvApp));
+    let (keys, nodes) = (&validators.keys, &validators.nodes);
     let client = govchain_core::crypto::SecretKey::from_seed(&[44; 32]);
     let good =
         Transaction::new_signed(chain.clone(), &client, 0, KvApp::payload(b"g", b"v")).unwrap();
@@ -192,7 +198,7 @@ fn malformed_gossip_from_a_peer_is_counted_and_dropped() {
                 && nodes[0].find_transaction(&chain, &good.id()).is_some()
         },
     );
-    for n in &nodes {
+    for n in nodes {
         assert_eq!(n.status().fatal, None);
     }
 }
