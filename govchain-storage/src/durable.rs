@@ -2359,7 +2359,7 @@ impl StateStore for DurableStore {
                 let txn = self.write_txn()?;
                 {
                     let upper = below.saturating_add(1).to_be_bytes();
-                    delete_stale(&txn, &upper)?;
+                    delete_stale(&txn, &upper, PRUNE_PASS_KEYS)?;
                     let mut meta = txn.open_table(META).map_err(db_err)?;
                     put_meta(&mut meta, META_STATE_OLDEST, &below.to_le_bytes())?;
                 }
@@ -2367,8 +2367,10 @@ impl StateStore for DurableStore {
             })();
             self.poisoning(r)?;
             self.tip.write().state_oldest = Some(below);
-            // Pruned pages must not outlive their rows.
-            self.node_cache.clear();
+            // Pruned pages must not outlive their rows. Every pruned page
+            // was written before `below` (it was replaced at `below` or
+            // earlier), so the pages of later versions stay cached.
+            self.node_cache.forget_below(below);
             Ok(())
         })
     }
@@ -2491,9 +2493,10 @@ impl NodeCache {
         }
     }
 
-    fn clear(&self) {
+    /// Drops the pages written before `version`.
+    fn forget_below(&self, version: Version) {
         for shard in &self.shards {
-            shard.lock().clear();
+            shard.lock().retain(|k, _| k.version >= version);
         }
     }
 }
@@ -2568,31 +2571,62 @@ fn upgrade_index_from_v5(txn: &redb::WriteTransaction) -> Result<(), StorageErro
 /// version) is below `upper`, together with every node and value entry it
 /// lists. Each row's seal is checked first, so a corrupted index is
 /// reported rather than used to delete the wrong rows.
-fn delete_stale(txn: &redb::WriteTransaction, upper: &[u8]) -> Result<(), StorageError> {
+fn delete_stale(
+    txn: &redb::WriteTransaction,
+    upper: &[u8],
+    pass_keys: usize,
+) -> Result<(), StorageError> {
     let mut stale = txn.open_table(STALE).map_err(db_err)?;
     let mut nodes = txn.open_table(NODES).map_err(db_err)?;
     let mut values = txn.open_table(VALUES).map_err(db_err)?;
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = stale
-        .range(..upper)
-        .map_err(db_err)?
-        .map(|e| e.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db_err)?;
-    for (k, v) in &rows {
-        let what = || format!("index smt_stale[{k:02x?}]");
-        let raw = unseal(k, v).map_err(|r| StorageError::corrupt(what(), r))?;
-        let (node_keys, value_keys) =
-            decode_stale_row(raw).map_err(|r| StorageError::corrupt(what(), r))?;
-        for nk in node_keys {
-            nodes.remove(nk).map_err(db_err)?;
+    loop {
+        // One pass: the rows of the oldest versions, up to a bound on the
+        // keys they name (so a first prune of a long history does not hold
+        // it all in memory).
+        let mut node_keys: Vec<Vec<u8>> = Vec::new();
+        let mut value_keys: Vec<[u8; 40]> = Vec::new();
+        let mut last_row: Option<Vec<u8>> = None;
+        for entry in stale.range(..upper).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            let (k, v) = (k.value(), v.value());
+            let what = || format!("index smt_stale[{k:02x?}]");
+            let raw = unseal(k, v).map_err(|r| StorageError::corrupt(what(), r))?;
+            let (nks, vks) = decode_stale_row(raw).map_err(|r| StorageError::corrupt(what(), r))?;
+            node_keys.extend(nks.into_iter().map(<[u8]>::to_vec));
+            for vk in vks {
+                let vk: [u8; 40] = vk
+                    .try_into()
+                    .map_err(|_| StorageError::corrupt(what(), "value key is not 40 bytes"))?;
+                value_keys.push(vk);
+            }
+            last_row = Some(k.to_vec());
+            if node_keys.len() + value_keys.len() >= pass_keys {
+                break;
+            }
         }
-        for vk in value_keys {
-            values.remove(vk).map_err(db_err)?;
+        let Some(last_row) = last_row else {
+            return Ok(());
+        };
+        // Deleted in key order: the stale pages of many versions share the
+        // index's leaf pages, so each leaf is rewritten once per pass
+        // instead of once per deleted row.
+        node_keys.sort_unstable();
+        for nk in &node_keys {
+            nodes.remove(nk.as_slice()).map_err(db_err)?;
         }
-        stale.remove(k.as_slice()).map_err(db_err)?;
+        value_keys.sort_unstable();
+        for vk in &value_keys {
+            values.remove(&vk[..]).map_err(db_err)?;
+        }
+        stale
+            .retain_in::<&[u8], _>(..=last_row.as_slice(), |_, _| false)
+            .map_err(db_err)?;
     }
-    Ok(())
 }
+
+/// Keys (pages and value rows) deleted per sorted pass of a prune
+/// (`delete_stale`): bounds its memory to some tens of MiB.
+const PRUNE_PASS_KEYS: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -2968,6 +3002,12 @@ mod tests {
         for below in [3u64, 6, 8] {
             store.prune_state_below(below).unwrap();
             assert_eq!(stored_node_keys(&store), reachable(&store, below..=8));
+            // Every older root was replaced by the next version's, so it is
+            // gone, from the index and from the page cache (the reads of
+            // the previous round cached it).
+            for v in 0..below {
+                assert!(store.get_node(&NodeKey::root(v)).unwrap().is_none());
+            }
             for v in below..=8 {
                 assert_eq!(tree.root_hash(v).unwrap(), roots[v as usize]);
                 for i in (0..600).step_by(7) {
@@ -3000,5 +3040,56 @@ mod tests {
             .count();
         let entries = values.iter().unwrap().count();
         assert!(entries >= live, "{entries} < {live}");
+    }
+
+    /// All rows of a table, as bytes.
+    fn table_rows(
+        store: &DurableStore,
+        table: redb::TableDefinition<&[u8], &[u8]>,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let read = store.db.begin_read().unwrap();
+        let t = read.open_table(table).unwrap();
+        t.iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                (k.value().to_vec(), v.value().to_vec())
+            })
+            .collect()
+    }
+
+    /// A prune cut into many small passes (a few keys each, so a pass ends
+    /// inside the rows of one version and the next starts after it) leaves
+    /// exactly the rows a single pass leaves.
+    #[test]
+    fn pruning_in_small_passes_deletes_what_one_pass_deletes() {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let stores = [test_store(dirs[0].path()), test_store(dirs[1].path())];
+        let key = |i: u64| KeyHash::of(HashFunction::Blake3, &i.to_le_bytes());
+        for store in &stores {
+            for h in 1..=8u64 {
+                let updates: Vec<_> = (0..200u64)
+                    .map(|i| {
+                        let k = (i * 11 + h * 97) % 500;
+                        (key(k), (k % 4 != h % 4).then(|| vec![h as u8; 3]))
+                    })
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect();
+                append_state(store, &updates);
+            }
+        }
+        let upper = 7u64.to_be_bytes();
+        for (store, pass_keys) in stores.iter().zip([usize::MAX, 5]) {
+            let txn = store.db.begin_write().unwrap();
+            delete_stale(&txn, &upper, pass_keys).unwrap();
+            txn.commit().unwrap();
+        }
+        assert_eq!(stored_node_keys(&stores[0]), reachable(&stores[0], 6..=8));
+        for table in [NODES, VALUES, STALE] {
+            let (one, many) = (table_rows(&stores[0], table), table_rows(&stores[1], table));
+            assert!(!one.is_empty());
+            assert_eq!(one, many, "table {}", redb::TableHandle::name(&table));
+        }
     }
 }
