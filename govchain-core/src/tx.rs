@@ -17,7 +17,7 @@
 //! ([`Transaction::check_suite`], [`Block::validate_body`](crate::block::Block::validate_body)),
 //! so everything a block commits to is hashed under the chain's suite.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::codec::{decode_exact, encode_bytes, Decode, DecodeError, Encode, Reader};
 use crate::crypto::{
@@ -40,7 +40,9 @@ pub struct Transaction {
     chain_id: ChainId,
     sender: PublicKey,
     nonce: u64,
-    payload: Vec<u8>,
+    /// Shared between clones: a block's transactions are cloned as the
+    /// block moves through consensus, storage and the mempool.
+    payload: Arc<[u8]>,
     signature: Signature,
     /// [`Transaction::id`], computed on first use: a node asks for it on
     /// admission, validation, commit and indexing. The fields above never
@@ -124,7 +126,7 @@ impl Transaction {
             chain_id,
             sender,
             nonce,
-            payload,
+            payload: payload.into(),
             signature,
             id: OnceLock::new(),
         })
@@ -248,7 +250,7 @@ impl Decode for Transaction {
             chain_id: ChainId::decode_from(r)?,
             sender: PublicKey::decode_from(r)?,
             nonce: u64::decode_from(r)?,
-            payload: r.bytes("transaction payload", MAX_PAYLOAD_LEN)?.to_vec(),
+            payload: Arc::from(r.bytes("transaction payload", MAX_PAYLOAD_LEN)?),
             signature: Signature::decode_from(r)?,
             id: OnceLock::new(),
         })
@@ -305,7 +307,9 @@ mod tests {
         other.nonce = 8;
         assert!(other.verify_signature().is_err());
         let mut other = tx.clone();
-        other.payload.push(0);
+        let mut longer = other.payload.to_vec();
+        longer.push(0);
+        other.payload = longer.into();
         assert!(other.verify_signature().is_err());
         let mut other = tx.clone();
         other.sender = key(2).public_key();

@@ -5,6 +5,7 @@
 //! expected.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::codec::{encode_bytes, Decode, DecodeError, Encode, Reader};
 
@@ -15,7 +16,7 @@ pub const MAX_CHAIN_ID_LEN: usize = 32;
 /// bytes of lower-case ASCII letters, digits, `-` and `.`, starting with a
 /// letter or digit. Readable in logs and unambiguous in signatures.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChainId(String);
+pub struct ChainId(Arc<str>);
 
 /// Why a string is not a valid [`ChainId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +41,7 @@ impl ChainId {
     pub fn new(id: impl Into<String>) -> Result<Self, ChainIdError> {
         let id = id.into();
         Self::check(id.as_bytes())?;
-        Ok(ChainId(id))
+        Ok(ChainId(id.into()))
     }
 
     fn check(bytes: &[u8]) -> Result<(), ChainIdError> {
@@ -99,7 +100,7 @@ impl Decode for ChainId {
         // `check` admitted only ASCII, so this is valid UTF-8.
         let s =
             std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8 { what: "chain id" })?;
-        Ok(ChainId(s.to_owned()))
+        Ok(ChainId(Arc::from(s)))
     }
 }
 

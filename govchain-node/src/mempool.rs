@@ -579,7 +579,9 @@ impl Mempool {
                 .senders
                 .get(sender)
                 .and_then(|q| q.get(&tx.nonce()))
-                .is_some_and(|e| &e.tx == tx);
+                // The id is cached in both (the node computes the block's
+                // ids on commit): a hash compare, not a byte compare.
+                .is_some_and(|e| e.id == tx.id());
             if same {
                 let nonce = tx.nonce();
                 self.take_entries(sender, |q| q.remove(&nonce).into_iter().collect());
