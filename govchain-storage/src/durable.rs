@@ -448,7 +448,9 @@ struct IndexRows {
     values: Vec<([u8; 40], Vec<u8>)>,
     /// The sealed `smt_stale` row, if the batch made anything stale.
     stale: Option<Vec<u8>>,
-    recent: RecentNodes,
+    /// Shared with the store once written (not copied: thousands of pages
+    /// for a large block).
+    recent: Arc<RecentNodes>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -617,7 +619,7 @@ fn prepare_rows(batch: &TreeUpdateBatch) -> Result<IndexRows, StorageError> {
     } else {
         None
     };
-    let recent = RecentNodes {
+    let recent = Arc::new(RecentNodes {
         version: batch.version,
         nodes: batch
             .nodes
@@ -625,7 +627,7 @@ fn prepare_rows(batch: &TreeUpdateBatch) -> Result<IndexRows, StorageError> {
             .filter(|(k, _)| k.version == batch.version)
             .map(|(k, n)| (k.path, n.clone()))
             .collect(),
-    };
+    });
     Ok(IndexRows {
         version: batch.version,
         nodes,
@@ -1804,10 +1806,7 @@ impl DurableStore {
         txn: &redb::WriteTransaction,
         rows: &IndexRows,
     ) -> Result<(), StorageError> {
-        *self.recent.write() = Some(Arc::new(RecentNodes {
-            version: rows.recent.version,
-            nodes: rows.recent.nodes.clone(),
-        }));
+        *self.recent.write() = Some(rows.recent.clone());
         let mut nodes = txn.open_table(NODES).map_err(db_err)?;
         for (k, v) in &rows.nodes {
             if nodes
