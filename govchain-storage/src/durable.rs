@@ -2968,6 +2968,27 @@ mod tests {
             .collect()
     }
 
+    /// The position of test key `i`.
+    fn churn_key(i: u64) -> KeyHash {
+        KeyHash::of(HashFunction::Blake3, &i.to_le_bytes())
+    }
+
+    /// Appends state versions 1 to 8, each inserting, overwriting and
+    /// deleting keys of a 600-key range ([`churn_key`]).
+    fn append_churn(store: &DurableStore) {
+        for h in 1..=8u64 {
+            let updates: Vec<_> = (0..300u64)
+                .map(|i| {
+                    let k = (i * 7 + h * 131) % 600;
+                    (churn_key(k), (k % 5 != h % 5).then(|| vec![h as u8; 4]))
+                })
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            append_state(store, &updates);
+        }
+    }
+
     /// Pruning through the per-version stale rows deletes exactly the pages
     /// no retained version reaches, and the value entries no retained
     /// version reads.
@@ -2976,19 +2997,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = test_store(dir.path());
         let tree = SparseMerkleTree::new(&store, HashFunction::Blake3);
-        let key = |i: u64| KeyHash::of(HashFunction::Blake3, &i.to_le_bytes());
-        for h in 1..=8u64 {
-            // Inserts, overwrites and deletes over a 600-key range.
-            let updates: Vec<_> = (0..300u64)
-                .map(|i| {
-                    let k = (i * 7 + h * 131) % 600;
-                    (key(k), (k % 5 != h % 5).then(|| vec![h as u8; 4]))
-                })
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into_iter()
-                .collect();
-            append_state(&store, &updates);
-        }
+        let key = churn_key;
+        append_churn(&store);
         let roots: Vec<Hash> = (0..=8)
             .map(|v| {
                 store
@@ -3064,19 +3074,8 @@ mod tests {
     fn pruning_in_small_passes_deletes_what_one_pass_deletes() {
         let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         let stores = [test_store(dirs[0].path()), test_store(dirs[1].path())];
-        let key = |i: u64| KeyHash::of(HashFunction::Blake3, &i.to_le_bytes());
         for store in &stores {
-            for h in 1..=8u64 {
-                let updates: Vec<_> = (0..200u64)
-                    .map(|i| {
-                        let k = (i * 11 + h * 97) % 500;
-                        (key(k), (k % 4 != h % 4).then(|| vec![h as u8; 3]))
-                    })
-                    .collect::<std::collections::BTreeMap<_, _>>()
-                    .into_iter()
-                    .collect();
-                append_state(store, &updates);
-            }
+            append_churn(store);
         }
         let upper = 7u64.to_be_bytes();
         for (store, pass_keys) in stores.iter().zip([usize::MAX, 5]) {
