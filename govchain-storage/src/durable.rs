@@ -2606,9 +2606,9 @@ fn delete_stale(
         let Some(last_row) = last_row else {
             return Ok(());
         };
-        // Deleted in key order: the stale pages of many versions share the
-        // index's leaf pages, so each leaf is rewritten once per pass
-        // instead of once per deleted row.
+        // Deleted in key order, so that rows sharing a leaf page of the
+        // index are deleted together (the stale pages of many versions are
+        // interleaved in the table).
         node_keys.sort_unstable();
         for nk in &node_keys {
             nodes.remove(nk.as_slice()).map_err(db_err)?;
