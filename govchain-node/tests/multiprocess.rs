@@ -433,13 +433,30 @@ fn four_processes_survive_sigkills_under_load_and_a_fifth_joins_by_governance() 
             approve: true,
         },
     );
-    gov(
-        3,
-        0,
-        GovernanceOp::Vote {
-            proposal_id: ProposalId::new(2),
-            approve: true,
-        },
+    // The third approval — the one that passes the change — comes from
+    // the operator CLI, as a department's operator would cast it (the
+    // nonce read from the node's state).
+    let out = Command::new(env!("CARGO_BIN_EXE_govchain"))
+        .args([
+            "gov",
+            "--api",
+            &apis[3],
+            "--chain",
+            main.as_str(),
+            "--key",
+            s(&net.join("dept-4/node.key")),
+            "--wait",
+            "vote",
+            "--proposal",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("(nonce 0)") && stdout.contains("committed at"),
+        "govchain gov vote: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     wait_for(
         "the fifth node synced past the change",

@@ -10,6 +10,7 @@
 //! | `inspect --data-dir DIR [--config FILE]` | verifies a data directory offline ([`inspect`]) |
 //! | `prove tx\|state\|cross-chain … --out FILE` | fetches a proof file from a running node's API |
 //! | `verify --proof FILE --trusted-set FILE` | checks a proof file against a trusted validator set |
+//! | `gov --api ADDR [--chain MAIN] --key FILE [--nonce N] [--wait] register-department\|remove-department\|add-validator\|remove-validator\|vote …` | signs a main-chain governance proposal or vote with a department's key and submits it ([`gov`]) |
 //!
 //! Logs go to standard error (`--log-level` or `RUST_LOG`, default `info`);
 //! results go to standard output. Any failure exits with status 1 and a
@@ -24,6 +25,7 @@ macro_rules! say {
     }};
 }
 
+pub mod gov;
 pub mod inspect;
 mod run;
 
@@ -108,6 +110,8 @@ pub enum Command {
         #[arg(long)]
         trusted_set: PathBuf,
     },
+    /// Sign and submit a main-chain governance proposal or vote.
+    Gov(gov::GovArgs),
 }
 
 /// Arguments of `govchain genesis`.
@@ -314,6 +318,7 @@ pub fn execute(command: Command) -> Result<(), CliError> {
         }
         Command::Prove(what) => prove(what),
         Command::Verify { proof, trusted_set } => verify(&proof, &trusted_set),
+        Command::Gov(args) => gov::gov(&args),
     }
 }
 
