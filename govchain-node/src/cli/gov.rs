@@ -19,7 +19,7 @@ use govchain_core::crypto::Signer;
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height};
 
-use super::{get_json, CliError, TIMEOUT};
+use super::{api_error, get_json, CliError, TIMEOUT};
 use crate::api::client;
 use crate::config::{load_key_file, parse_public_key};
 use crate::governance::{Action, Department, DepartmentId, GovernanceOp, ProposalId};
@@ -212,12 +212,10 @@ pub fn gov(args: &GovArgs) -> Result<(), CliError> {
     let path = format!("/v1/chains/{chain}/txs");
     let response = client::request(&args.api, "POST", &path, Some(body.as_bytes()), TIMEOUT)?;
     if response.status >= 400 {
-        let value = response.json().unwrap_or_default();
-        return Err(CliError::Api {
-            status: response.status,
-            code: value["error"]["code"].as_str().unwrap_or("?").to_owned(),
-            message: value["error"]["message"].as_str().unwrap_or("").to_owned(),
-        });
+        return Err(api_error(
+            response.status,
+            &response.json().unwrap_or_default(),
+        ));
     }
     say!("submitted {id} (nonce {nonce})");
     if args.wait {

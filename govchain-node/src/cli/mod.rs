@@ -400,13 +400,18 @@ fn get_json(api: &str, path: &str) -> Result<serde_json::Value, CliError> {
         message: e.to_string(),
     })?;
     if response.status >= 400 {
-        return Err(CliError::Api {
-            status: response.status,
-            code: value["error"]["code"].as_str().unwrap_or("?").to_owned(),
-            message: value["error"]["message"].as_str().unwrap_or("").to_owned(),
-        });
+        return Err(api_error(response.status, &value));
     }
     Ok(value)
+}
+
+/// The API's JSON error (`{"error": {"code", "message"}}`) as a [`CliError`].
+fn api_error(status: u16, body: &serde_json::Value) -> CliError {
+    CliError::Api {
+        status,
+        code: body["error"]["code"].as_str().unwrap_or("?").to_owned(),
+        message: body["error"]["message"].as_str().unwrap_or("").to_owned(),
+    }
 }
 
 fn status(api: &str) -> Result<(), CliError> {
