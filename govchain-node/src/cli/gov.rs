@@ -245,13 +245,19 @@ pub fn gov(args: &GovArgs) -> Result<(), CliError> {
 fn next_nonce(api: &str, chain: &ChainId, key: &dyn Signer) -> Result<u64, CliError> {
     let state_key = hex::encode(NonceTracker::key(&key.public_key()));
     let reply = get_json(api, &format!("/v1/chains/{chain}/state/{state_key}"))?;
+    let bad_reply = |message: String| CliError::Api {
+        status: 200,
+        code: "bad_nonce_value".into(),
+        message,
+    };
     match reply["value_hex"].as_str() {
         None => Ok(0),
         Some(h) => {
-            let bytes = hex::decode(h).map_err(|e| usage("nonce")(e.to_string()))?;
-            let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
-                usage("nonce")(format!("the node's nonce value {h} is not 8 bytes"))
-            })?;
+            let bytes = hex::decode(h).map_err(|e| bad_reply(format!("{h}: {e}")))?;
+            let arr: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad_reply(format!("{h} is not 8 bytes")))?;
             Ok(u64::from_le_bytes(arr))
         }
     }
