@@ -48,7 +48,7 @@ use crate::config::{ConfigError, NetworkPlan, NodeSettings, PlannedSideChain};
 #[command(
     name = "govchain",
     version,
-    about = "Operate a govchain department node: keys, genesis, run, status, inspect, proofs."
+    about = "Operate a govchain department node: keys, genesis, run, status, inspect, proofs, governance."
 )]
 pub struct Cli {
     /// Log filter (e.g. `info`, `debug`, `govchain_node=debug`); overrides
