@@ -244,8 +244,15 @@ pub(crate) fn end_to_end(total: usize) -> anyhow::Result<EndToEnd> {
     })
 }
 
-/// End-to-end rounds of the `node` area (`GOVCHAIN_NODE_ROUNDS` overrides).
-const E2E_ROUNDS: usize = 3;
+/// End-to-end rounds of the `node` area, and of the `network` area's
+/// in-process and TCP runs: `GOVCHAIN_NODE_ROUNDS`, default 3, at least 1.
+pub(crate) fn e2e_rounds() -> usize {
+    std::env::var("GOVCHAIN_NODE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3usize)
+        .max(1)
+}
 
 /// Transactions waiting in a node's pool above which its client pauses.
 const BACKLOG_PER_NODE: usize = 2_500;
@@ -461,11 +468,7 @@ fn try_report() -> anyhow::Result<()> {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(30_000);
-        let rounds: usize = std::env::var("GOVCHAIN_NODE_ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(E2E_ROUNDS)
-            .max(1);
+        let rounds = e2e_rounds();
         // Rounds interleaved with measurements of B, each round against
         // the mean of the B measured just before and just after it; the
         // round with the median ratio is reported (a single run of a few
