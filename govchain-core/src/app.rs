@@ -273,13 +273,17 @@ impl NonceTracker {
     pub fn next(state: &dyn StateView, sender: &PublicKey) -> Result<u64, StateError> {
         match state.get(&Self::key(sender))? {
             None => Ok(0),
-            Some(bytes) => {
-                let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StateError {
-                    reason: "nonce value is not 8 bytes".to_owned(),
-                })?;
-                Ok(u64::from_le_bytes(arr))
-            }
+            Some(bytes) => Self::decode_value(&bytes),
         }
+    }
+
+    /// The nonce stored under [`NonceTracker::key`] (8 bytes, little
+    /// endian), as read from state or from a node's state query.
+    pub fn decode_value(bytes: &[u8]) -> Result<u64, StateError> {
+        let arr: [u8; 8] = bytes.try_into().map_err(|_| StateError {
+            reason: "nonce value is not 8 bytes".to_owned(),
+        })?;
+        Ok(u64::from_le_bytes(arr))
     }
 
     /// Checks that `tx` carries `sender`'s next nonce.

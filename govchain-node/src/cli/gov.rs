@@ -254,11 +254,7 @@ fn next_nonce(api: &str, chain: &ChainId, key: &dyn Signer) -> Result<u64, CliEr
         None => Ok(0),
         Some(h) => {
             let bytes = hex::decode(h).map_err(|e| bad_reply(format!("{h}: {e}")))?;
-            let arr: [u8; 8] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| bad_reply(format!("{h} is not 8 bytes")))?;
-            Ok(u64::from_le_bytes(arr))
+            NonceTracker::decode_value(&bytes).map_err(|e| bad_reply(format!("{h}: {e}")))
         }
     }
 }
