@@ -144,6 +144,13 @@ impl<'a> Reader<'a> {
         self.bytes.len()
     }
 
+    /// The bytes not yet read, without reading them: a decoder that needs
+    /// the exact encoding of what it decodes (to hash it) takes this before
+    /// and [`remaining`](Self::remaining) after.
+    pub fn unread(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// Fails with [`DecodeError::TrailingBytes`] unless all input was read.
     pub fn finish(&self) -> Result<(), DecodeError> {
         if self.bytes.is_empty() {

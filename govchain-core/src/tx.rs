@@ -245,15 +245,29 @@ impl Encode for Transaction {
 }
 
 impl Decode for Transaction {
+    /// Also computes the [id](Transaction::id), from the bytes just read:
+    /// every node asks for the id of every transaction it receives, and the
+    /// encoding is canonical (decoding accepts exactly the output of
+    /// [`Encode`]), so hashing the input is hashing `to_bytes()` without
+    /// encoding it again.
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Transaction {
+        let input = r.unread();
+        let tx = Transaction {
             chain_id: ChainId::decode_from(r)?,
             sender: PublicKey::decode_from(r)?,
             nonce: u64::decode_from(r)?,
             payload: Arc::from(r.bytes("transaction payload", MAX_PAYLOAD_LEN)?),
             signature: Signature::decode_from(r)?,
             id: OnceLock::new(),
-        })
+        };
+        // The reader only moves forward, so this is the prefix just read.
+        let used = input.len().saturating_sub(r.remaining());
+        let encoding = input.get(..used).ok_or(DecodeError::UnexpectedEnd {
+            needed: used,
+            remaining: input.len(),
+        })?;
+        let _ = tx.id.set(tx.suite().hash(Domain::Transaction, encoding));
+        Ok(tx)
     }
 }
 
@@ -334,6 +348,36 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn ids_of_transactions_decoded_in_sequence_are_their_own() {
+        // Several transactions read from one input (as in a block): each
+        // id covers exactly its own bytes.
+        let txs: Vec<Transaction> = (0..4u8)
+            .map(|i| {
+                Transaction::new_signed(
+                    chain("main"),
+                    &key(i),
+                    u64::from(i),
+                    vec![i; usize::from(i) * 3],
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        for tx in &txs {
+            tx.encode_to(&mut bytes);
+        }
+        let mut r = Reader::new(&bytes);
+        for tx in &txs {
+            let back = Transaction::decode_from(&mut r).unwrap();
+            assert_eq!(
+                back.id(),
+                tx.suite().hash(Domain::Transaction, &tx.to_bytes())
+            );
+        }
+        assert!(r.finish().is_ok());
+    }
+
     proptest! {
         #[test]
         fn codec_round_trip_and_mutations(nonce in any::<u64>(), payload in proptest::collection::vec(any::<u8>(), 0..300), seed in any::<u8>()) {
@@ -342,6 +386,9 @@ mod tests {
             let back = Transaction::decode(&bytes).unwrap();
             prop_assert_eq!(&back, &tx);
             prop_assert_eq!(back.to_bytes(), bytes.clone());
+            // The id a decode computes from its input is the id of the
+            // encoding.
+            prop_assert_eq!(back.id(), tx.suite().hash(Domain::Transaction, &bytes));
             // Every truncation is refused.
             for cut in 0..bytes.len() {
                 prop_assert!(Transaction::decode(&bytes[..cut]).is_err());
@@ -352,6 +399,10 @@ mod tests {
                 m[i] ^= 0x5a;
                 if let Ok(t) = Transaction::decode(&m) {
                     prop_assert!(t.verify_signature().is_err(), "mutation at {} verified", i);
+                    // Canonical: what decoded is what re-encodes, so the id
+                    // taken from the input is the id of the transaction.
+                    prop_assert_eq!(t.to_bytes(), m.clone());
+                    prop_assert_eq!(t.id(), t.suite().hash(Domain::Transaction, &m));
                 }
             }
         }
