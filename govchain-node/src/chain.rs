@@ -814,7 +814,7 @@ impl ChainRunner {
         }
         let app = self.spec.app.clone();
         let ok = self.with_state(latest.get(), |state| {
-            let mut next: BTreeMap<&PublicKey, u64> = BTreeMap::new();
+            let mut next: HashMap<&PublicKey, u64> = HashMap::new();
             for tx in &block.transactions {
                 if app.check_tx(state, tx).is_err() {
                     return false;
