@@ -8,7 +8,7 @@
 //! ```text
 //! MANIFEST                  magic, format version, chain id, CRC (written once)
 //! LOCK                      empty; locked by the open handle (not part of the format)
-//! index.redb                redb: block index, hash index, SMT nodes/values, meta
+//! index.redb                redb: block index, hash index, transaction ids per block, SMT nodes/values, meta
 //! index.sum                 a CRC-32C of every 4 KiB page of index.redb (see Verified reads)
 //! log/00000000000000000001.seg   segment: header, then frames for heights 1..
 //! log/00000000000000004711.seg   a later segment, named by its first height
@@ -25,9 +25,13 @@
 //! 1. the frame (block, certificate, state batch) is written at the end of
 //!    the active segment and the segment is `fdatasync`ed. This is the
 //!    durability point: once the sync returns, the block survives any crash;
-//! 2. one redb write transaction inserts the location and hash records, the
-//!    state batch and the new applied height, committed with
-//!    [`redb::Durability::None`] (no sync: visible to readers, not durable);
+//! 2. one redb write transaction inserts the location and hash records,
+//!    the block's transaction ids (`block_tx_ids`: opening a chain indexes
+//!    its transactions from these rows instead of decoding every block;
+//!    a height written before the table existed has no row and is read
+//!    from its frame), the state batch and the new applied height,
+//!    committed with [`redb::Durability::None`] (no sync: visible to
+//!    readers, not durable);
 //! 3. append returns `Ok` — the acknowledgement.
 //!
 //! Every [`DurableConfig::checkpoint_interval`] appends (default
@@ -202,6 +206,12 @@ const VALUES_V5: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_value
 /// entry: the index costs one insert per commit and one range scan per
 /// prune.
 const STALE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("smt_stale");
+/// Height → the ids of the block's transactions, 32 bytes each in block
+/// order, sealed: what opening a chain needs to index its transactions
+/// without reading and decoding every block. Written with the block's
+/// location; a height without a row (written before the table existed) is
+/// served from its frame.
+const TX_IDS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_tx_ids");
 
 const META_FORMAT: &str = "format";
 const META_CHAIN: &str = "chain_id";
@@ -556,6 +566,36 @@ fn decode_stored(
 /// index commit can fail only on I/O (or an index that is already
 /// corrupt). Refuses entries at another version than the batch's, a node
 /// key written twice, and a stale index too large to encode.
+/// The `block_tx_ids` row of `block`: its transactions' ids, in order.
+fn tx_id_row(block: &Block) -> Vec<u8> {
+    let mut row = Vec::with_capacity(block.transactions.len() * 32);
+    for tx in &block.transactions {
+        row.extend_from_slice(tx.id().as_bytes());
+    }
+    row
+}
+
+/// Parses a `block_tx_ids` row of `height` (sealed).
+fn parse_tx_id_row(height: u64, sealed: &[u8]) -> Result<Vec<Hash>, StorageError> {
+    let where_ = || format!("index block_tx_ids[{height}]");
+    let raw =
+        unseal(&height.to_be_bytes(), sealed).map_err(|r| StorageError::corrupt(where_(), r))?;
+    if raw.len() % 32 != 0 {
+        return Err(StorageError::corrupt(
+            where_(),
+            "length is not a multiple of 32",
+        ));
+    }
+    Ok(raw
+        .chunks_exact(32)
+        .map(|c| {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(c);
+            Hash::from_bytes(id)
+        })
+        .collect())
+}
+
 fn prepare_rows(batch: &TreeUpdateBatch) -> Result<IndexRows, StorageError> {
     let foreign = batch
         .nodes
@@ -1020,6 +1060,7 @@ impl DurableStore {
             txn.open_table(NODES).map_err(db_err)?;
             txn.open_table(VALUES).map_err(db_err)?;
             txn.open_table(STALE).map_err(db_err)?;
+            txn.open_table(TX_IDS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
 
@@ -1056,6 +1097,32 @@ impl DurableStore {
             state_oldest,
         };
         Ok(())
+    }
+
+    /// `height` if a block is stored there, `None` at 0 and above the
+    /// latest height, [`StorageError::Pruned`] below the oldest.
+    fn stored_height(&self, height: Height) -> Result<Option<u64>, StorageError> {
+        let tip = *self.tip.read();
+        let h = height.get();
+        if h == 0 || h > tip.latest {
+            return Ok(None);
+        }
+        if h < tip.oldest {
+            return Err(StorageError::Pruned {
+                what: "block",
+                requested: h,
+                oldest: tip.oldest,
+            });
+        }
+        Ok(Some(h))
+    }
+
+    /// The `block_tx_ids` row of `height`, if there is one.
+    fn tx_id_row(&self, height: u64) -> Result<Option<Vec<Hash>>, StorageError> {
+        let read = self.read_txn()?;
+        let ids = read.open_table(TX_IDS).map_err(db_err)?;
+        let row = ids.get(height).map_err(db_err)?;
+        row.map(|v| parse_tx_id_row(height, v.value())).transpose()
     }
 
     fn location(&self, height: u64) -> Result<Location, StorageError> {
@@ -1430,7 +1497,7 @@ impl DurableStore {
             replay.txn = Some(self.write_txn()?);
         }
         if let Some(txn) = &replay.txn {
-            self.write_index(txn, height, &loc, &rows)?;
+            self.write_index(txn, height, &loc, &tx_id_row(&block), &rows)?;
         }
         replay.expected = height + 1;
         replay.parent = hash;
@@ -1625,7 +1692,7 @@ impl DurableStore {
 
     /// Reads every stored frame and checks it (both frame checksums, the
     /// decoding of block, certificate and state batch, the hash against
-    /// the index, parent links). Returns the number checked,
+    /// the index, parent links, the transaction-id row against the block). Returns the number checked,
     /// or the first corruption found.
     pub fn verify(&self) -> Result<u64, StorageError> {
         self.contain(|| {
@@ -1636,6 +1703,15 @@ impl DurableStore {
             let mut parent: Option<Hash> = None;
             for h in tip.oldest..=tip.latest {
                 let b = self.check_frame(h)?;
+                if let Some(ids) = self.tx_id_row(h)? {
+                    let from_frame = b.block.transactions.iter().map(|t| t.id());
+                    if !ids.iter().copied().eq(from_frame) {
+                        return Err(StorageError::corrupt(
+                            format!("index block_tx_ids[{h}]"),
+                            "transaction ids differ from the block's",
+                        ));
+                    }
+                }
                 if let Some(p) = parent {
                     if b.block.header.parent_hash != p {
                         return Err(StorageError::corrupt(
@@ -1841,13 +1917,14 @@ impl DurableStore {
         Ok(())
     }
 
-    /// Writes the index records of the block at `height` (location, hash)
-    /// and its state rows into `txn`.
+    /// Writes the index records of the block at `height` (location, hash,
+    /// transaction ids) and its state rows into `txn`.
     fn write_index(
         &self,
         txn: &redb::WriteTransaction,
         height: u64,
         loc: &Location,
+        tx_ids: &[u8],
         rows: &IndexRows,
     ) -> Result<(), StorageError> {
         {
@@ -1860,6 +1937,9 @@ impl DurableStore {
             hashes
                 .insert(&k[..], seal(k, &height.to_le_bytes()).as_slice())
                 .map_err(db_err)?;
+            let mut ids = txn.open_table(TX_IDS).map_err(db_err)?;
+            ids.insert(height, seal(&height.to_be_bytes(), tx_ids).as_slice())
+                .map_err(db_err)?;
         }
         self.write_rows(txn, rows)
     }
@@ -1870,11 +1950,12 @@ impl DurableStore {
         &self,
         height: u64,
         loc: &Location,
+        tx_ids: &[u8],
         rows: &IndexRows,
         durable: bool,
     ) -> Result<(), StorageError> {
         let txn = self.write_txn_with(durable)?;
-        self.write_index(&txn, height, loc, rows)?;
+        self.write_index(&txn, height, loc, tx_ids, rows)?;
         {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             put_meta(&mut meta, META_APPLIED, &height.to_le_bytes())?;
@@ -1974,7 +2055,8 @@ impl BlockStore for DurableStore {
             let durable = w.since_checkpoint.saturating_add(1) >= self.config.checkpoint_interval
                 || w.bytes_since_checkpoint.saturating_add(frame_len)
                     >= self.config.checkpoint_bytes;
-            self.poisoning(self.commit_append(height, &loc, &rows, durable))?;
+            let tx_ids = tx_id_row(block);
+            self.poisoning(self.commit_append(height, &loc, &tx_ids, &rows, durable))?;
             if durable {
                 w.since_checkpoint = 0;
                 w.bytes_since_checkpoint = 0;
@@ -1999,20 +2081,39 @@ impl BlockStore for DurableStore {
     }
 
     fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
+        self.contain(|| match self.stored_height(height)? {
+            Some(h) => self.read_block(h).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    fn block_hash(&self, height: Height) -> Result<Option<Hash>, StorageError> {
         self.contain(|| {
-            let tip = *self.tip.read();
-            let h = height.get();
-            if h == 0 || h > tip.latest {
+            let Some(h) = self.stored_height(height)? else {
                 return Ok(None);
+            };
+            Ok(Some(self.location(h)?.hash))
+        })
+    }
+
+    fn block_tx_ids(&self, height: Height) -> Result<Option<Vec<Hash>>, StorageError> {
+        self.contain(|| {
+            let Some(h) = self.stored_height(height)? else {
+                return Ok(None);
+            };
+            if let Some(ids) = self.tx_id_row(h)? {
+                return Ok(Some(ids));
             }
-            if h < tip.oldest {
-                return Err(StorageError::Pruned {
-                    what: "block",
-                    requested: h,
-                    oldest: tip.oldest,
-                });
-            }
-            self.read_block(h).map(Some)
+            // Written before the table existed: from the frame.
+            let stored = self.read_block(h)?;
+            Ok(Some(
+                stored
+                    .block
+                    .transactions
+                    .iter()
+                    .map(govchain_core::tx::Transaction::id)
+                    .collect(),
+            ))
         })
     }
 
@@ -2070,12 +2171,14 @@ impl BlockStore for DurableStore {
                 {
                     let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
                     let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
+                    let mut ids = txn.open_table(TX_IDS).map_err(db_err)?;
                     for h in tip.oldest..below {
                         if let Some(v) = blocks.remove(h).map_err(db_err)? {
                             if let Ok(loc) = Location::decode(h, v.value()) {
                                 hashes.remove(&loc.hash.as_bytes()[..]).map_err(db_err)?;
                             }
                         }
+                        ids.remove(h).map_err(db_err)?;
                     }
                     let mut meta = txn.open_table(META).map_err(db_err)?;
                     put_meta(&mut meta, META_OLDEST, &below.to_le_bytes())?;
@@ -2703,6 +2806,16 @@ mod tests {
     /// Appends the next block, an empty one whose state version applies
     /// `updates`.
     fn append_state(store: &DurableStore, updates: &[(KeyHash, Option<Vec<u8>>)]) {
+        append_block(store, Vec::new(), updates);
+    }
+
+    /// Appends the next block, holding `txs`, whose state version applies
+    /// `updates`.
+    fn append_block(
+        store: &DurableStore,
+        txs: Vec<govchain_core::tx::Transaction>,
+        updates: &[(KeyHash, Option<Vec<u8>>)],
+    ) {
         let h = store.latest_height().unwrap().get() + 1;
         let parent = store
             .block(Height::new(h - 1))
@@ -2718,8 +2831,8 @@ mod tests {
             height: Height::new(h),
             time: Timestamp::new(h),
             parent_hash: parent,
-            tx_root: tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &[]),
-            tx_count: 0,
+            tx_root: tx_root_of(govchain_core::crypto::CryptoSuite::Ed25519Blake3, &txs),
+            tx_count: txs.len() as u32,
             state_root: root,
             history_root: Hash::ZERO,
             validator_set_hash: Hash::ZERO,
@@ -2728,7 +2841,7 @@ mod tests {
         };
         let block = Block {
             header,
-            transactions: Vec::new(),
+            transactions: txs,
         };
         let cert = certify(
             &chain,
@@ -2738,6 +2851,127 @@ mod tests {
             &[&signer],
         );
         store.append(&block, &cert, batch).unwrap();
+    }
+
+    /// `n` signed transactions for block `h` of the test chain.
+    fn test_txs(h: u64, n: u64) -> Vec<govchain_core::tx::Transaction> {
+        let signer = SecretKey::from_seed(&[9; 32]);
+        let chain = ChainId::new("durable-test").unwrap();
+        (0..n)
+            .map(|i| {
+                govchain_core::tx::Transaction::new_signed(
+                    chain.clone(),
+                    &signer,
+                    h * 10 + i,
+                    vec![h as u8; 8],
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    fn ids_in_block(store: &DurableStore, h: u64) -> Vec<Hash> {
+        let b = store.block(Height::new(h)).unwrap().unwrap();
+        b.block.transactions.iter().map(|t| t.id()).collect()
+    }
+
+    #[test]
+    fn transaction_ids_and_hashes_are_served_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_store(dir.path());
+        for h in 1..=4u64 {
+            append_block(&store, test_txs(h, h), &[]);
+        }
+        for h in 1..=4u64 {
+            assert!(store.tx_id_row(h).unwrap().is_some(), "row {h}");
+            let ids = store.block_tx_ids(Height::new(h)).unwrap().unwrap();
+            assert_eq!(ids.len() as u64, h);
+            assert_eq!(ids, ids_in_block(&store, h));
+            let hash = store.block(Height::new(h)).unwrap().unwrap().block.hash();
+            assert_eq!(store.block_hash(Height::new(h)).unwrap(), Some(hash));
+        }
+        for h in [0, 5] {
+            assert_eq!(store.block_tx_ids(Height::new(h)).unwrap(), None);
+            assert_eq!(store.block_hash(Height::new(h)).unwrap(), None);
+        }
+        // A height without a row (as one written before the table existed)
+        // is answered from its frame.
+        let txn = store.write_txn().unwrap();
+        txn.open_table(TX_IDS).unwrap().remove(2).unwrap();
+        txn.commit().unwrap();
+        assert!(store.tx_id_row(2).unwrap().is_none());
+        assert_eq!(
+            store.block_tx_ids(Height::new(2)).unwrap().unwrap(),
+            ids_in_block(&store, 2)
+        );
+        assert_eq!(store.verify().unwrap(), 4);
+        // A row that disagrees with its block fails `verify`; a damaged one
+        // fails the read.
+        let txn = store.write_txn().unwrap();
+        {
+            let mut rows = txn.open_table(TX_IDS).unwrap();
+            let wrong = tx_id_row(&store.block(Height::new(4)).unwrap().unwrap().block);
+            rows.insert(3, seal(&3u64.to_be_bytes(), &wrong).as_slice())
+                .unwrap();
+            let mut damaged = seal(&4u64.to_be_bytes(), &wrong);
+            damaged[0] ^= 1;
+            rows.insert(4, damaged.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        assert!(store.verify().unwrap_err().is_corruption());
+        assert!(store
+            .block_tx_ids(Height::new(4))
+            .unwrap_err()
+            .is_corruption());
+        // Pruned heights are refused, and their rows deleted.
+        store.prune_blocks_below(Height::new(3)).unwrap();
+        for h in [1, 2] {
+            assert!(store.tx_id_row(h).unwrap().is_none());
+            assert!(matches!(
+                store.block_tx_ids(Height::new(h)),
+                Err(StorageError::Pruned { .. })
+            ));
+            assert!(matches!(
+                store.block_hash(Height::new(h)),
+                Err(StorageError::Pruned { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn recovery_replay_writes_the_transaction_id_rows() {
+        use crate::sim::{CrashMode, SimDisk};
+        let disk = SimDisk::new(7);
+        let chain = ChainId::new("durable-test").unwrap();
+        let open = |disk: &SimDisk| {
+            DurableStore::open_with(
+                Arc::new(disk.clone()),
+                Path::new("/store"),
+                chain.clone(),
+                DurableConfig::default(),
+            )
+            .unwrap()
+        };
+        let store = open(&disk);
+        let tree = SparseMerkleTree::new(&store, HashFunction::Blake3);
+        let (_, genesis) = tree.apply_batch(None, 0, &[]).unwrap();
+        store.commit_state(genesis).unwrap();
+        // Fewer appends than the checkpoint interval: the index is not
+        // durable past the genesis state, so reopening replays them all.
+        for h in 1..=3u64 {
+            append_block(&store, test_txs(h, 2), &[]);
+        }
+        let expected: Vec<Vec<Hash>> = (1..=3).map(|h| ids_in_block(&store, h)).collect();
+        let crashed = disk.power_loss(CrashMode::KeepNone);
+        drop(store);
+        let store = open(&crashed);
+        assert_eq!(store.latest_height().unwrap(), Height::new(3));
+        for h in 1..=3u64 {
+            assert_eq!(
+                store.tx_id_row(h).unwrap().as_ref(),
+                expected.get(h as usize - 1)
+            );
+        }
     }
 
     #[test]

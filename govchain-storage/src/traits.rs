@@ -59,6 +59,27 @@ pub trait BlockStore: Send + Sync {
     /// height (and at height 0).
     fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError>;
 
+    /// The hash of the block at `height`: `None` where
+    /// [`block`](Self::block) is `None`, and the same errors. A store with
+    /// an index answers without reading the block (opening a chain asks for
+    /// every height).
+    fn block_hash(&self, height: Height) -> Result<Option<Hash>, StorageError> {
+        Ok(self.block(height)?.map(|b| b.block.hash()))
+    }
+
+    /// The ids of the transactions of the block at `height`, in block
+    /// order: `None` where [`block`](Self::block) is `None`, and the same
+    /// errors. A store with an index answers without decoding the block.
+    fn block_tx_ids(&self, height: Height) -> Result<Option<Vec<Hash>>, StorageError> {
+        Ok(self.block(height)?.map(|b| {
+            b.block
+                .transactions
+                .iter()
+                .map(govchain_core::tx::Transaction::id)
+                .collect()
+        }))
+    }
+
     /// The height of the block with hash `hash`, if it is stored.
     fn height_of(&self, hash: &Hash) -> Result<Option<Height>, StorageError>;
 

@@ -246,6 +246,13 @@ pub fn check_invariants(store: &DurableStore, wl: &Workload, acked: u64, in_flig
             store.height_of(&e.block.hash()).unwrap(),
             Some(Height::new(h))
         );
+        // The index's hash and transaction ids (replayed blocks included).
+        assert_eq!(
+            store.block_hash(Height::new(h)).unwrap(),
+            Some(e.block.hash())
+        );
+        let ids: Vec<Hash> = e.block.transactions.iter().map(|t| t.id()).collect();
+        assert_eq!(store.block_tx_ids(Height::new(h)).unwrap(), Some(ids));
     }
     assert!(store.block(Height::new(latest + 1)).unwrap().is_none());
     if (latest as usize) < wl.entries.len() {
