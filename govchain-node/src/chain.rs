@@ -442,18 +442,26 @@ impl ChainRunner {
             })?;
             schedule.extend(own);
         }
+        // The history tree and the transaction index, from the store's
+        // index: block hashes and transaction ids, without decoding blocks.
         let mut history = HistoryTree::new(spec.suite().hash_function());
         let mut tx_index = HashMap::new();
+        let missing = |h: u64| NodeError::NotFound {
+            what: format!("block {h} of {chain}"),
+        };
         for h in 1..=latest.get() {
-            let stored = store
-                .block(Height::new(h))
+            let height = Height::new(h);
+            let hash = store
+                .block_hash(height)
                 .map_err(storage_err(&chain))?
-                .ok_or_else(|| NodeError::NotFound {
-                    what: format!("block {h} of {chain}"),
-                })?;
-            history.append(&stored.block.hash());
-            for (i, tx) in stored.block.transactions.iter().enumerate() {
-                tx_index.insert(tx.id(), (Height::new(h), i as u32));
+                .ok_or_else(|| missing(h))?;
+            history.append(&hash);
+            let ids = store
+                .block_tx_ids(height)
+                .map_err(storage_err(&chain))?
+                .ok_or_else(|| missing(h))?;
+            for (i, id) in ids.into_iter().enumerate() {
+                tx_index.insert(id, (height, i as u32));
             }
         }
         let (engine, effects) = match spec.engine {

@@ -99,6 +99,23 @@ fn run_engine(engine: EngineKind) {
             assert_eq!(b.block.header.state_root, b0.block.header.state_root);
         }
     }
+    // The restarted node indexed, when it opened its store, the
+    // transactions committed before it stopped (from the store's index),
+    // and the later ones as they came.
+    let restarted = &nodes[3];
+    let mut indexed = 0;
+    for h in 1..=common.get() {
+        let b = restarted.block(&chain, Height::new(h)).unwrap();
+        for (i, tx) in b.block.transactions.iter().enumerate() {
+            assert_eq!(
+                restarted.find_transaction(&chain, &tx.id()),
+                Some((Height::new(h), i as u32)),
+                "transaction {i} of block {h}"
+            );
+            indexed += 1;
+        }
+    }
+    assert_eq!(indexed, 400);
     for n in nodes {
         assert_eq!(n.status().fatal, None);
         n.stop().unwrap();
