@@ -655,7 +655,14 @@ impl Scenario<'_> {
             || {
                 let mut max = Height::new(0);
                 for id in &ids {
-                    match writer.find_transaction(chain, id) {
+                    let found =
+                        writer
+                            .find_transaction(chain, id)
+                            .map_err(|e| IdentityError::Step {
+                                step,
+                                reason: e.to_string(),
+                            })?;
+                    match found {
                         Some((h, _)) => max = max.max(h),
                         None => return Ok(false),
                     }
@@ -666,7 +673,7 @@ impl Scenario<'_> {
             || {
                 let committed = ids
                     .iter()
-                    .filter(|id| writer.find_transaction(chain, id).is_some())
+                    .filter(|id| matches!(writer.find_transaction(chain, id), Ok(Some(_))))
                     .count();
                 format!(
                     "{committed} of {} transactions committed on {chain} ({} at height {})",

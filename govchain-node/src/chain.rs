@@ -360,7 +360,7 @@ pub(crate) struct ChainRunner {
     executed: HashMap<Hash, Executed>,
     /// Where the transactions committed before the node started are; the
     /// node moves it into its shared index at start and keeps that one.
-    pub tx_index: HashMap<Hash, (Height, u32)>,
+    pub tx_index: crate::tx_index::TxLocator,
     pub counters: ChainCounters,
     /// A block request waiting for its parent to be applied, or for
     /// transactions.
@@ -371,7 +371,9 @@ pub(crate) struct ChainRunner {
     pub sync: SyncState,
 }
 
-fn storage_err(chain: &ChainId) -> impl Fn(govchain_storage::StorageError) -> NodeError + '_ {
+pub(crate) fn storage_err(
+    chain: &ChainId,
+) -> impl Fn(govchain_storage::StorageError) -> NodeError + '_ {
     move |source| NodeError::Storage {
         chain: chain.clone(),
         source: Box::new(source),
@@ -445,7 +447,7 @@ impl ChainRunner {
         // The history tree and the transaction index, from the store's
         // index: block hashes and transaction ids, without decoding blocks.
         let mut history = HistoryTree::new(spec.suite().hash_function());
-        let mut tx_index = HashMap::new();
+        let mut tx_index = crate::tx_index::TxLocator::default();
         let missing = |h: u64| NodeError::NotFound {
             what: format!("block {h} of {chain}"),
         };
@@ -460,8 +462,8 @@ impl ChainRunner {
                 .block_tx_ids(height)
                 .map_err(storage_err(&chain))?
                 .ok_or_else(|| missing(h))?;
-            for (i, id) in ids.into_iter().enumerate() {
-                tx_index.insert(id, (height, i as u32));
+            for id in &ids {
+                tx_index.insert(id, height);
             }
         }
         let (engine, effects) = match spec.engine {
@@ -544,8 +546,8 @@ impl ChainRunner {
                 break;
             };
             if let Some(event) = runner.apply_decided(&d)? {
-                for (i, id) in event.tx_ids.iter().enumerate() {
-                    runner.tx_index.insert(*id, (event.height, i as u32));
+                for id in event.tx_ids.iter() {
+                    runner.tx_index.insert(id, event.height);
                 }
             }
         }

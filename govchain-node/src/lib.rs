@@ -88,6 +88,7 @@ pub mod net;
 pub mod node;
 pub mod sync;
 pub mod transport;
+pub(crate) mod tx_index;
 
 pub use chain::{BlockLimits, ChainRole, ChainSpec, CommitEvent, EngineKind, StorageKind};
 pub use error::NodeError;

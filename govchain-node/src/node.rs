@@ -2,7 +2,7 @@
 //! [`NodeHandle`] through which the host submits transactions, queries
 //! state with proofs and follows commits.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -211,9 +211,6 @@ pub struct NodeStatus {
     pub warnings: Vec<String>,
 }
 
-/// Where each committed transaction is: height and index, by id.
-type TxIndex = HashMap<Hash, (Height, u32)>;
-
 pub(crate) struct Shared {
     stores: BTreeMap<ChainId, Arc<dyn ChainStore>>,
     /// Each chain's crypto suite, fixed at genesis.
@@ -222,7 +219,7 @@ pub(crate) struct Shared {
     pub(crate) schedules: RwLock<BTreeMap<ChainId, BTreeMap<Height, ValidatorSet>>>,
     /// The main chain, if this node runs one.
     main: Option<ChainId>,
-    tx_index: RwLock<BTreeMap<ChainId, TxIndex>>,
+    tx_index: RwLock<BTreeMap<ChainId, crate::tx_index::TxLocator>>,
     status: Mutex<NodeStatus>,
     subscribers: Mutex<Vec<SyncSender<CommitEvent>>>,
 }
@@ -574,19 +571,42 @@ impl NodeHandle {
             .map_err(|e| NodeError::Proof { reason: e.reason })
     }
 
-    /// Where the committed transaction `id` is: its height and index.
-    pub fn find_transaction(&self, chain: &ChainId, id: &Hash) -> Option<(Height, u32)> {
-        self.shared
-            .tx_index
-            .read()
-            .get(chain)
-            .and_then(|m| m.get(id).copied())
+    /// Where the committed transaction `id` is: its height and index;
+    /// `None` if it is not committed on `chain` (or its block was pruned).
+    ///
+    /// The node keeps a compact index of id prefixes in memory and reads the
+    /// candidate blocks' id rows from the store, so a lookup costs a store
+    /// read and a failed read is an error.
+    pub fn find_transaction(
+        &self,
+        chain: &ChainId,
+        id: &Hash,
+    ) -> Result<Option<(Height, u32)>, NodeError> {
+        let candidates = match self.shared.tx_index.read().get(chain) {
+            Some(index) => index.candidates(id),
+            None => return Ok(None),
+        };
+        let store = self.store(chain)?;
+        for height in candidates {
+            let ids = match store.block_tx_ids(height) {
+                Ok(ids) => ids,
+                Err(govchain_storage::StorageError::Pruned { .. }) => continue,
+                Err(e) => return Err(crate::chain::storage_err(chain)(e)),
+            };
+            if let Some(i) = ids.and_then(|ids| ids.iter().position(|x| x == id)) {
+                let index = u32::try_from(i).map_err(|_| NodeError::Proof {
+                    reason: format!("block {height} of {chain} holds more than 2^32 transactions"),
+                })?;
+                return Ok(Some((height, index)));
+            }
+        }
+        Ok(None)
     }
 
     /// The committed transaction `id` with its inclusion proof.
     pub fn tx_proof(&self, chain: &ChainId, id: &Hash) -> Result<TxProof, NodeError> {
         let (height, index) =
-            self.find_transaction(chain, id)
+            self.find_transaction(chain, id)?
                 .ok_or_else(|| NodeError::NotFound {
                     what: format!("transaction {id} on {chain}"),
                 })?;
@@ -1211,8 +1231,8 @@ impl Worker {
         {
             let mut index = self.shared.tx_index.write();
             let map = index.entry(event.chain.clone()).or_default();
-            for (n, id) in event.tx_ids.iter().enumerate() {
-                map.insert(*id, (event.height, n as u32));
+            for id in event.tx_ids.iter() {
+                map.insert(id, event.height);
             }
         }
         crate::hooks::after_commit(self, i, decided, event)

@@ -133,7 +133,7 @@ fn an_invalid_transaction_from_a_byzantine_proposer_is_never_decided() {
     );
     for n in &nodes[1..] {
         assert_eq!(
-            n.find_transaction(&chain, &evil.id()),
+            n.find_transaction(&chain, &evil.id()).unwrap(),
             None,
             "the invalid transaction was decided"
         );
@@ -195,7 +195,10 @@ fn malformed_gossip_from_a_peer_is_counted_and_dropped() {
             let c = nodes[0].status().chains[0].counters;
             c.malformed_gossip_txs == 2
                 && c.refused_consensus_messages >= 1
-                && nodes[0].find_transaction(&chain, &good.id()).is_some()
+                && nodes[0]
+                    .find_transaction(&chain, &good.id())
+                    .unwrap()
+                    .is_some()
         },
     );
     for n in nodes {

@@ -299,7 +299,8 @@ fn prove_verify_status_and_inspect_against_a_real_run() {
         Duration::from_secs(90),
         || {
             ids.iter().all(|(c, id)| {
-                node.find_transaction(c, id).is_some() && node.cross_chain_tx_proof(c, id).is_ok()
+                node.find_transaction(c, id).unwrap().is_some()
+                    && node.cross_chain_tx_proof(c, id).is_ok()
             })
         },
     );

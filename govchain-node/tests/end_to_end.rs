@@ -108,7 +108,7 @@ fn run_engine(engine: EngineKind) {
         let b = restarted.block(&chain, Height::new(h)).unwrap();
         for (i, tx) in b.block.transactions.iter().enumerate() {
             assert_eq!(
-                restarted.find_transaction(&chain, &tx.id()),
+                restarted.find_transaction(&chain, &tx.id()).unwrap(),
                 Some((Height::new(h), i as u32)),
                 "transaction {i} of block {h}"
             );

@@ -166,24 +166,34 @@ fn an_ed25519_main_chain_governs_sm2_side_chains_of_department_sm2_keys() {
     // Both side chains commit; the BFT one anchors and proves.
     let mut found = None;
     wait_for("the registry transaction to commit", LONG, || {
-        found = nodes[1].find_transaction(&registry, &target.id());
+        found = nodes[1].find_transaction(&registry, &target.id()).unwrap();
         found.is_some()
     });
     wait_for("department 4 to follow the registry", LONG, || {
-        found = nodes[3].find_transaction(&registry, &target.id());
+        found = nodes[3].find_transaction(&registry, &target.id()).unwrap();
         found.is_some()
     });
     let (side_height, _) = found.unwrap();
     wait_for(
         "the node's own registry transaction to commit",
         LONG,
-        || nodes[0].find_transaction(&registry, &own).is_some(),
+        || {
+            nodes[0]
+                .find_transaction(&registry, &own)
+                .unwrap()
+                .is_some()
+        },
     );
-    let (h, n) = nodes[0].find_transaction(&registry, &own).unwrap();
+    let (h, n) = nodes[0].find_transaction(&registry, &own).unwrap().unwrap();
     let stored = nodes[0].block(&registry, h).unwrap().block.transactions[n as usize].clone();
     assert_eq!(stored.sender(), &sm_keys[0].public_key());
     wait_for("the ledger transaction to commit", LONG, || {
-        (0..3).all(|i| nodes[i].find_transaction(&ledger, &ledger_target).is_some())
+        (0..3).all(|i| {
+            nodes[i]
+                .find_transaction(&ledger, &ledger_target)
+                .unwrap()
+                .is_some()
+        })
     });
     let (proof, fact) = prove_from_genesis(
         &nodes[2],

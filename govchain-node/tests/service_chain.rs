@@ -175,7 +175,7 @@ fn governance_anchoring_and_cross_chain_proofs() {
             "the identity transaction to commit",
             Duration::from_secs(30),
             || {
-                found = nodes[1].find_transaction(&identity, &target.id());
+                found = nodes[1].find_transaction(&identity, &target.id()).unwrap();
                 found.is_some()
             },
         );

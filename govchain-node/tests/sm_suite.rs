@@ -169,7 +169,7 @@ fn an_sm2_sm3_network_commits_governs_anchors_and_proves() {
     // The side-chain transaction commits and an anchor covers it.
     let mut found = None;
     wait_for("the identity transaction to commit", LONG, || {
-        found = nodes[1].find_transaction(&identity, &target.id());
+        found = nodes[1].find_transaction(&identity, &target.id()).unwrap();
         found.is_some()
     });
     let (side_height, _) = found.unwrap();

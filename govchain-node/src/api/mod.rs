@@ -870,7 +870,11 @@ fn submit_batch(ctx: &Ctx, raw: &str, body: &[u8]) -> Handled {
 fn tx_status(ctx: &Ctx, raw: &str, id: &str) -> Handled {
     let chain = chain_param(ctx, raw)?;
     let id = hash_param(id, "tx_id")?;
-    let value = match ctx.node.find_transaction(&chain, &id) {
+    let found = ctx
+        .node
+        .find_transaction(&chain, &id)
+        .map_err(|e| node_err(e, ErrorCode::TxNotFound))?;
+    let value = match found {
         Some((height, index)) => json!({
             "tx_id": id.to_string(),
             "status": "committed",
@@ -916,7 +920,11 @@ fn tx_proof(ctx: &Ctx, raw: &str, id: &str) -> Handled {
 fn cross_chain_proof(ctx: &Ctx, raw: &str, id: &str) -> Handled {
     let chain = chain_param(ctx, raw)?;
     let id = hash_param(id, "tx_id")?;
-    if ctx.node.find_transaction(&chain, &id).is_none() {
+    let found = ctx
+        .node
+        .find_transaction(&chain, &id)
+        .map_err(|e| node_err(e, ErrorCode::TxNotFound))?;
+    if found.is_none() {
         return Err(Reply::error(
             ErrorCode::TxNotFound,
             format!("transaction {id} is not committed on {chain}"),
