@@ -561,13 +561,8 @@ fn decode_stored(
     Ok(StoredBlock { block, certificate })
 }
 
-/// Checks a state batch and encodes it into sorted, sealed index rows —
-/// all before the frame is written, so that once the frame is durable the
-/// index commit can fail only on I/O (or an index that is already
-/// corrupt). Refuses entries at another version than the batch's, a node
-/// key written twice, and a stale index too large to encode.
 /// The `block_tx_ids` row of `block`: its transactions' ids, in order.
-fn tx_id_row(block: &Block) -> Vec<u8> {
+fn encode_tx_id_row(block: &Block) -> Vec<u8> {
     let mut row = Vec::with_capacity(block.transactions.len() * 32);
     for tx in &block.transactions {
         row.extend_from_slice(tx.id().as_bytes());
@@ -596,6 +591,11 @@ fn parse_tx_id_row(height: u64, sealed: &[u8]) -> Result<Vec<Hash>, StorageError
         .collect())
 }
 
+/// Checks a state batch and encodes it into sorted, sealed index rows —
+/// all before the frame is written, so that once the frame is durable the
+/// index commit can fail only on I/O (or an index that is already
+/// corrupt). Refuses entries at another version than the batch's, a node
+/// key written twice, and a stale index too large to encode.
 fn prepare_rows(batch: &TreeUpdateBatch) -> Result<IndexRows, StorageError> {
     let foreign = batch
         .nodes
@@ -1118,7 +1118,7 @@ impl DurableStore {
     }
 
     /// The `block_tx_ids` row of `height`, if there is one.
-    fn tx_id_row(&self, height: u64) -> Result<Option<Vec<Hash>>, StorageError> {
+    fn read_tx_id_row(&self, height: u64) -> Result<Option<Vec<Hash>>, StorageError> {
         let read = self.read_txn()?;
         let ids = read.open_table(TX_IDS).map_err(db_err)?;
         let row = ids.get(height).map_err(db_err)?;
@@ -1497,7 +1497,7 @@ impl DurableStore {
             replay.txn = Some(self.write_txn()?);
         }
         if let Some(txn) = &replay.txn {
-            self.write_index(txn, height, &loc, &tx_id_row(&block), &rows)?;
+            self.write_index(txn, height, &loc, &encode_tx_id_row(&block), &rows)?;
         }
         replay.expected = height + 1;
         replay.parent = hash;
@@ -1692,8 +1692,8 @@ impl DurableStore {
 
     /// Reads every stored frame and checks it (both frame checksums, the
     /// decoding of block, certificate and state batch, the hash against
-    /// the index, parent links, the transaction-id row against the block). Returns the number checked,
-    /// or the first corruption found.
+    /// the index, parent links, the transaction-id row against the block).
+    /// Returns the number checked, or the first corruption found.
     pub fn verify(&self) -> Result<u64, StorageError> {
         self.contain(|| {
             let tip = *self.tip.read();
@@ -1703,7 +1703,7 @@ impl DurableStore {
             let mut parent: Option<Hash> = None;
             for h in tip.oldest..=tip.latest {
                 let b = self.check_frame(h)?;
-                if let Some(ids) = self.tx_id_row(h)? {
+                if let Some(ids) = self.read_tx_id_row(h)? {
                     let from_frame = b.block.transactions.iter().map(|t| t.id());
                     if !ids.iter().copied().eq(from_frame) {
                         return Err(StorageError::corrupt(
@@ -2055,7 +2055,7 @@ impl BlockStore for DurableStore {
             let durable = w.since_checkpoint.saturating_add(1) >= self.config.checkpoint_interval
                 || w.bytes_since_checkpoint.saturating_add(frame_len)
                     >= self.config.checkpoint_bytes;
-            let tx_ids = tx_id_row(block);
+            let tx_ids = encode_tx_id_row(block);
             self.poisoning(self.commit_append(height, &loc, &tx_ids, &rows, durable))?;
             if durable {
                 w.since_checkpoint = 0;
@@ -2101,7 +2101,7 @@ impl BlockStore for DurableStore {
             let Some(h) = self.stored_height(height)? else {
                 return Ok(None);
             };
-            if let Some(ids) = self.tx_id_row(h)? {
+            if let Some(ids) = self.read_tx_id_row(h)? {
                 return Ok(Some(ids));
             }
             // Written before the table existed: from the frame.
@@ -2883,7 +2883,7 @@ mod tests {
             append_block(&store, test_txs(h, h), &[]);
         }
         for h in 1..=4u64 {
-            assert!(store.tx_id_row(h).unwrap().is_some(), "row {h}");
+            assert!(store.read_tx_id_row(h).unwrap().is_some(), "row {h}");
             let ids = store.block_tx_ids(Height::new(h)).unwrap().unwrap();
             assert_eq!(ids.len() as u64, h);
             assert_eq!(ids, ids_in_block(&store, h));
@@ -2899,7 +2899,7 @@ mod tests {
         let txn = store.write_txn().unwrap();
         txn.open_table(TX_IDS).unwrap().remove(2).unwrap();
         txn.commit().unwrap();
-        assert!(store.tx_id_row(2).unwrap().is_none());
+        assert!(store.read_tx_id_row(2).unwrap().is_none());
         assert_eq!(
             store.block_tx_ids(Height::new(2)).unwrap().unwrap(),
             ids_in_block(&store, 2)
@@ -2910,7 +2910,7 @@ mod tests {
         let txn = store.write_txn().unwrap();
         {
             let mut rows = txn.open_table(TX_IDS).unwrap();
-            let wrong = tx_id_row(&store.block(Height::new(4)).unwrap().unwrap().block);
+            let wrong = encode_tx_id_row(&store.block(Height::new(4)).unwrap().unwrap().block);
             rows.insert(3, seal(&3u64.to_be_bytes(), &wrong).as_slice())
                 .unwrap();
             let mut damaged = seal(&4u64.to_be_bytes(), &wrong);
@@ -2926,7 +2926,7 @@ mod tests {
         // Pruned heights are refused, and their rows deleted.
         store.prune_blocks_below(Height::new(3)).unwrap();
         for h in [1, 2] {
-            assert!(store.tx_id_row(h).unwrap().is_none());
+            assert!(store.read_tx_id_row(h).unwrap().is_none());
             assert!(matches!(
                 store.block_tx_ids(Height::new(h)),
                 Err(StorageError::Pruned { .. })
@@ -2968,7 +2968,7 @@ mod tests {
         assert_eq!(store.latest_height().unwrap(), Height::new(3));
         for h in 1..=3u64 {
             assert_eq!(
-                store.tx_id_row(h).unwrap().as_ref(),
+                store.read_tx_id_row(h).unwrap().as_ref(),
                 expected.get(h as usize - 1)
             );
         }
