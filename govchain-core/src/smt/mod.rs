@@ -125,11 +125,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod coalesce;
 mod node;
 mod proof;
 mod store;
 mod tree;
 
+pub use coalesce::{CoalesceError, CoalescedReadError, CoalescedUpdates, CoalescedView};
 pub use node::{
     leaf_hash, node_hash, value_hash, Child, InternalNode, KeyHash, LeafNode, Node, NodeKey,
     NodePath, Version, EMPTY_SUBTREE, KEY_BITS, MAX_NODE_LEN, PAGE_BITS, PAGE_SLOTS,

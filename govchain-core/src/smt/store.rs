@@ -523,6 +523,70 @@ impl MemoryNodeStore {
         Ok(())
     }
 
+    /// Writes a batch of [`CoalescedUpdates`](super::CoalescedUpdates)
+    /// covering versions `first..=batch.version` (entries at any of those
+    /// versions, all above the latest written one), then prunes below
+    /// `batch.version`: the versions the batch skipped were never stored,
+    /// so every version below it becomes unreadable. Returns the number of
+    /// nodes the prune deleted.
+    pub fn write_coalesced(
+        &self,
+        first: Version,
+        batch: TreeUpdateBatch,
+    ) -> Result<usize, MemoryStoreError> {
+        let version = batch.version;
+        {
+            let mut inner = self.write();
+            if let Some(latest) = inner.latest {
+                if first <= latest || version < first {
+                    return Err(MemoryStoreError::VersionNotIncreasing {
+                        version: first,
+                        latest,
+                    });
+                }
+            }
+            let foreign = batch
+                .nodes
+                .iter()
+                .map(|(k, _)| k.version)
+                .chain(batch.values.iter().map(|(_, v, _)| *v))
+                .find(|v| !(first..=version).contains(v));
+            if let Some(found) = foreign {
+                return Err(MemoryStoreError::ForeignVersion { version, found });
+            }
+            inner.latest = Some(version);
+            let mut by_version: BTreeMap<Version, Vec<(NodeKey, Node)>> = BTreeMap::new();
+            for (k, n) in batch.nodes {
+                by_version.entry(k.version).or_default().push((k, n));
+            }
+            for (v, arena) in by_version {
+                let nodes = VersionNodes::new(arena);
+                inner.node_count += nodes.len();
+                inner.nodes.insert(v, nodes);
+            }
+            for (key, v, value) in batch.values {
+                let history = inner.values.entry(key).or_default();
+                let at = history.partition_point(|(w, _)| *w <= v);
+                history.insert(at, (v, value));
+            }
+            for s in batch.stale_nodes {
+                inner
+                    .stale_nodes
+                    .entry(s.stale_since)
+                    .or_default()
+                    .push(s.node_key);
+            }
+            for s in batch.stale_values {
+                inner
+                    .stale_values
+                    .entry(s.stale_since)
+                    .or_default()
+                    .push((s.key_hash, s.version));
+            }
+        }
+        Ok(self.prune(version))
+    }
+
     /// Deletes every node and value that only versions below `below` use,
     /// and makes those versions unreadable (reads of them return
     /// [`SmtError::VersionPruned`](super::SmtError::VersionPruned)).
