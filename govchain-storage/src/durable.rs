@@ -88,6 +88,33 @@
 //! the batch is most of a frame (the tree pages a block rewrote), so the
 //! log shrinks to about the blocks themselves.
 //!
+//! # Coalesced appends (format 7)
+//! [`append_coalesced`](BlockStore::append_coalesced) stores blocks
+//! `a..=b` with one coalesced state batch (the pages and values version
+//! `b` uses that the blocks wrote; versions `a..b` are never stored):
+//! 1. the frames of `a..b` carry a *deferred* state part naming `a` and `b`
+//!    ([`encode_deferred_state`]); they are written, then every segment
+//!    they went to is synced;
+//! 2. the closing frame of `b`, carrying the coalesced batch, is written
+//!    and synced: the durability point of the whole append;
+//! 3. one redb write transaction inserts every block's records and the
+//!    batch's rows, prunes every version below `b` (the stale rows up to
+//!    `b`, including the one this batch wrote for the older pages it
+//!    replaced) and sets the applied height to `b`; durable or not as for
+//!    an ordinary append (it counts `b - a + 1` appends toward the next
+//!    checkpoint).
+//!
+//! Recovery replays such a run whole: deferred frames are collected until
+//! their closing frame, whose batch is checked against the last header's
+//! state root and written as in step 3. A run without its closing frame
+//! was never acknowledged and is truncated with the torn tail. Because the
+//! deferred frames are synced together, a crash may keep any subset of
+//! them: a checksum-valid frame after a damaged one is part of the torn
+//! tail (not evidence of lost acknowledged data) only if it is a deferred
+//! frame of the same run — the run being replayed, or one whose first
+//! height is the first height missing; anything else is corruption, as
+//! before.
+//!
 //! # Format upgrade (5 to 6)
 //! Format 6 changed only the index: value rows are keyed by (version, key
 //! hash) in the table `smt_values_by_version`, where format 5 keyed them
@@ -180,16 +207,19 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefiniti
 
 use crate::error::{db_err, StorageError};
 use crate::format::{
-    block_part_len, check_segment_header, decode_stale_row, decode_state_batch, encode_frame,
-    encode_segment_header, encode_stale_row, encode_state_batch, node_key, parse_frame_header,
-    seal, split_block_part, split_frame, stale_row_from_v5, unseal, value_key, value_key_from_v5,
-    Location, Manifest, ManifestError, FORMAT_VERSION, FRAME_HEADER_LEN, FRAME_HEAD_LEN,
-    FRAME_MAGIC, MAX_CERT_LEN, MAX_FRAME_PAYLOAD, MAX_STATE_LEN, OLDEST_UPGRADABLE_FORMAT,
-    SEGMENT_HEADER_LEN,
+    block_part_len, check_segment_header, decode_stale_row, decode_state_batch, deferred_state,
+    encode_deferred_state, encode_frame, encode_segment_header, encode_stale_row,
+    encode_state_batch, node_key, parse_frame_header, seal, split_block_part, split_frame,
+    stale_row_from_v5, unseal, value_key, value_key_from_v5, Location, Manifest, ManifestError,
+    FORMAT_VERSION, FRAME_HEADER_LEN, FRAME_HEAD_LEN, FRAME_MAGIC, MAX_CERT_LEN, MAX_FRAME_PAYLOAD,
+    MAX_STATE_LEN, OLDEST_UPGRADABLE_FORMAT, SEGMENT_HEADER_LEN,
 };
 use crate::latest_values::LatestValues;
 use crate::pagesum::{ChecksummedFile, DamageRecord};
-use crate::traits::{check_append, check_genesis, BlockStore, StateStore, StoredBlock};
+use crate::traits::{
+    check_append, check_batch_root, check_coalesced, check_follows, check_genesis, BlockStore,
+    StateStore, StoredBlock,
+};
 use crate::vfs::{FileLock, OpenMode, Vfs, VfsFile};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -520,6 +550,23 @@ struct Replay {
     state_latest: Option<Version>,
     txn: Option<redb::WriteTransaction>,
     synced: Vec<u64>,
+    /// The frames of a coalesced append read so far, whose closing frame
+    /// has not been reached.
+    run: Option<DeferredRun>,
+    /// The state version a replayed coalesced append pruned below.
+    pruned_to: Option<Version>,
+}
+
+/// Deferred frames of a coalesced append, during replay.
+struct DeferredRun {
+    /// The height whose frame closes the run.
+    closing: u64,
+    /// Where the run's first frame starts (segment base, offset).
+    start: (u64, u64),
+    /// `expected` and `parent` before the run.
+    before: (u64, Hash),
+    /// Each block's height, location and transaction-id row.
+    blocks: Vec<(u64, Location, Vec<u8>)>,
 }
 
 /// Reads `buf.len()` bytes of an indexed frame; running past the end of
@@ -594,15 +641,16 @@ fn parse_tx_id_row(height: u64, sealed: &[u8]) -> Result<Vec<Hash>, StorageError
 /// Checks a state batch and encodes it into sorted, sealed index rows —
 /// all before the frame is written, so that once the frame is durable the
 /// index commit can fail only on I/O (or an index that is already
-/// corrupt). Refuses entries at another version than the batch's, a node
+/// corrupt). Refuses entries outside the versions `first..=batch.version`
+/// (only the batch's own version unless it is a coalesced batch), a node
 /// key written twice, and a stale index too large to encode.
-fn prepare_rows(batch: &TreeUpdateBatch) -> Result<IndexRows, StorageError> {
+fn prepare_rows(batch: &TreeUpdateBatch, first: Version) -> Result<IndexRows, StorageError> {
     let foreign = batch
         .nodes
         .iter()
         .map(|(k, _)| k.version)
         .chain(batch.values.iter().map(|(_, v, _)| *v))
-        .any(|v| v != batch.version);
+        .any(|v| !(first..=batch.version).contains(&v));
     if foreign {
         return Err(StorageError::InvalidBatch {
             reason: "batch has an entry at another version than its own",
@@ -1009,14 +1057,21 @@ impl DurableStore {
         {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             let mut format = get_meta_u64(&meta, META_FORMAT)?;
-            if format == Some(u64::from(OLDEST_UPGRADABLE_FORMAT)) && upgrading {
-                upgrade_index_from_v5(&txn)?;
-                put_meta(
-                    &mut meta,
-                    META_FORMAT,
-                    &u64::from(FORMAT_VERSION).to_le_bytes(),
-                )?;
-                format = Some(u64::from(FORMAT_VERSION));
+            if upgrading {
+                if format == Some(u64::from(OLDEST_UPGRADABLE_FORMAT)) {
+                    upgrade_index_from_v5(&txn)?;
+                    format = Some(6);
+                }
+                // Format 7 added a kind of frame state part only: nothing
+                // stored in format 6 changes.
+                if format == Some(6) {
+                    put_meta(
+                        &mut meta,
+                        META_FORMAT,
+                        &u64::from(FORMAT_VERSION).to_le_bytes(),
+                    )?;
+                    format = Some(u64::from(FORMAT_VERSION));
+                }
             }
             match format {
                 None => {
@@ -1264,6 +1319,8 @@ impl DurableStore {
             state_latest: tip.state_latest,
             txn: None,
             synced: Vec::new(),
+            run: None,
+            pruned_to: None,
         };
         let mut pos = match end {
             Some(e) => Some(e),
@@ -1310,14 +1367,45 @@ impl DurableStore {
                 None => (0, 0),
             },
         };
+        // A coalesced append whose closing frame is missing was never
+        // acknowledged (it is acknowledged once its closing frame is
+        // synced): its frames are part of the torn tail. Its deferred
+        // frames were written together and synced only before the closing
+        // frame, so any subset of them may have survived: a valid frame
+        // after the damage is still the torn tail if it is a deferred frame
+        // of the same append (the one the replay was in, or the one whose
+        // first frame is the first one missing).
+        let torn_run = match replay.run.take() {
+            Some(run) => {
+                end = Some(run.start);
+                (replay.expected, replay.parent) = run.before;
+                Some(run.before.0)
+            }
+            // The first frame missing (damaged, or in a segment of its own
+            // that did not survive) may be such a run's first.
+            None => Some(replay.expected),
+        };
         for (base, file) in segments.range(search_from.0..) {
-            let from = if *base == search_from.0 {
+            let mut from = if *base == search_from.0 {
                 search_from.1.max(SEGMENT_HEADER_LEN)
             } else {
                 SEGMENT_HEADER_LEN
             };
             let path = self.segment_path(*base);
-            if let Some(at) = self.find_valid_frame(file.as_ref(), &path, from)? {
+            while let Some(at) = self.find_valid_frame(file.as_ref(), &path, from)? {
+                let len = file.len().map_err(self.io("stat", &path))?;
+                let deferred_first = self
+                    .frame_at(file.as_ref(), &path, at, len)?
+                    .and_then(|f| {
+                        split_frame(&f)
+                            .ok()
+                            .and_then(|(_, _, state)| deferred_state(state))
+                    })
+                    .map(|(first, _)| first);
+                if deferred_first.is_some() && deferred_first == torn_run {
+                    from = at + 1;
+                    continue;
+                }
                 let (b, o) = stop.unwrap_or((*base, at));
                 return Err(StorageError::corrupt(
                     format!("{} @ {o}", self.segment_path(b).display()),
@@ -1384,6 +1472,9 @@ impl DurableStore {
             t.latest = latest;
             t.latest_hash = replay.parent;
             t.state_latest = Some(latest);
+            if replay.pruned_to.is_some() {
+                t.state_oldest = replay.pruned_to;
+            }
         }
         if let Some((base, offset)) = end {
             let file = self.segments.read().get(&base).cloned().ok_or_else(|| {
@@ -1472,9 +1563,83 @@ impl DurableStore {
             .map_err(|e| bad(format!("block does not decode: {e}")))?;
         let certificate = CommitCertificate::decode(cert_bytes)
             .map_err(|e| bad(format!("certificate does not decode: {e}")))?;
+        let height = replay.expected;
+        let loc = |hash| {
+            Ok::<_, StorageError>(Location {
+                segment: base,
+                offset,
+                frame_len: u32::try_from(frame.len()).map_err(|_| bad("frame too long".into()))?,
+                hash,
+            })
+        };
+        if let Some((first, closing)) = deferred_state(state_bytes) {
+            // A block of a coalesced append before its last: its state is
+            // in the closing frame.
+            check_follows(
+                self.chain_id.as_str(),
+                height - 1,
+                replay.parent,
+                &block,
+                &certificate,
+            )
+            .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
+            let run = replay.run.get_or_insert_with(|| DeferredRun {
+                closing,
+                start: (base, offset),
+                before: (height, replay.parent),
+                blocks: Vec::new(),
+            });
+            if closing <= height || closing != run.closing || first != run.before.0 {
+                return Err(bad(format!(
+                    "deferred state of height {height} names heights {first}..={closing}, \
+                     expected {}..={}",
+                    run.before.0,
+                    run.closing.max(height + 1)
+                )));
+            }
+            let hash = block.hash();
+            run.blocks
+                .push((height, loc(hash)?, encode_tx_id_row(&block)));
+            replay.expected = height + 1;
+            replay.parent = hash;
+            return Ok(());
+        }
         let batch =
             decode_state_batch(state_bytes).map_err(|e| bad(format!("state batch: {e}")))?;
-        let height = replay.expected;
+        if let Some(mut run) = replay.run.take() {
+            if run.closing != height {
+                return Err(bad(format!(
+                    "coalesced append closed at height {height}, its frames name {}",
+                    run.closing
+                )));
+            }
+            check_batch_root(replay.state_latest, &block, &batch)
+                .map_err(|e| bad(format!("closing frame's state: {e}")))?;
+            check_follows(
+                self.chain_id.as_str(),
+                height - 1,
+                replay.parent,
+                &block,
+                &certificate,
+            )
+            .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
+            let first = run.before.0;
+            let rows = prepare_rows(&batch, first).map_err(|e| bad(format!("state batch: {e}")))?;
+            let hash = block.hash();
+            run.blocks
+                .push((height, loc(hash)?, encode_tx_id_row(&block)));
+            if replay.txn.is_none() {
+                replay.txn = Some(self.write_txn()?);
+            }
+            if let Some(txn) = &replay.txn {
+                self.write_coalesced_index(txn, &run.blocks, &rows)?;
+            }
+            replay.expected = height + 1;
+            replay.parent = hash;
+            replay.state_latest = Some(height);
+            replay.pruned_to = Some(height);
+            return Ok(());
+        }
         check_append(
             self.chain_id.as_str(),
             height - 1,
@@ -1485,14 +1650,10 @@ impl DurableStore {
             &batch,
         )
         .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
-        let rows = prepare_rows(&batch).map_err(|e| bad(format!("state batch: {e}")))?;
+        let rows =
+            prepare_rows(&batch, batch.version).map_err(|e| bad(format!("state batch: {e}")))?;
         let hash = block.hash();
-        let loc = Location {
-            segment: base,
-            offset,
-            frame_len: u32::try_from(frame.len()).map_err(|_| bad("frame too long".into()))?,
-            hash,
-        };
+        let loc = loc(hash)?;
         if replay.txn.is_none() {
             replay.txn = Some(self.write_txn()?);
         }
@@ -1584,9 +1745,20 @@ impl DurableStore {
         let (block_bytes, cert_bytes, state_bytes) =
             split_frame(&frame).map_err(|r| StorageError::corrupt(here(), r))?;
         // An elided state batch (empty) is allowed only in a compacted
-        // segment.
+        // segment; a deferral only to a later stored height (whose frame
+        // is checked in turn).
         let elided = state_bytes.is_empty() && height < self.compacted_below.load(Ordering::SeqCst);
-        if !elided {
+        if let Some((first, closing)) = deferred_state(state_bytes) {
+            if first > height || closing <= height || closing > self.tip.read().latest {
+                return Err(StorageError::corrupt(
+                    here(),
+                    format!(
+                        "state deferred to heights {first}..={closing}, not a stored run \
+                         around {height}"
+                    ),
+                ));
+            }
+        } else if !elided {
             let batch = decode_state_batch(state_bytes)
                 .map_err(|e| StorageError::corrupt(here(), format!("state batch: {e}")))?;
             if batch.version != height {
@@ -1763,6 +1935,7 @@ impl DurableStore {
         w: &mut Writer,
         height: u64,
         frame: &[u8],
+        sync: bool,
     ) -> Result<Location, StorageError> {
         let len = frame.len() as u64;
         let (base, file, end) = match w.active.take() {
@@ -1779,7 +1952,9 @@ impl DurableStore {
         // durable; a poisoned handle never writes again anyway.
         w.active = Some((base, file.clone(), end));
         file.write_at(end, frame).map_err(self.io("write", &path))?;
-        file.sync_data().map_err(self.io("sync", &path))?;
+        if sync {
+            file.sync_data().map_err(self.io("sync", &path))?;
+        }
         Ok(Location {
             segment: base,
             offset: end,
@@ -1927,23 +2102,77 @@ impl DurableStore {
         tx_ids: &[u8],
         rows: &IndexRows,
     ) -> Result<(), StorageError> {
-        {
-            let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
-            blocks
-                .insert(height, loc.encode(height).as_slice())
-                .map_err(db_err)?;
-            let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
-            let k = loc.hash.as_bytes();
-            hashes
-                .insert(&k[..], seal(k, &height.to_le_bytes()).as_slice())
-                .map_err(db_err)?;
-            let mut ids = txn.open_table(TX_IDS).map_err(db_err)?;
-            ids.insert(height, seal(&height.to_be_bytes(), tx_ids).as_slice())
-                .map_err(db_err)?;
-        }
+        write_block_rows(txn, height, loc, tx_ids)?;
         self.write_rows(txn, rows)
     }
 
+    /// The index commit of a coalesced append: every block's records, the
+    /// coalesced state rows, and the prune below the last height that the
+    /// skipped versions make necessary — durable if `durable`.
+    fn commit_coalesced(
+        &self,
+        blocks: &[(u64, Location, Vec<u8>)],
+        rows: &IndexRows,
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        let txn = self.write_txn_with(durable)?;
+        self.write_coalesced_index(&txn, blocks, rows)?;
+        {
+            let last = rows.version;
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            put_meta(&mut meta, META_APPLIED, &last.to_le_bytes())?;
+            put_meta(&mut meta, META_STATE_LATEST, &last.to_le_bytes())?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Writes a coalesced append's index records into `txn` (shared by the
+    /// append and recovery replay): each block's records, the state rows,
+    /// and the prune of every version below the last (the versions between
+    /// were never written; the older ones' pages the range replaced are in
+    /// the stale row just written, at the last version).
+    fn write_coalesced_index(
+        &self,
+        txn: &redb::WriteTransaction,
+        blocks: &[(u64, Location, Vec<u8>)],
+        rows: &IndexRows,
+    ) -> Result<(), StorageError> {
+        for (height, loc, tx_ids) in blocks {
+            write_block_rows(txn, *height, loc, tx_ids)?;
+        }
+        self.write_rows(txn, rows)?;
+        let last = rows.version;
+        let upper = last.saturating_add(1).to_be_bytes();
+        delete_stale(txn, &upper, PRUNE_PASS_KEYS)?;
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        put_meta(&mut meta, META_STATE_OLDEST, &last.to_le_bytes())
+    }
+}
+
+/// Writes the index records of the block at `height`: its location, hash
+/// and transaction ids.
+fn write_block_rows(
+    txn: &redb::WriteTransaction,
+    height: u64,
+    loc: &Location,
+    tx_ids: &[u8],
+) -> Result<(), StorageError> {
+    let mut blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+    blocks
+        .insert(height, loc.encode(height).as_slice())
+        .map_err(db_err)?;
+    let mut hashes = txn.open_table(HASHES).map_err(db_err)?;
+    let k = loc.hash.as_bytes();
+    hashes
+        .insert(&k[..], seal(k, &height.to_le_bytes()).as_slice())
+        .map_err(db_err)?;
+    let mut ids = txn.open_table(TX_IDS).map_err(db_err)?;
+    ids.insert(height, seal(&height.to_be_bytes(), tx_ids).as_slice())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+impl DurableStore {
     /// The index commit of an append: durable if `durable` (a checkpoint),
     /// else only visible.
     fn commit_append(
@@ -2027,7 +2256,7 @@ impl BlockStore for DurableStore {
             let height = block.header.height.get();
             // Everything that can refuse the batch runs before the frame is
             // written: once the frame is durable, the block is committed.
-            let rows = prepare_rows(&state)?;
+            let rows = prepare_rows(&state, state.version)?;
             // Right after a checkpoint every stored block is durable in the
             // index: reclaim the state batches of full segments (before this
             // frame, so that a failure leaves this append undone).
@@ -2049,7 +2278,7 @@ impl BlockStore for DurableStore {
             let frame_len = frame.len() as u64;
             let hash = block.hash();
             // (1) The frame, synced: the durability point.
-            let mut loc = self.poisoning(self.append_frame(&mut w, height, &frame))?;
+            let mut loc = self.poisoning(self.append_frame(&mut w, height, &frame, true))?;
             loc.hash = hash;
             // (2) The index, durably every `checkpoint_interval` appends.
             let durable = w.since_checkpoint.saturating_add(1) >= self.config.checkpoint_interval
@@ -2076,6 +2305,122 @@ impl BlockStore for DurableStore {
             t.state_latest = Some(height);
             drop(t);
             self.latest_values.advance(&state);
+            Ok(())
+        })
+    }
+
+    fn append_coalesced(
+        &self,
+        blocks: &[(&Block, &CommitCertificate)],
+        state: TreeUpdateBatch,
+    ) -> Result<(), StorageError> {
+        self.contain(|| {
+            let mut w = self.writer.lock();
+            self.check_poison()?;
+            let tip = *self.tip.read();
+            let first = check_coalesced(
+                self.chain_id.as_str(),
+                tip.latest,
+                tip.latest_hash,
+                tip.state_latest,
+                blocks,
+                &state,
+            )?;
+            let last = state.version;
+            // Everything that can refuse the append runs before the first
+            // frame is written.
+            let rows = prepare_rows(&state, first)?;
+            let too_large = |len| StorageError::TooLarge {
+                len,
+                max: MAX_FRAME_PAYLOAD,
+            };
+            let state_bytes = encode_state_batch(&state).ok_or(StorageError::TooLarge {
+                len: usize::MAX,
+                max: MAX_STATE_LEN,
+            })?;
+            let deferred = encode_deferred_state(first, last);
+            let mut frames = Vec::with_capacity(blocks.len());
+            for (i, (block, certificate)) in blocks.iter().enumerate() {
+                let part: &[u8] = if i + 1 == blocks.len() {
+                    &state_bytes
+                } else {
+                    &deferred
+                };
+                let block_bytes = block.to_bytes();
+                let cert_bytes = certificate.to_bytes();
+                let frame =
+                    encode_frame(block.header.height.get(), &block_bytes, &cert_bytes, part)
+                        .ok_or_else(|| {
+                            too_large(12 + block_bytes.len() + cert_bytes.len() + part.len())
+                        })?;
+                frames.push(frame);
+            }
+            if self.config.compact_log && w.since_checkpoint == 0 {
+                self.poisoning(self.compact_checkpointed(&w, tip.latest))?;
+            }
+            // (1) The deferred frames, then one sync per segment written;
+            // then the closing frame, synced: the durability point of the
+            // whole append. A crash before it may leave any subset of the
+            // deferred frames and no closing frame; recovery drops such a
+            // run (never acknowledged), recognising its frames by their
+            // first height (see `encode_deferred_state`).
+            let mut written = Vec::with_capacity(frames.len());
+            let mut touched: Vec<(u64, Arc<dyn VfsFile>)> = Vec::new();
+            let mut bytes = 0u64;
+            let r = (|| {
+                let count = frames.len();
+                for (i, ((block, _), frame)) in blocks.iter().zip(&frames).enumerate() {
+                    let closing = i + 1 == count;
+                    if closing {
+                        for (base, file) in touched.drain(..) {
+                            let path = self.segment_path(base);
+                            file.sync_data().map_err(self.io("sync", &path))?;
+                        }
+                    }
+                    let height = block.header.height.get();
+                    let mut loc = self.append_frame(&mut w, height, frame, closing)?;
+                    loc.hash = block.hash();
+                    let len = frame.len() as u64;
+                    bytes = bytes.saturating_add(len);
+                    if let Some((base, file, end)) = w.active.as_mut() {
+                        if !closing {
+                            *end = loc.offset.saturating_add(len);
+                            if touched.last().map(|(b, _)| *b) != Some(*base) {
+                                touched.push((*base, file.clone()));
+                            }
+                        }
+                    }
+                    written.push((height, loc, encode_tx_id_row(block)));
+                }
+                Ok(())
+            })();
+            self.poisoning(r)?;
+            // (2) One index commit for all of them.
+            let n = blocks.len() as u64;
+            let durable = w.since_checkpoint.saturating_add(n) >= self.config.checkpoint_interval
+                || w.bytes_since_checkpoint.saturating_add(bytes) >= self.config.checkpoint_bytes;
+            self.poisoning(self.commit_coalesced(&written, &rows, durable))?;
+            if let (Some((_, _, end)), Some((_, loc, _))) = (w.active.as_mut(), written.last()) {
+                *end = loc.offset.saturating_add(u64::from(loc.frame_len));
+            }
+            if durable {
+                w.since_checkpoint = 0;
+                w.bytes_since_checkpoint = 0;
+            } else {
+                w.since_checkpoint += n;
+                w.bytes_since_checkpoint = w.bytes_since_checkpoint.saturating_add(bytes);
+            }
+            let mut t = self.tip.write();
+            if t.latest == 0 {
+                t.oldest = first;
+            }
+            t.latest = last;
+            t.latest_hash = written.last().map_or(t.latest_hash, |(_, l, _)| l.hash);
+            t.state_latest = Some(last);
+            t.state_oldest = Some(last);
+            drop(t);
+            self.latest_values.advance(&state);
+            self.node_cache.forget_below(last);
             Ok(())
         })
     }
@@ -2428,7 +2773,7 @@ impl StateStore for DurableStore {
             self.check_poison()?;
             let tip = *self.tip.read();
             check_genesis(tip.latest, tip.state_latest, &batch)?;
-            let rows = prepare_rows(&batch)?;
+            let rows = prepare_rows(&batch, batch.version)?;
             let r = (|| {
                 let txn = self.write_txn()?;
                 self.write_rows(&txn, &rows)?;
@@ -2823,8 +3168,20 @@ mod tests {
             .map_or(Hash::ZERO, |b| b.block.hash());
         let tree = SparseMerkleTree::new(store, HashFunction::Blake3);
         let (root, batch) = tree.apply_batch(Some(h - 1), h, updates).unwrap();
+        let (block, cert) = test_block(store.chain_id(), h, parent, txs, root);
+        store.append(&block, &cert, batch).unwrap();
+    }
+
+    /// Block `h` of the test chain and its certificate.
+    fn test_block(
+        chain: &ChainId,
+        h: u64,
+        parent: Hash,
+        txs: Vec<govchain_core::tx::Transaction>,
+        root: Hash,
+    ) -> (Block, CommitCertificate) {
         let signer = SecretKey::from_seed(&[3; 32]);
-        let chain = store.chain_id().clone();
+        let chain = chain.clone();
         let header = BlockHeader {
             suite: govchain_core::crypto::CryptoSuite::Ed25519Blake3,
             chain_id: chain.clone(),
@@ -2850,7 +3207,7 @@ mod tests {
             block.hash(),
             &[&signer],
         );
-        store.append(&block, &cert, batch).unwrap();
+        (block, cert)
     }
 
     /// `n` signed transactions for block `h` of the test chain.
@@ -3211,16 +3568,121 @@ mod tests {
     /// deleting keys of a 600-key range ([`churn_key`]).
     fn append_churn(store: &DurableStore) {
         for h in 1..=8u64 {
-            let updates: Vec<_> = (0..300u64)
-                .map(|i| {
-                    let k = (i * 7 + h * 131) % 600;
-                    (churn_key(k), (k % 5 != h % 5).then(|| vec![h as u8; 4]))
-                })
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into_iter()
-                .collect();
-            append_state(store, &updates);
+            append_state(store, &churn_updates(h));
         }
+    }
+
+    /// The updates of version `h` of [`append_churn`].
+    fn churn_updates(h: u64) -> Vec<(KeyHash, Option<Vec<u8>>)> {
+        (0..300u64)
+            .map(|i| {
+                let k = (i * 7 + h * 131) % 600;
+                (churn_key(k), (k % 5 != h % 5).then(|| vec![h as u8; 4]))
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// A coalesced append of heights 4..=8 over a store holding 1..=3
+    /// stores the same blocks as appending them one by one, and exactly
+    /// the pages and value rows that appending one by one and pruning below
+    /// 8 keeps; versions below 8 read as pruned; the store verifies,
+    /// reopens and takes ordinary appends after it. Refused appends change
+    /// nothing.
+    #[test]
+    fn coalesced_append_keeps_what_appending_each_and_pruning_keeps() {
+        let seq_dir = tempfile::tempdir().unwrap();
+        let seq = test_store(seq_dir.path());
+        append_churn(&seq);
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_store(dir.path());
+        for h in 1..=3 {
+            append_block(&store, test_txs(h, 2), &churn_updates(h));
+        }
+        let mut coalesced = govchain_core::smt::CoalescedUpdates::new(4);
+        let mut blocks = Vec::new();
+        let mut parent = store.block_hash(Height::new(3)).unwrap().unwrap();
+        for h in 4..=8u64 {
+            let view = coalesced.view(&store);
+            let (root, batch) = SparseMerkleTree::new(&view, HashFunction::Blake3)
+                .apply_batch(Some(h - 1), h, &churn_updates(h))
+                .unwrap();
+            assert_eq!(Some(root), seq.state_root(HashFunction::Blake3, h).unwrap());
+            coalesced.push(batch).unwrap();
+            let (block, cert) = test_block(store.chain_id(), h, parent, test_txs(h, 2), root);
+            parent = block.hash();
+            blocks.push((block, cert));
+        }
+        let batch = coalesced.into_batch().unwrap();
+        let refs: Vec<_> = blocks.iter().map(|(b, c)| (b, c)).collect();
+        // Refused: no blocks; a gap; an entry outside the blocks' heights.
+        assert!(matches!(
+            store.append_coalesced(&[], batch.clone()),
+            Err(StorageError::InvalidBatch { .. })
+        ));
+        assert!(matches!(
+            store.append_coalesced(&refs[1..], batch.clone()),
+            Err(StorageError::UnexpectedHeight { .. })
+        ));
+        let mut outside = batch.clone();
+        if let Some((k, _)) = outside.nodes.iter_mut().find(|(k, _)| k.version != 8) {
+            k.version = 3;
+        }
+        assert!(matches!(
+            store.append_coalesced(&refs, outside),
+            Err(StorageError::InvalidBatch { .. })
+        ));
+        assert_eq!(store.latest_height().unwrap(), Height::new(3));
+        store.append_coalesced(&refs, batch).unwrap();
+
+        assert_eq!(store.latest_height().unwrap(), Height::new(8));
+        for h in 4..=8 {
+            let (block, _) = &blocks[(h - 4) as usize];
+            assert_eq!(store.block(Height::new(h)).unwrap().unwrap().block, *block);
+            assert_eq!(
+                store.block_hash(Height::new(h)).unwrap(),
+                Some(block.hash())
+            );
+            assert_eq!(
+                ids_in_block(&store, h),
+                store.block_tx_ids(Height::new(h)).unwrap().unwrap()
+            );
+            assert_eq!(
+                store.height_of(&block.hash()).unwrap(),
+                Some(Height::new(h))
+            );
+        }
+        assert_eq!(store.oldest_readable_version().unwrap(), Some(8));
+        assert!(matches!(
+            store.get_value(&churn_key(1), 7),
+            Err(StorageError::Pruned { .. })
+        ));
+        seq.prune_state_below(8).unwrap();
+        assert_eq!(stored_node_keys(&store), reachable(&store, 8..=8));
+        assert_eq!(stored_node_keys(&store), stored_node_keys(&seq));
+        assert_eq!(table_rows(&store, VALUES), table_rows(&seq, VALUES));
+        let tree = SparseMerkleTree::new(&store, HashFunction::Blake3);
+        let seq_tree = SparseMerkleTree::new(&seq, HashFunction::Blake3);
+        for i in 0..600 {
+            assert_eq!(
+                tree.get(&churn_key(i), 8).unwrap(),
+                seq_tree.get(&churn_key(i), 8).unwrap()
+            );
+        }
+        assert_eq!(store.verify().unwrap(), 8);
+        store.close().unwrap();
+
+        let store = DurableStore::open(
+            dir.path(),
+            ChainId::new("durable-test").unwrap(),
+            DurableConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(store.latest_height().unwrap(), Height::new(8));
+        assert_eq!(store.oldest_readable_version().unwrap(), Some(8));
+        append_block(&store, test_txs(9, 1), &churn_updates(9));
+        assert_eq!(store.verify().unwrap(), 9);
     }
 
     /// Pruning through the per-version stale rows deletes exactly the pages

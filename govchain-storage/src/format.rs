@@ -52,11 +52,18 @@ use govchain_core::smt::{
 ///   that wrote the live value. The block log is unchanged. Stores in
 ///   format 5 are upgraded on open, in place (see
 ///   [`DurableStore`](crate::DurableStore), *Format upgrade*).
-pub const FORMAT_VERSION: u32 = 6;
+/// - 7: coalesced appends
+///   ([`append_coalesced`](crate::BlockStore::append_coalesced)): a frame's
+///   state part may be a *deferral* ([`encode_deferred_state`]), naming the
+///   later frame whose state batch stands for this block's version too. A
+///   format-6 build would call such a frame corrupt. Stores in format 5 or
+///   6 are upgraded on open (6: only the manifest and `meta["format"]`).
+pub const FORMAT_VERSION: u32 = 7;
 
 /// The oldest store format that [`DurableStore`](crate::DurableStore)
 /// opens: a format-5 store is upgraded in place on open (its block log is
-/// the same as format 6's; its index is rewritten). Older ones are refused.
+/// read as format 7 reads it; its index is rewritten), a format-6 store by
+/// recording the new format. Older ones are refused.
 pub const OLDEST_UPGRADABLE_FORMAT: u32 = 5;
 
 /// Magic bytes opening the `MANIFEST` file.
@@ -274,6 +281,33 @@ pub(crate) fn check_segment_header(h: &[u8], base: u64) -> Result<(), &'static s
     Ok(())
 }
 
+/// The state part of a frame written by a coalesced append for a block
+/// before the last: the first height of the append and the height of its
+/// closing frame (u64 each, little-endian), whose state batch is the
+/// coalesced batch of every block of the append. No state batch is 16
+/// bytes long, so the part's length tells the kinds apart.
+///
+/// Recovery relies on the first height: the deferred frames are synced
+/// before the closing frame is written, so after a crash that kept only
+/// some of them, every frame left after the first damaged one is a
+/// deferred frame of the same unacknowledged append (same first height),
+/// never a closing frame or an ordinary one.
+pub fn encode_deferred_state(first_height: u64, closing_height: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&first_height.to_le_bytes());
+    out[8..].copy_from_slice(&closing_height.to_le_bytes());
+    out
+}
+
+/// The first and closing heights of a deferred state part
+/// ([`encode_deferred_state`]); `None` for any other part.
+pub(crate) fn deferred_state(part: &[u8]) -> Option<(u64, u64)> {
+    if part.len() != 16 {
+        return None;
+    }
+    Some((u64_at(part, 0)?, u64_at(part, 8)?))
+}
+
 /// Encodes one block frame from the canonical encodings of a block, its
 /// certificate and the state batch it commits ([`encode_state_batch`]);
 /// `None` if they exceed [`MAX_FRAME_PAYLOAD`] or a per-part limit.
@@ -294,6 +328,11 @@ pub(crate) fn check_segment_header(h: &[u8], base: u64) -> Result<(), &'static s
 /// 32+B+C    S     state batch
 /// 20+L      4     CRC-32C of bytes 0 .. 20+L (the whole frame)
 /// ```
+///
+/// The state part `S` is one of: a state batch ([`encode_state_batch`],
+/// never shorter than 24 bytes); empty, for a batch elided by log
+/// compaction; or exactly 16 bytes, a deferral to a later frame
+/// ([`encode_deferred_state`]).
 ///
 /// The block part has its own checksum so that a read by height reads and
 /// checks only the block and certificate, not the state batch (which only

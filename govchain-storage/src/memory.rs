@@ -12,7 +12,9 @@ use govchain_core::types::{ChainId, Height};
 use parking_lot::RwLock;
 
 use crate::error::StorageError;
-use crate::traits::{check_append, check_genesis, BlockStore, StateStore, StoredBlock};
+use crate::traits::{
+    check_append, check_coalesced, check_genesis, BlockStore, StateStore, StoredBlock,
+};
 
 #[derive(Default)]
 struct Blocks {
@@ -98,6 +100,38 @@ impl BlockStore for MemoryStore {
         b.by_hash.insert(hash, height);
         b.latest = height;
         b.latest_hash = hash;
+        Ok(())
+    }
+
+    fn append_coalesced(
+        &self,
+        blocks: &[(&Block, &CommitCertificate)],
+        state: TreeUpdateBatch,
+    ) -> Result<(), StorageError> {
+        let mut b = self.blocks.write();
+        let first = check_coalesced(
+            self.chain_id.as_str(),
+            b.latest,
+            b.latest_hash,
+            self.state.latest_version(),
+            blocks,
+            &state,
+        )?;
+        self.state.write_coalesced(first, state).map_err(mem_err)?;
+        for (block, certificate) in blocks {
+            let height = block.header.height.get();
+            let hash = block.hash();
+            b.by_height.insert(
+                height,
+                StoredBlock {
+                    block: (*block).clone(),
+                    certificate: (*certificate).clone(),
+                },
+            );
+            b.by_hash.insert(hash, height);
+            b.latest = height;
+            b.latest_hash = hash;
+        }
         Ok(())
     }
 

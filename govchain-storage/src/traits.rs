@@ -55,6 +55,27 @@ pub trait BlockStore: Send + Sync {
         state: TreeUpdateBatch,
     ) -> Result<(), StorageError>;
 
+    /// Appends consecutive blocks from `latest_height() + 1` on, with one
+    /// coalesced state batch ([`CoalescedUpdates`]) standing for all their
+    /// versions: the batch's version is the last block's height, its root
+    /// that block's state root, and its entries lie at the blocks' heights.
+    /// Atomic and durable like [`append`](Self::append): after a crash
+    /// either every block is there or none is.
+    ///
+    /// The versions of the blocks before the last were never written, so
+    /// the store prunes below the last: state versions below it become
+    /// unreadable ([`StorageError::Pruned`]), as after
+    /// [`prune_state_below`](StateStore::prune_state_below) of the last
+    /// height. (The blocks themselves stay readable.) A node uses this
+    /// when catching up on blocks whose state it would not retain anyway.
+    ///
+    /// [`CoalescedUpdates`]: govchain_core::smt::CoalescedUpdates
+    fn append_coalesced(
+        &self,
+        blocks: &[(&Block, &CommitCertificate)],
+        state: TreeUpdateBatch,
+    ) -> Result<(), StorageError>;
+
     /// The block at `height` and its certificate; `None` above the latest
     /// height (and at height 0).
     fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError>;
@@ -148,6 +169,63 @@ pub(crate) fn check_append(
     cert: &CommitCertificate,
     batch: &TreeUpdateBatch,
 ) -> Result<(), StorageError> {
+    check_follows(chain, latest, latest_hash, block, cert)?;
+    check_batch_root(state_latest, block, batch)
+}
+
+/// Checks that `blocks` continue a store whose latest block is `latest`
+/// with hash `latest_hash`, one after the other, and that `batch` can be
+/// their coalesced state (see [`BlockStore::append_coalesced`]). Returns
+/// the first block's height, the batch's first version.
+pub(crate) fn check_coalesced(
+    chain: &str,
+    latest: u64,
+    latest_hash: Hash,
+    state_latest: Option<Version>,
+    blocks: &[(&Block, &CommitCertificate)],
+    batch: &TreeUpdateBatch,
+) -> Result<u64, StorageError> {
+    let Some((last, _)) = blocks.last() else {
+        return Err(StorageError::InvalidBatch {
+            reason: "a coalesced append needs at least one block",
+        });
+    };
+    let (mut height, mut hash) = (latest, latest_hash);
+    for (block, cert) in blocks {
+        check_follows(chain, height, hash, block, cert)?;
+        height = block.header.height.get();
+        hash = block.hash();
+    }
+    let first = latest.saturating_add(1);
+    if let Some(v) = state_latest.filter(|v| *v >= first) {
+        return Err(StorageError::UnexpectedVersion {
+            expected: first,
+            got: v,
+        });
+    }
+    check_batch_root(state_latest, last, batch)?;
+    let outside = batch
+        .nodes
+        .iter()
+        .map(|(k, _)| k.version)
+        .chain(batch.values.iter().map(|(_, v, _)| *v))
+        .any(|v| !(first..=batch.version).contains(&v));
+    if outside {
+        return Err(StorageError::InvalidBatch {
+            reason: "coalesced batch has an entry outside its blocks' heights",
+        });
+    }
+    Ok(first)
+}
+
+/// The block and certificate checks of [`check_append`].
+pub(crate) fn check_follows(
+    chain: &str,
+    latest: u64,
+    latest_hash: Hash,
+    block: &Block,
+    cert: &CommitCertificate,
+) -> Result<(), StorageError> {
     let h = &block.header;
     if h.chain_id.as_str() != chain {
         return Err(StorageError::ForeignBlock {
@@ -177,6 +255,18 @@ pub(crate) fn check_append(
             block_hash: hash,
         });
     }
+    Ok(())
+}
+
+/// The state batch checks of [`check_append`]: `batch` is the version of
+/// `block`'s height, above `state_latest`, with `block`'s state root.
+pub(crate) fn check_batch_root(
+    state_latest: Option<Version>,
+    block: &Block,
+    batch: &TreeUpdateBatch,
+) -> Result<(), StorageError> {
+    let h = &block.header;
+    let expected = h.height.get();
     if batch.version != expected || state_latest.is_some_and(|v| v >= expected) {
         return Err(StorageError::UnexpectedVersion {
             expected,
@@ -184,13 +274,9 @@ pub(crate) fn check_append(
         });
     }
     let root = govchain_core::smt::NodeKey::root(expected);
-    let batch_root = batch
-        .nodes
-        .iter()
-        .find(|(k, _)| *k == root)
-        .map_or(Hash::ZERO, |(_, n)| n.hash(h.suite.hash_function()));
-    let has_root = batch.nodes.iter().any(|(k, _)| *k == root);
-    if !has_root || batch_root != h.state_root {
+    let root_node = batch.nodes.iter().find(|(k, _)| *k == root);
+    let batch_root = root_node.map_or(Hash::ZERO, |(_, n)| n.hash(h.suite.hash_function()));
+    if root_node.is_none() || batch_root != h.state_root {
         return Err(StorageError::BatchRootMismatch {
             height: h.height,
             header: h.state_root,

@@ -9,7 +9,9 @@ use govchain_core::cert::{certify, CommitCertificate};
 use govchain_core::codec::Encode;
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::hash::Hash;
-use govchain_core::smt::{KeyHash, MemoryNodeStore, SparseMerkleTree, TreeUpdateBatch};
+use govchain_core::smt::{
+    CoalescedUpdates, KeyHash, MemoryNodeStore, SparseMerkleTree, TreeUpdateBatch,
+};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Round, Timestamp};
 use govchain_storage::sim::SimDisk;
@@ -198,6 +200,23 @@ impl Workload {
         &self.entries[(h - 1) as usize]
     }
 
+    /// Appends blocks `a..=b` to `store` in one coalesced append.
+    pub fn append_coalesced<S: BlockStore>(
+        &self,
+        store: &S,
+        a: u64,
+        b: u64,
+    ) -> Result<(), StorageError> {
+        let mut coalesced = CoalescedUpdates::new(a);
+        let mut blocks = Vec::new();
+        for h in a..=b {
+            let e = self.entry(h);
+            coalesced.push(e.batch.clone()).unwrap();
+            blocks.push((&e.block, &e.cert));
+        }
+        store.append_coalesced(&blocks, coalesced.into_batch().unwrap())
+    }
+
     /// Appends block `h` to `store`.
     pub fn append<S: BlockStore>(&self, store: &S, h: u64) -> Result<(), StorageError> {
         let e = self.entry(h);
@@ -229,14 +248,26 @@ pub fn assert_block(got: &StoredBlock, wl: &Workload, h: u64, what: &str) {
 /// - the state root at the latest height equals the replayed one, and
 ///   values read through the tree match the reference.
 pub fn check_invariants(store: &DurableStore, wl: &Workload, acked: u64, in_flight: bool) -> u64 {
+    check_invariants_reaching(store, wl, acked, acked + u64::from(in_flight))
+}
+
+/// [`check_invariants`] when the append in flight may add several blocks
+/// at once (a coalesced append of `acked + 1..=reach`): the latest height
+/// is `acked` or `reach`, nothing in between.
+pub fn check_invariants_reaching(
+    store: &DurableStore,
+    wl: &Workload,
+    acked: u64,
+    reach: u64,
+) -> u64 {
     let latest = store.latest_height().unwrap().get();
     assert!(
         latest >= acked,
         "acknowledged block lost: latest {latest} < acked {acked}"
     );
     assert!(
-        latest <= acked + u64::from(in_flight),
-        "unacknowledged block visible: latest {latest}, acked {acked}"
+        latest == acked || latest == reach,
+        "unacknowledged or partial append visible: latest {latest}, acked {acked}, in flight up to {reach}"
     );
     for h in 1..=latest {
         let got = store.block(Height::new(h)).unwrap().expect("stored block");

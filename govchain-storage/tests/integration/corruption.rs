@@ -12,8 +12,9 @@ use govchain_core::smt::{
 };
 use govchain_core::types::{ChainId, Height};
 use govchain_storage::format::{
-    encode_frame, encode_manifest, encode_page_sum, encode_segment_header, encode_stale_row,
-    encode_state_batch, node_key, seal, value_key, FORMAT_VERSION, INDEX_PAGE_LEN, PAGE_SUMS_MAGIC,
+    encode_deferred_state, encode_frame, encode_manifest, encode_page_sum, encode_segment_header,
+    encode_stale_row, encode_state_batch, node_key, seal, value_key, FORMAT_VERSION,
+    INDEX_PAGE_LEN, PAGE_SUMS_MAGIC,
 };
 use govchain_storage::sim::SimDisk;
 use govchain_storage::{BlockStore, DurableStore, StateStore, StorageError};
@@ -416,6 +417,8 @@ fn golden_on_disk_format() {
     out.push_str(&hex(&seal(&sk, &encode_stale_row(&b2).unwrap())));
     out.push_str("# state batch of version 2, as carried in its block's frame\n");
     out.push_str(&hex(&encode_state_batch(&b2).unwrap()));
+    out.push_str("# state part of the frame of height 3 in a coalesced append of heights 3..=5\n");
+    out.push_str(&hex(&encode_deferred_state(3, 5)));
     out.push_str(
         "# index.sum: entry 0 (the magic), then the entry of index block 1 holding bytes i % 251\n",
     );
@@ -435,7 +438,7 @@ fn golden_on_disk_format() {
     );
 }
 
-/// The previous formats stay pinned by `tests/golden/format-v{2,3,4,5}.hex`:
+/// The previous formats stay pinned by `tests/golden/format-v{2,…,6}.hex`:
 /// a store whose manifest holds the exact bytes of format 2, 3 or 4 is
 /// refused with `UnsupportedFormat` before anything in it is touched
 /// (format 3 changed the frame, so a format-2 log cannot be read as a

@@ -17,7 +17,9 @@ use parking_lot::Mutex;
 #[derive(Clone, Copy, Default)]
 struct Progress {
     acked: u64,
-    in_flight: bool,
+    /// The latest height the append in flight may make visible (`acked`
+    /// when none is in flight).
+    reach: u64,
 }
 
 /// Crashes at every sync of the workload (the hook sees the disk just
@@ -44,7 +46,38 @@ fn crash_at_every_sync_point_with_log_compaction() {
     );
 }
 
+/// The same with coalesced appends: runs of 1 to 6 blocks written by one
+/// `append_coalesced` (deferred frames, one closing frame, one index commit
+/// that also prunes) between ordinary appends, so crashes hit a run with
+/// any prefix of its frames on disk. After every reopen the store holds
+/// every acknowledged block and either none of the run in flight or all
+/// of it, and `verify` passes.
+#[test]
+fn crash_at_every_sync_point_with_coalesced_appends() {
+    let mut config = compacting_config();
+    config.compact_log = false;
+    crash_at_every_sync_point_with(
+        "crash_at_every_sync_point_with_coalesced_appends",
+        config,
+        true,
+    );
+}
+
 fn crash_at_every_sync_point(test: &str, config: DurableConfig) {
+    crash_at_every_sync_point_with(test, config, false);
+}
+
+/// The run of a coalesced append starting at `h` (`h..=end`), in the
+/// coalesced workload: lengths 1 to 6, with ordinary appends between.
+fn run_end(h: u64, blocks: u64) -> u64 {
+    let len = match h % 3 {
+        0 => 1 + h % 6,
+        _ => 1,
+    };
+    (h + len - 1).min(blocks)
+}
+
+fn crash_at_every_sync_point_with(test: &str, config: DurableConfig, coalesce: bool) {
     let seed = seed(test);
     let compact = config.compact_log;
     let open = move |d: &SimDisk| open_sim_with(d, config.clone());
@@ -93,14 +126,14 @@ fn crash_at_every_sync_point(test: &str, config: DurableConfig) {
                         let store = open(&again).unwrap_or_else(|e| {
                             panic!("sync {i} {mode:?}, recovery crash {k}: reopen failed: {e}")
                         });
-                        check_invariants(&store, &wl, p.acked, p.in_flight);
+                        check_invariants_reaching(&store, &wl, p.acked, p.reach);
                         recovery_crashes.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 let store = open(&crashed)
                     .unwrap_or_else(|e| panic!("sync {i} {mode:?}: reopen failed: {e}"));
-                check_invariants(&store, &wl, p.acked, p.in_flight);
-                if compact {
+                check_invariants_reaching(&store, &wl, p.acked, p.reach);
+                if compact || coalesce {
                     store
                         .verify()
                         .unwrap_or_else(|e| panic!("sync {i} {mode:?}: verify: {e}"));
@@ -112,20 +145,33 @@ fn crash_at_every_sync_point(test: &str, config: DurableConfig) {
 
     let store = open(&disk).unwrap();
     store.commit_state(wl.genesis()).unwrap();
-    for h in 1..=blocks {
-        progress.lock().in_flight = true;
-        wl.append(&store, h).unwrap();
+    let mut h = 1;
+    let mut runs = 0u64;
+    while h <= blocks {
+        let end = if coalesce { run_end(h, blocks) } else { h };
+        progress.lock().reach = end;
+        if end > h {
+            wl.append_coalesced(&store, h, end).unwrap();
+            runs += 1;
+        } else {
+            wl.append(&store, h).unwrap();
+        }
         *progress.lock() = Progress {
-            acked: h,
-            in_flight: false,
+            acked: end,
+            reach: end,
         };
+        h = end + 1;
     }
     disk.set_sync_hook(None);
     drop(store);
     let store = open(&disk.power_loss(CrashMode::KeepNone)).unwrap();
     check_invariants(&store, &wl, blocks, false);
-    if compact {
+    if compact || coalesce {
         assert_eq!(store.verify().unwrap(), blocks);
+    }
+    if coalesce {
+        eprintln!("{runs} coalesced appends");
+        assert!(runs >= 30, "{runs} coalesced appends");
     }
     eprintln!(
         "crash points: {} syncs, {} reopen checks, {} recovery crashes, {:.1?}",
@@ -134,7 +180,8 @@ fn crash_at_every_sync_point(test: &str, config: DurableConfig) {
         recovery_crashes.load(Ordering::Relaxed),
         start.elapsed()
     );
-    assert!(checks.load(Ordering::Relaxed) >= 400);
+    let min_checks = if coalesce { 250 } else { 400 };
+    assert!(checks.load(Ordering::Relaxed) >= min_checks);
 }
 
 /// Runs genesis and appends `1..=upto` on a fresh disk; `Err` with the
