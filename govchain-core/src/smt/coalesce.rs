@@ -1,27 +1,5 @@
-//! Coalescing consecutive tree updates into one batch.
-//!
-//! A node catching up on a long chain applies each block's update in turn,
-//! and every update rewrites the pages on the paths it touches. When the
-//! intermediate versions need not be kept (they are older than the state
-//! the node retains), most of those writes are wasted: the root page is
-//! rewritten by every version, and a key updated in ten consecutive blocks
-//! writes its leaf page ten times, nine of which a later version replaces
-//! at once. [`CoalescedUpdates`] collects the batches of versions
-//! `first..=last` and hands back one [`TreeUpdateBatch`] holding only what
-//! version `last` still uses: every page and value written in the range
-//! that the range itself did not replace, plus the stale index of the
-//! older pages and values the range replaced. Geth's in-memory trie cache
-//! (flushing dirty nodes only every so often while importing blocks) and
-//! Aptos's chunked state-sync commits rest on the same observation.
-//!
-//! While batches are collected, [`CoalescedUpdates::view`] layers them over
-//! the store holding version `first - 1`, so the next version can be
-//! computed and the state read before anything is written.
-//!
-//! Writing the coalesced batch makes versions `first..last` unreadable:
-//! their roots and the pages only they used are never stored. A store
-//! writes it as version `last` and treats the versions below `last` as
-//! pruned (`govchain-storage`'s `BlockStore::append_coalesced`).
+//! Coalescing consecutive tree updates into one batch: see
+//! [`CoalescedUpdates`].
 
 use std::collections::HashMap;
 
@@ -67,8 +45,30 @@ pub enum CoalescedReadError<E: std::error::Error + 'static> {
     },
 }
 
-/// The batches of consecutive versions `first..=last`, coalesced as they
-/// are pushed (see the [module docs](self)).
+/// Coalescing consecutive tree updates into one batch.
+///
+/// A node catching up on a long chain applies each block's update in turn,
+/// and every update rewrites the pages on the paths it touches. When the
+/// intermediate versions need not be kept (they are older than the state
+/// the node retains), most of those writes are wasted: the root page is
+/// rewritten by every version, and a key updated in ten consecutive blocks
+/// writes its leaf page ten times, nine of which a later version replaces
+/// at once. [`CoalescedUpdates`] collects the batches of versions
+/// `first..=last` and hands back one [`TreeUpdateBatch`] holding only what
+/// version `last` still uses: every page and value written in the range
+/// that the range itself did not replace, plus the stale index of the
+/// older pages and values the range replaced. Geth's in-memory trie cache
+/// (flushing dirty nodes only every so often while importing blocks) and
+/// Aptos's chunked state-sync commits rest on the same observation.
+///
+/// While batches are collected, [`CoalescedUpdates::view`] layers them over
+/// the store holding version `first - 1`, so the next version can be
+/// computed and the state read before anything is written.
+///
+/// Writing the coalesced batch makes versions `first..last` unreadable:
+/// their roots and the pages only they used are never stored. A store
+/// writes it as version `last` and treats the versions below `last` as
+/// pruned (`govchain-storage`'s `BlockStore::append_coalesced`).
 ///
 /// Memory holds one page per path and one value per key written in the
 /// range, not one per version.
