@@ -30,7 +30,7 @@ use govchain_core::block::Block;
 use govchain_core::crypto::{verify_batch, BatchItem, CryptoSuite, PublicKey, Signer};
 use govchain_core::hash::Hash;
 use govchain_core::merkle::HistoryTree;
-use govchain_core::smt::{KeyHash, SparseMerkleTree, TreeUpdateBatch};
+use govchain_core::smt::{CoalescedUpdates, KeyHash, NodeStore, SparseMerkleTree, TreeUpdateBatch};
 use govchain_core::tx::Transaction;
 use govchain_core::types::{ChainId, Height, Timestamp};
 use govchain_core::validator::{KeyWindow, ValidatorSet};
@@ -330,6 +330,11 @@ pub struct ChainCounters {
     /// Times old state versions were pruned
     /// ([`ChainSpec::retain_state_versions`]).
     pub state_prunes: u64,
+    /// Blocks caught up on by block sync and stored in coalesced runs (see
+    /// [`SyncConfig::coalesce_blocks`](crate::SyncConfig::coalesce_blocks)).
+    pub coalesced_blocks: u64,
+    /// Coalesced runs stored.
+    pub coalesced_runs: u64,
 }
 
 /// A block this node committed, as announced to subscribers.
@@ -369,6 +374,16 @@ pub(crate) struct ChainRunner {
     pub last_commit: std::time::Instant,
     /// Block sync.
     pub sync: SyncState,
+    /// Synced blocks applied but not stored yet: a coalesced run.
+    pending: Option<PendingRun>,
+}
+
+/// Blocks applied during catch-up whose state versions are coalesced into
+/// one store write ([`BlockStore::append_coalesced`]): their state is read
+/// through the collected updates until the run is stored.
+struct PendingRun {
+    blocks: Vec<DecidedBlock>,
+    updates: CoalescedUpdates,
 }
 
 pub(crate) fn storage_err(
@@ -534,6 +549,7 @@ impl ChainRunner {
             deferred_request: None,
             last_commit: std::time::Instant::now(),
             sync: SyncState::new(spec_sync),
+            pending: None,
         };
         // Blocks the engine decided (its log is durable) that the store
         // lacks: a crash between logging and storing.
@@ -558,10 +574,77 @@ impl ChainRunner {
         &self.spec.chain_id
     }
 
+    /// The latest applied height: the store's, or the last block of a
+    /// coalesced run not stored yet.
     pub fn latest_height(&self) -> Result<Height, NodeError> {
+        if let Some(last) = self.pending.as_ref().and_then(|p| p.blocks.last()) {
+            return Ok(last.block.header.height);
+        }
         self.store
             .latest_height()
             .map_err(storage_err(&self.spec.chain_id))
+    }
+
+    /// Whether blocks applied from now on are collected into a coalesced
+    /// run instead of being stored one by one.
+    pub fn is_coalescing(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Blocks in the coalesced run not stored yet.
+    pub fn coalesced_pending(&self) -> usize {
+        self.pending.as_ref().map_or(0, |p| p.blocks.len())
+    }
+
+    /// Starts collecting applied blocks into a coalesced run (block sync,
+    /// for blocks whose state this node would prune before it reaches the
+    /// tip anyway). Until [`store_coalesced`](Self::store_coalesced), the
+    /// store stays at the height before the run; state reads go through
+    /// the collected updates.
+    pub fn begin_coalescing(&mut self) -> Result<(), NodeError> {
+        if self.pending.is_none() {
+            let latest = self
+                .store
+                .latest_height()
+                .map_err(storage_err(&self.spec.chain_id))?;
+            self.executed.clear();
+            self.pending = Some(PendingRun {
+                blocks: Vec::new(),
+                updates: CoalescedUpdates::new(latest.get().saturating_add(1)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores the coalesced run collected since
+    /// [`begin_coalescing`](Self::begin_coalescing) in one append (which
+    /// makes the state versions below its last block unreadable), and
+    /// stops collecting. Returns the blocks stored.
+    ///
+    /// If the node stops before this, nothing of the run is lost: the
+    /// engine's log holds the decided blocks (a run is never longer than
+    /// the [`retain_decided_blocks`](ChainSpec::retain_decided_blocks) the
+    /// engine keeps), and opening the chain applies the ones the store
+    /// lacks.
+    pub fn store_coalesced(&mut self) -> Result<usize, NodeError> {
+        let Some(run) = self.pending.take() else {
+            return Ok(0);
+        };
+        let n = run.blocks.len();
+        let Some(batch) = run.updates.into_batch() else {
+            return Ok(0);
+        };
+        let blocks: Vec<_> = run
+            .blocks
+            .iter()
+            .map(|d| (&d.block, &d.certificate))
+            .collect();
+        self.store
+            .append_coalesced(&blocks, batch)
+            .map_err(storage_err(&self.spec.chain_id))?;
+        self.counters.coalesced_blocks += n as u64;
+        self.counters.coalesced_runs += 1;
+        Ok(n)
     }
 
     pub fn engine(&mut self) -> &mut dyn Consensus {
@@ -680,8 +763,14 @@ impl ChainRunner {
     /// The committed state at `version`.
     fn with_state<R>(&self, version: u64, f: impl FnOnce(&dyn StateView) -> R) -> R {
         let store: &dyn ChainStore = self.store.as_ref();
-        let view = TreeStateView::new(&store, self.spec.suite().hash_function(), Some(version));
-        f(&view)
+        let hf = self.spec.suite().hash_function();
+        match &self.pending {
+            Some(run) if version >= run.updates.first_version() => {
+                let collected = run.updates.view(&store);
+                f(&TreeStateView::new(&collected, hf, Some(version)))
+            }
+            _ => f(&TreeStateView::new(&store, hf, Some(version))),
+        }
     }
 
     /// Runs `f` on the latest committed state.
@@ -695,11 +784,24 @@ impl ChainRunner {
 
     /// Executes `txs` as block `height` on the committed state `height - 1`.
     fn execute(&self, ctx: &BlockContext, txs: &[Transaction]) -> Result<Executed, NodeError> {
+        let store: &dyn ChainStore = self.store.as_ref();
+        match &self.pending {
+            Some(run) => self.execute_on(&run.updates.view(&store), ctx, txs),
+            None => self.execute_on(&store, ctx, txs),
+        }
+    }
+
+    /// [`execute`](Self::execute) on the state in `store`.
+    fn execute_on<S: NodeStore>(
+        &self,
+        store: &S,
+        ctx: &BlockContext,
+        txs: &[Transaction],
+    ) -> Result<Executed, NodeError> {
         let chain = &self.spec.chain_id;
         let base = ctx.height.get() - 1;
-        let store: &dyn ChainStore = self.store.as_ref();
         let hf = self.spec.suite().hash_function();
-        let view = TreeStateView::new(&store, hf, Some(base));
+        let view = TreeStateView::new(store, hf, Some(base));
         let mut overlay = StateOverlay::new(&view);
         let receipts = self
             .spec
@@ -715,7 +817,7 @@ impl ChainRunner {
             .into_iter()
             .map(|(k, v)| (KeyHash::of(hf, &k), v))
             .collect();
-        let (state_root, batch) = SparseMerkleTree::new(&store, hf)
+        let (state_root, batch) = SparseMerkleTree::new(store, hf)
             .apply_batch(Some(base), ctx.height.get(), &updates)
             .map_err(|e| NodeError::Proof {
                 reason: e.to_string(),
@@ -748,8 +850,8 @@ impl ChainRunner {
         }
         let hash = d.block.hash();
         let executed = match self.executed.remove(&hash) {
-            Some(e) => e,
-            None => self.execute(&Self::context(&d.block), &d.block.transactions)?,
+            Some(e) if self.pending.is_none() => e,
+            _ => self.execute(&Self::context(&d.block), &d.block.transactions)?,
         };
         if executed.state_root != header.state_root {
             return Err(NodeError::StateRootMismatch {
@@ -760,23 +862,41 @@ impl ChainRunner {
             });
         }
         let failed = executed.receipts.iter().filter(|r| !r.is_ok()).count() as u32;
-        self.store
-            .append(&d.block, &d.certificate, executed.batch)
-            .map_err(storage_err(&chain))?;
+        match &mut self.pending {
+            Some(run) => {
+                run.updates
+                    .push(executed.batch)
+                    .map_err(|e| NodeError::Proof {
+                        reason: format!("coalescing block {} of {chain}: {e}", header.height),
+                    })?;
+                run.blocks.push(d.clone());
+            }
+            None => self
+                .store
+                .append(&d.block, &d.certificate, executed.batch)
+                .map_err(storage_err(&chain))?,
+        }
         self.executed.clear();
         self.last_commit = std::time::Instant::now();
         self.history.append(&hash);
         let tx_ids: Vec<Hash> = d.block.transactions.iter().map(Transaction::id).collect();
         self.counters.committed_txs += tx_ids.len() as u64;
         let store: &dyn ChainStore = self.store.as_ref();
-        let view = TreeStateView::new(
-            &store,
-            self.spec.suite().hash_function(),
-            Some(header.height.get()),
-        );
+        let hf = self.spec.suite().hash_function();
+        let version = Some(header.height.get());
         // The mempool forgets what committed and what went stale.
-        let _ = self.mempool.remove_committed(&d.block.transactions, &view);
-        self.maybe_prune_state(header.height)?;
+        match &self.pending {
+            Some(run) => {
+                let collected = run.updates.view(&store);
+                let view = TreeStateView::new(&collected, hf, version);
+                let _ = self.mempool.remove_committed(&d.block.transactions, &view);
+            }
+            None => {
+                let view = TreeStateView::new(&store, hf, version);
+                let _ = self.mempool.remove_committed(&d.block.transactions, &view);
+                self.maybe_prune_state(header.height)?;
+            }
+        }
         Ok(Some(CommitEvent {
             chain,
             height: header.height,

@@ -73,6 +73,19 @@ pub struct SyncConfig {
     pub status_interval_ms: u64,
     /// Most sync requests answered per second for one peer.
     pub max_served_per_s: u32,
+    /// Store the blocks of a synced batch in one coalesced run
+    /// ([`BlockStore::append_coalesced`](govchain_storage::BlockStore::append_coalesced))
+    /// when the chain keeps only the latest
+    /// [`retain_state_versions`](crate::ChainSpec::retain_state_versions)
+    /// and the blocks are at least that far below the peer's tip: their
+    /// state versions would be pruned before this node reached the tip, so
+    /// they are never written (every block is still executed, its state
+    /// root checked, and the block stored). The state versions below a
+    /// run's last block become unreadable when it is stored. A run holds
+    /// at most [`retain_decided_blocks`](crate::ChainSpec::retain_decided_blocks)
+    /// blocks, so that the engine's log can re-apply a run a crash
+    /// interrupted.
+    pub coalesce: bool,
 }
 
 impl Default for SyncConfig {
@@ -84,6 +97,7 @@ impl Default for SyncConfig {
             request_timeout_ms: 3_000,
             status_interval_ms: 500,
             max_served_per_s: 20,
+            coalesce: true,
         }
     }
 }
@@ -368,10 +382,51 @@ impl Worker {
                 self.request_blocks(i, from.clone(), Height::new(next));
             }
         }
+        // Blocks at least `retain` below the peer's tip: their state
+        // versions would be pruned before this node reaches the tip.
+        let coalesce_to = match self.chains[i].spec.retain_state_versions {
+            Some(retain) if self.chains[i].sync.config.coalesce => tip.get().checked_sub(retain),
+            _ => None,
+        };
+        let applied = self.apply_synced(i, &from, decoded, coalesce_to);
+        // The run is stored even if a block failed: what was applied before
+        // it was verified and executed.
+        let stored = self.chains[i].store_coalesced();
+        applied?;
+        stored?;
+        // The next batch may have waited in the inbox while this one was
+        // applied: the peer's time to answer starts now.
+        if let Some(f) = &mut self.chains[i].sync.in_flight {
+            f.sent = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Applies decoded synced blocks in order, collecting the ones up to
+    /// `coalesce_to` into a coalesced run; stops at the first refused one.
+    fn apply_synced(
+        &mut self,
+        i: usize,
+        from: &PublicKey,
+        decoded: Vec<DecidedBlock>,
+        coalesce_to: Option<u64>,
+    ) -> Result<(), NodeError> {
         for d in decoded {
             let height = d.block.header.height;
             if height <= self.chains[i].latest_height()? {
                 continue;
+            }
+            if coalesce_to.is_some_and(|to| height.get() <= to) {
+                // A run is at most as long as the decided blocks the
+                // engine keeps, so a crash before it is stored loses
+                // nothing (see `store_coalesced`).
+                let cap = self.chains[i].spec.retain_decided_blocks.max(1);
+                if self.chains[i].coalesced_pending() as u64 >= cap {
+                    self.chains[i].store_coalesced()?;
+                }
+                self.chains[i].begin_coalescing()?;
+            } else if self.chains[i].is_coalescing() {
+                self.chains[i].store_coalesced()?;
             }
             match self.chains[i].engine().sync_decided(d) {
                 Ok(fx) => {
@@ -386,7 +441,7 @@ impl Worker {
                 Err(e) => {
                     // Its claimed height is not believed any more, and it
                     // is not asked again for a while.
-                    self.chains[i].sync.strike(&from, Instant::now());
+                    self.chains[i].sync.strike(from, Instant::now());
                     self.chains[i].sync.counters.bad_blocks += 1;
                     self.note(format!(
                         "sync of {} from {from}: block {height} refused: {e}",
@@ -395,11 +450,6 @@ impl Worker {
                     break;
                 }
             }
-        }
-        // The next batch may have waited in the inbox while this one was
-        // applied: the peer's time to answer starts now.
-        if let Some(f) = &mut self.chains[i].sync.in_flight {
-            f.sent = Instant::now();
         }
         Ok(())
     }

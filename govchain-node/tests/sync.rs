@@ -284,3 +284,103 @@ fn a_new_node_syncs_from_peers_refuses_forgeries_and_then_validates() {
         n.stop().unwrap();
     }
 }
+
+/// A node far behind a chain that retains only its latest state versions
+/// stores the synced blocks below the retention window in coalesced runs:
+/// it ends with the same blocks and state as its peers, the skipped state
+/// versions read as pruned, it reopens from that store and then validates.
+#[test]
+fn a_far_behind_node_stores_synced_blocks_in_coalesced_runs() {
+    const RETAIN: u64 = 16;
+    let chain = ChainId::new("coalesced-sync").unwrap();
+    let keys = keys(4);
+    let retained = |keys: &[Arc<SecretKey>]| {
+        let mut s = spec(&chain, keys);
+        s.retain_state_versions = Some(RETAIN);
+        // Runs of at most 8 blocks (the decided blocks the engine keeps).
+        s.retain_decided_blocks = 8;
+        s
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let net = InProcessNetwork::new();
+    let mut nodes: Vec<Option<NodeHandle>> = (0..3)
+        .map(|i| Some(start(&net, &keys[i], dirs[i].path(), vec![retained(&keys)])))
+        .collect();
+    let client = SecretKey::from_seed(&[98; 32]);
+    submit(nodes[0].as_ref().unwrap(), &chain, &client, 0..200);
+    wait_for("200 txs and 120 blocks", Duration::from_secs(120), || {
+        let n = nodes[1].as_ref().unwrap();
+        n.height(&chain).unwrap() >= Height::new(120)
+            && n.state(&chain, &KvApp::state_key(b"k199"))
+                .unwrap()
+                .is_some()
+    });
+
+    let late = start(&net, &keys[3], dirs[3].path(), vec![retained(&keys)]);
+    let target = nodes[1].as_ref().unwrap().height(&chain).unwrap();
+    wait_for("the late node to sync", Duration::from_secs(120), || {
+        late.height(&chain).unwrap() >= target
+    });
+    let status = chain_status(&late, &chain);
+    println!(
+        "late node: {:?}, {:?}",
+        status.counters, status.sync_counters
+    );
+    assert_eq!(late.status().fatal, None);
+    assert!(
+        status.counters.coalesced_blocks >= target.get() / 2,
+        "most synced blocks were coalesced: {:?}",
+        status.counters
+    );
+    assert!(
+        status.counters.coalesced_runs >= status.counters.coalesced_blocks / 8,
+        "runs are at most 8 blocks: {:?}",
+        status.counters
+    );
+    let server = nodes[1].as_ref().unwrap();
+    for h in 1..=target.get() {
+        let h = Height::new(h);
+        assert_eq!(
+            late.block(&chain, h).unwrap().block.hash(),
+            server.block(&chain, h).unwrap().block.hash(),
+            "height {h}"
+        );
+    }
+    for n in 0..200 {
+        let key = KvApp::state_key(format!("k{n}").as_bytes());
+        assert_eq!(
+            late.state(&chain, &key).unwrap().as_deref(),
+            Some(&b"v"[..]),
+            "k{n}"
+        );
+    }
+    // A version inside a stored run was never written: pruned.
+    assert!(matches!(
+        late.state_proof(&chain, &KvApp::state_key(b"k0"), Some(Height::new(2))),
+        Err(govchain_node::NodeError::StatePruned { .. })
+    ));
+
+    // The late node reopens from its store and must then validate: with
+    // one founder stopped, the chain goes on only if it signs (3 of 4).
+    net.unregister(late.key());
+    late.stop().unwrap();
+    let late = start(&net, &keys[3], dirs[3].path(), vec![retained(&keys)]);
+    let founder = nodes[2].take().unwrap();
+    net.unregister(founder.key());
+    founder.stop().unwrap();
+    submit(nodes[0].as_ref().unwrap(), &chain, &client, 200..210);
+    wait_for(
+        "progress with the late node's votes",
+        Duration::from_secs(60),
+        || {
+            late.state(&chain, &KvApp::state_key(b"k209"))
+                .unwrap()
+                .is_some()
+        },
+    );
+    assert_eq!(late.status().fatal, None);
+    late.stop().unwrap();
+    for n in nodes.into_iter().flatten() {
+        n.stop().unwrap();
+    }
+}
