@@ -35,7 +35,11 @@
 //!   validator starts from an empty directory and block-syncs to the tip
 //!   through the production path: certificates verified against the set,
 //!   transaction signatures not re-verified, every block executed, its
-//!   state root checked and stored. Blocks/s and tx/s of the catch-up are
+//!   state root checked and stored. (Since 2026-11 the blocks more than
+//!   the retained 256 versions below the tip are stored in coalesced runs,
+//!   `SyncConfig::coalesce`: one store write per run of synced blocks,
+//!   without the state versions the node would prune anyway. Earlier
+//!   reports stored every version and pruned.) Blocks/s and tx/s of the catch-up are
 //!   reported against the live commit rate — the in-process end-to-end
 //!   rate of 4 validators measured in the same run; the blocks/s row's
 //!   baseline is that rate expressed in 1,000-transaction blocks (live

@@ -175,3 +175,123 @@ fn tendermint_nodes_recover_from_power_loss_in_every_crash_mode() {
 fn raft_nodes_recover_from_power_loss_in_every_crash_mode() {
     run(EngineKind::Raft);
 }
+
+/// Power loss while a far-behind node catches up in coalesced runs (blocks
+/// executed and collected, then stored in one append): at a sync point
+/// chosen by the seed, anywhere in the catch-up — between the consensus
+/// log's syncs and a run's store write — the node dies and its disk keeps
+/// what the crash mode keeps. Restarted from that, it must open (the
+/// engine's log re-applies the decided blocks the store lacks), catch up
+/// and agree on every block.
+#[test]
+fn a_node_interrupted_in_a_coalesced_catch_up_recovers() {
+    let seed: u64 = std::env::var("GOVCHAIN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    eprintln!("crash test seed {seed} (replay the disks' choices with GOVCHAIN_SEED={seed})");
+    let chain = ChainId::new("side").unwrap();
+    let keys = keys(4);
+    let mut spec = side_spec(&chain, EngineKind::Bft, &keys, Arc::new(KvApp));
+    spec.retain_state_versions = Some(8);
+    spec.retain_decided_blocks = 6;
+    spec.empty_block_interval_ms = 5;
+    spec.timeouts.propose_ms = 150;
+    spec.sync.request_timeout_ms = 500;
+    let net = InProcessNetwork::new();
+    let disks: Vec<SimDisk> = (0..3).map(|i| SimDisk::new(seed * 16 + i)).collect();
+    let nodes: Vec<NodeHandle> = (0..3)
+        .map(|i| start(&net, &keys[i], &disks[i], spec.clone()))
+        .collect();
+    let client = SecretKey::from_seed(&[9; 32]);
+    let txs: Vec<Transaction> = (0..100)
+        .map(|n| {
+            Transaction::new_signed(
+                chain.clone(),
+                &client,
+                n,
+                KvApp::payload(format!("k{n}").as_bytes(), b"v"),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(nodes[0]
+        .submit(&chain, txs)
+        .unwrap()
+        .iter()
+        .all(Result::is_ok));
+    wait_for("100 blocks", Duration::from_secs(120), || {
+        nodes[0].height(&chain).unwrap() >= Height::new(100)
+    });
+    let mut rng = seed;
+    let mut coalesced = 0u64;
+    for (round, mode) in CrashMode::ALL.into_iter().enumerate() {
+        let disk = SimDisk::new(seed * 16 + 8 + round as u64);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        // The catch-up of about 100 blocks syncs the consensus log once a
+        // block and the store once or twice a run.
+        let crash_at = 5 + (rng >> 33) % 100;
+        let captured: Arc<Mutex<Option<SimDisk>>> = Arc::new(Mutex::new(None));
+        {
+            let captured = captured.clone();
+            let net = net.clone();
+            let me = keys[3].public_key();
+            let all: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+            disk.set_sync_hook(Some(Arc::new(move |index, frozen: &SimDisk| {
+                if index == crash_at {
+                    for k in &all {
+                        net.set_link(&me, k, false);
+                    }
+                    *captured.lock().unwrap() = Some(frozen.clone());
+                }
+            })));
+        }
+        let late = start(&net, &keys[3], &disk, spec.clone());
+        wait_for(
+            &format!("sync {crash_at} of the late node"),
+            Duration::from_secs(60),
+            || captured.lock().unwrap().is_some(),
+        );
+        disk.set_sync_hook(None);
+        let frozen = captured.lock().unwrap().take().unwrap();
+        let survived = frozen.power_loss(mode);
+        net.unregister(late.key());
+        late.stop().unwrap();
+        let late = start(&net, &keys[3], &survived, spec.clone());
+        for k in &keys {
+            net.set_link(&keys[3].public_key(), &k.public_key(), true);
+        }
+        let target = nodes[0].height(&chain).unwrap();
+        wait_for(
+            &format!("round {round}: the late node to recover from {mode:?} at sync {crash_at}"),
+            Duration::from_secs(60),
+            || late.height(&chain).unwrap() >= target,
+        );
+        for h in 1..=target.get() {
+            assert_eq!(
+                late.block(&chain, Height::new(h)).unwrap().block.hash(),
+                nodes[0].block(&chain, Height::new(h)).unwrap().block.hash(),
+                "{mode:?}: height {h}"
+            );
+        }
+        assert!(late
+            .state(&chain, &KvApp::state_key(b"k99"))
+            .unwrap()
+            .is_some());
+        assert_eq!(late.status().fatal, None, "{mode:?}");
+        let status = late.status();
+        coalesced += status.chains[0].counters.coalesced_blocks;
+        eprintln!(
+            "round {round} {mode:?}: crash at sync {crash_at}, then {:?}",
+            status.chains[0].counters
+        );
+        net.unregister(late.key());
+        late.stop().unwrap();
+    }
+    assert!(coalesced > 0, "no catch-up was coalesced");
+    for n in nodes {
+        n.stop().unwrap();
+    }
+}
