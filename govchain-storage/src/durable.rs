@@ -115,7 +115,13 @@
 //! height is the first height missing; anything else is corruption, as
 //! before.
 //!
-//! # Format upgrade (5 to 6)
+//! # Format upgrades (5 to 6 to 7)
+//! Format 7 only added the deferred frame state part, so a format-6 store
+//! is upgraded by recording format 7 in `meta["format"]` (in the open's
+//! first durable transaction) and then rewriting the `MANIFEST`; a
+//! format-5 store goes through the 5-to-6 rewrite below first, in the
+//! same transaction.
+//!
 //! Format 6 changed only the index: value rows are keyed by (version, key
 //! hash) in the table `smt_values_by_version`, where format 5 keyed them
 //! by (key hash, version) in `smt_values` (see
