@@ -331,7 +331,7 @@ pub struct ChainCounters {
     /// ([`ChainSpec::retain_state_versions`]).
     pub state_prunes: u64,
     /// Blocks caught up on by block sync and stored in coalesced runs (see
-    /// [`SyncConfig::coalesce_blocks`](crate::SyncConfig::coalesce_blocks)).
+    /// [`SyncConfig::coalesce`](crate::SyncConfig::coalesce)).
     pub coalesced_blocks: u64,
     /// Coalesced runs stored.
     pub coalesced_runs: u64,
@@ -374,16 +374,43 @@ pub(crate) struct ChainRunner {
     pub last_commit: std::time::Instant,
     /// Block sync.
     pub sync: SyncState,
-    /// Synced blocks applied but not stored yet: a coalesced run.
+    /// Synced blocks applied but not stored yet: coalesced runs.
     pending: Option<PendingRun>,
+    /// Set while block sync applies blocks (which may be coalesced).
+    pub applying_synced: bool,
+}
+
+impl Drop for ChainRunner {
+    /// A run being written is waited for (the store is not left to a
+    /// detached thread); one not handed off yet is re-applied from the
+    /// engine's log on the next open.
+    fn drop(&mut self) {
+        if let Some(w) = self.pending.as_mut().and_then(|r| r.writing.take()) {
+            let _ = w.handle.join();
+        }
+    }
 }
 
 /// Blocks applied during catch-up whose state versions are coalesced into
-/// one store write ([`BlockStore::append_coalesced`]): their state is read
-/// through the collected updates until the run is stored.
+/// runs, each stored by one [`BlockStore::append_coalesced`] on a writer
+/// thread while the next run is executed: their state is read through the
+/// collected updates until the store holds them.
 struct PendingRun {
+    /// Blocks applied since the last run was handed to the writer.
     blocks: Vec<DecidedBlock>,
+    /// The updates of those blocks, plus those of the run being written.
     updates: CoalescedUpdates,
+    /// The run being written, if any (at most one).
+    writing: Option<Writing>,
+}
+
+/// A coalesced run handed to the writer thread.
+struct Writing {
+    /// Its last height.
+    last: Height,
+    /// Its length.
+    blocks: usize,
+    handle: std::thread::JoinHandle<Result<(), govchain_storage::StorageError>>,
 }
 
 pub(crate) fn storage_err(
@@ -550,6 +577,7 @@ impl ChainRunner {
             last_commit: std::time::Instant::now(),
             sync: SyncState::new(spec_sync),
             pending: None,
+            applying_synced: false,
         };
         // Blocks the engine decided (its log is durable) that the store
         // lacks: a crash between logging and storing.
@@ -577,30 +605,34 @@ impl ChainRunner {
     /// The latest applied height: the store's, or the last block of a
     /// coalesced run not stored yet.
     pub fn latest_height(&self) -> Result<Height, NodeError> {
-        if let Some(last) = self.pending.as_ref().and_then(|p| p.blocks.last()) {
-            return Ok(last.block.header.height);
+        if let Some(run) = &self.pending {
+            if let Some(last) = run.blocks.last() {
+                return Ok(last.block.header.height);
+            }
+            if let Some(w) = &run.writing {
+                return Ok(w.last);
+            }
         }
         self.store
             .latest_height()
             .map_err(storage_err(&self.spec.chain_id))
     }
 
-    /// Whether blocks applied from now on are collected into a coalesced
-    /// run instead of being stored one by one.
+    /// Whether blocks applied from now on are collected into coalesced
+    /// runs instead of being stored one by one.
     pub fn is_coalescing(&self) -> bool {
         self.pending.is_some()
     }
 
-    /// Blocks in the coalesced run not stored yet.
+    /// Blocks collected since the last run was handed to the writer.
     pub fn coalesced_pending(&self) -> usize {
         self.pending.as_ref().map_or(0, |p| p.blocks.len())
     }
 
-    /// Starts collecting applied blocks into a coalesced run (block sync,
+    /// Starts collecting applied blocks into coalesced runs (block sync,
     /// for blocks whose state this node would prune before it reaches the
-    /// tip anyway). Until [`store_coalesced`](Self::store_coalesced), the
-    /// store stays at the height before the run; state reads go through
-    /// the collected updates.
+    /// tip anyway). Until the runs are stored, the store lags behind the
+    /// applied height; state reads go through the collected updates.
     pub fn begin_coalescing(&mut self) -> Result<(), NodeError> {
         if self.pending.is_none() {
             let latest = self
@@ -611,40 +643,88 @@ impl ChainRunner {
             self.pending = Some(PendingRun {
                 blocks: Vec::new(),
                 updates: CoalescedUpdates::new(latest.get().saturating_add(1)),
+                writing: None,
             });
         }
         Ok(())
     }
 
-    /// Stores the coalesced run collected since
-    /// [`begin_coalescing`](Self::begin_coalescing) in one append (which
-    /// makes the state versions below its last block unreadable), and
-    /// stops collecting. Returns the blocks stored.
+    /// Hands the blocks collected since the last hand-off to the writer
+    /// thread, which stores them in one append (making the state versions
+    /// below the run's last block unreadable); collecting goes on. Waits
+    /// for the previous run's write first, so at most one is in flight.
     ///
-    /// If the node stops before this, nothing of the run is lost: the
-    /// engine's log holds the decided blocks (a run is never longer than
-    /// the [`retain_decided_blocks`](ChainSpec::retain_decided_blocks) the
-    /// engine keeps), and opening the chain applies the ones the store
-    /// lacks.
-    pub fn store_coalesced(&mut self) -> Result<usize, NodeError> {
-        let Some(run) = self.pending.take() else {
-            return Ok(0);
+    /// If the node stops before a run is stored, nothing of it is lost: the
+    /// engine's log holds the decided blocks (the runs in flight together
+    /// never hold more than the
+    /// [`retain_decided_blocks`](ChainSpec::retain_decided_blocks) the
+    /// engine keeps, and the log is not compacted meanwhile), and opening
+    /// the chain applies the ones the store lacks.
+    pub fn hand_off_coalesced(&mut self) -> Result<(), NodeError> {
+        if self.coalesced_pending() == 0 {
+            return Ok(());
+        }
+        self.join_coalesced_writer()?;
+        let Some(run) = self.pending.as_mut() else {
+            return Ok(());
         };
-        let n = run.blocks.len();
-        let Some(batch) = run.updates.into_batch() else {
-            return Ok(0);
+        let Some(batch) = run.updates.take_batch() else {
+            return Ok(());
         };
-        let blocks: Vec<_> = run
-            .blocks
-            .iter()
-            .map(|d| (&d.block, &d.certificate))
-            .collect();
-        self.store
-            .append_coalesced(&blocks, batch)
-            .map_err(storage_err(&self.spec.chain_id))?;
-        self.counters.coalesced_blocks += n as u64;
-        self.counters.coalesced_runs += 1;
-        Ok(n)
+        let blocks = std::mem::take(&mut run.blocks);
+        let Some(last) = blocks.last().map(|d| d.block.header.height) else {
+            return Ok(());
+        };
+        let n = blocks.len();
+        let store = self.store.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("govchain-store-{}", self.spec.chain_id))
+            .spawn(move || {
+                let refs: Vec<_> = blocks.iter().map(|d| (&d.block, &d.certificate)).collect();
+                store.append_coalesced(&refs, batch)
+            })
+            .map_err(|e| NodeError::Proof {
+                reason: format!("starting the store writer: {e}"),
+            })?;
+        run.writing = Some(Writing {
+            last,
+            blocks: n,
+            handle,
+        });
+        Ok(())
+    }
+
+    /// Waits for the run being written, if any.
+    fn join_coalesced_writer(&mut self) -> Result<(), NodeError> {
+        let Some(run) = self.pending.as_mut() else {
+            return Ok(());
+        };
+        let Some(w) = run.writing.take() else {
+            return Ok(());
+        };
+        match w.handle.join() {
+            Ok(Ok(())) => {
+                run.updates.forget_below(w.last.get().saturating_add(1));
+                self.counters.coalesced_blocks += w.blocks as u64;
+                self.counters.coalesced_runs += 1;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(storage_err(&self.spec.chain_id)(e)),
+            Err(_) => Err(NodeError::Proof {
+                reason: format!("the store writer of {} panicked", self.spec.chain_id),
+            }),
+        }
+    }
+
+    /// Stores every coalesced run (the one collected and the one being
+    /// written) and stops collecting: afterwards the store holds every
+    /// applied block. Returns the blocks stored by this node's coalesced
+    /// runs so far.
+    pub fn store_coalesced(&mut self) -> Result<u64, NodeError> {
+        self.hand_off_coalesced()?;
+        self.join_coalesced_writer()?;
+        self.pending = None;
+        Ok(self.counters.coalesced_blocks)
     }
 
     pub fn engine(&mut self) -> &mut dyn Consensus {
@@ -702,7 +782,12 @@ impl ChainRunner {
         let Some(wal) = &mut self.wal else {
             return Ok(false);
         };
-        if wal.len_bytes() <= self.spec.log_compaction_bytes || wal.is_dirty() {
+        // While coalesced runs are not stored, the log must keep their
+        // decided blocks (a compacted log keeps only the last one).
+        if wal.len_bytes() <= self.spec.log_compaction_bytes
+            || wal.is_dirty()
+            || self.pending.is_some()
+        {
             return Ok(false);
         }
         let Some(records) = self.engine.consensus().compacted_log() else {
@@ -849,6 +934,11 @@ impl ChainRunner {
             return Ok(None);
         }
         let hash = d.block.hash();
+        if self.pending.is_some() && !self.applying_synced {
+            // Not a synced block (live consensus): the runs are stored
+            // first, and this block the ordinary way.
+            self.store_coalesced()?;
+        }
         let executed = match self.executed.remove(&hash) {
             Some(e) if self.pending.is_none() => e,
             _ => self.execute(&Self::context(&d.block), &d.block.transactions)?,

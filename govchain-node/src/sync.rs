@@ -82,9 +82,13 @@ pub struct SyncConfig {
     /// they are never written (every block is still executed, its state
     /// root checked, and the block stored). The state versions below a
     /// run's last block become unreadable when it is stored. A run holds
-    /// at most [`retain_decided_blocks`](crate::ChainSpec::retain_decided_blocks)
-    /// blocks, so that the engine's log can re-apply a run a crash
-    /// interrupted.
+    /// at most half the
+    /// [`retain_decided_blocks`](crate::ChainSpec::retain_decided_blocks)
+    /// and is stored on a writer thread while the next one is executed, so
+    /// the engine's log can re-apply the two a crash may interrupt. The
+    /// runs are stored whenever sync pauses (no batch on its way) and
+    /// before a block is applied any other way; until then the node's
+    /// height is ahead of its store's.
     pub coalesce: bool,
 }
 
@@ -388,10 +392,18 @@ impl Worker {
             Some(retain) if self.chains[i].sync.config.coalesce => tip.get().checked_sub(retain),
             _ => None,
         };
+        self.chains[i].applying_synced = true;
         let applied = self.apply_synced(i, &from, decoded, coalesce_to);
-        // The run is stored even if a block failed: what was applied before
-        // it was verified and executed.
-        let stored = self.chains[i].store_coalesced();
+        self.chains[i].applying_synced = false;
+        // While the next batch is on its way, the run goes on (it is
+        // handed to the writer when it is full); otherwise every run is
+        // stored now. What was applied before a failure was verified and
+        // executed: it is stored too.
+        let stored = if applied.is_ok() && self.chains[i].sync.in_flight.is_some() {
+            Ok(())
+        } else {
+            self.chains[i].store_coalesced().map(|_| ())
+        };
         applied?;
         stored?;
         // The next batch may have waited in the inbox while this one was
@@ -417,12 +429,13 @@ impl Worker {
                 continue;
             }
             if coalesce_to.is_some_and(|to| height.get() <= to) {
-                // A run is at most as long as the decided blocks the
-                // engine keeps, so a crash before it is stored loses
-                // nothing (see `store_coalesced`).
-                let cap = self.chains[i].spec.retain_decided_blocks.max(1);
+                // The two runs that may be unstored (one being written,
+                // one collected) together hold at most the decided blocks
+                // the engine keeps, so a crash before they are stored
+                // loses nothing (see `hand_off_coalesced`).
+                let cap = (self.chains[i].spec.retain_decided_blocks / 2).max(1);
                 if self.chains[i].coalesced_pending() as u64 >= cap {
-                    self.chains[i].store_coalesced()?;
+                    self.chains[i].hand_off_coalesced()?;
                 }
                 self.chains[i].begin_coalescing()?;
             } else if self.chains[i].is_coalescing() {
@@ -500,6 +513,10 @@ impl Worker {
                     },
                 );
             }
+        }
+        if c.is_coalescing() && c.sync.in_flight.is_none() {
+            // No batch on its way: store the runs now.
+            c.store_coalesced()?;
         }
         let timeout = Duration::from_millis(c.sync.config.request_timeout_ms);
         if let Some(f) = &c.sync.in_flight {

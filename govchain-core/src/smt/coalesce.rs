@@ -74,7 +74,13 @@ pub enum CoalescedReadError<E: std::error::Error + 'static> {
 /// range, not one per version.
 #[derive(Debug, Clone)]
 pub struct CoalescedUpdates {
+    /// The first version of the batch being collected.
     first: Version,
+    /// The latest version the store below holds (`None`: nothing): `first -
+    /// 1`, or less while batches taken with [`take_batch`](Self::take_batch)
+    /// are being written (their entries stay here until
+    /// [`forget_below`](Self::forget_below)).
+    base: Option<Version>,
     last: Option<Version>,
     nodes: HashMap<NodePath, (Version, Node)>,
     values: HashMap<KeyHash, (Version, Option<Vec<u8>>)>,
@@ -88,6 +94,7 @@ impl CoalescedUpdates {
     pub fn new(first: Version) -> Self {
         CoalescedUpdates {
             first,
+            base: first.checked_sub(1),
             last: None,
             nodes: HashMap::new(),
             values: HashMap::new(),
@@ -154,6 +161,15 @@ impl CoalescedUpdates {
                     self.nodes.remove(&stale.node_key.path);
                 }
             } else {
+                // Older than the batch being collected (stored, or in a
+                // taken batch being written): stale from now on.
+                if self
+                    .nodes
+                    .get(&stale.node_key.path)
+                    .is_some_and(|(v, _)| *v == stale.node_key.version)
+                {
+                    self.nodes.remove(&stale.node_key.path);
+                }
                 self.stale_nodes.push(stale);
             }
         }
@@ -179,35 +195,71 @@ impl CoalescedUpdates {
     /// written in the range that version `last` still uses (in key order)
     /// and the stale index of the older entries the range replaced. `None`
     /// if nothing was pushed.
-    pub fn into_batch(self) -> Option<TreeUpdateBatch> {
-        let version = self.last?;
+    pub fn into_batch(mut self) -> Option<TreeUpdateBatch> {
+        self.take_batch()
+    }
+
+    /// The coalesced batch of the versions pushed since the last call (as
+    /// [`into_batch`](Self::into_batch)), after which collecting goes on
+    /// from the next version: a batch can be written while the next one is
+    /// collected. The taken entries stay readable through
+    /// [`view`](Self::view) until [`forget_below`](Self::forget_below) says
+    /// the store holds them. `None` if nothing was pushed since.
+    pub fn take_batch(&mut self) -> Option<TreeUpdateBatch> {
+        let version = self.last.filter(|l| *l >= self.first)?;
+        let first = self.first;
         let mut nodes: Vec<(NodeKey, Node)> = self
             .nodes
-            .into_iter()
-            .map(|(path, (version, node))| (NodeKey { version, path }, node))
+            .iter()
+            .filter(|(_, (v, _))| *v >= first)
+            .map(|(path, (version, node))| {
+                (
+                    NodeKey {
+                        version: *version,
+                        path: *path,
+                    },
+                    node.clone(),
+                )
+            })
             .collect();
         nodes.sort_unstable_by_key(|a| a.0);
         let mut values: Vec<(KeyHash, Version, Option<Vec<u8>>)> = self
             .values
-            .into_iter()
-            .map(|(k, (v, value))| (k, v, value))
+            .iter()
+            .filter(|(_, (v, _))| *v >= first)
+            .map(|(k, (v, value))| (*k, *v, value.clone()))
             .collect();
         values.sort_unstable_by_key(|a| (a.1, a.0));
-        let first = self.first;
         let kept = |s: &StaleValueIndex| {
             s.version < first
                 || values
                     .binary_search_by(|(k, v, _)| (*v, *k).cmp(&(s.version, s.key_hash)))
                     .is_ok()
         };
-        let stale_values = self.stale_values.into_iter().filter(kept).collect();
+        let stale_values = std::mem::take(&mut self.stale_values)
+            .into_iter()
+            .filter(kept)
+            .collect();
+        self.first = version.saturating_add(1);
         Some(TreeUpdateBatch {
             version,
             nodes,
             values,
-            stale_nodes: self.stale_nodes,
+            stale_nodes: std::mem::take(&mut self.stale_nodes),
             stale_values,
         })
+    }
+
+    /// Tells the collection that the store below now holds every version
+    /// below `version` (the taken batches up to `version - 1` are written):
+    /// their entries are dropped, and reads of them go to the store.
+    pub fn forget_below(&mut self, version: Version) {
+        let keep = version.min(self.first);
+        self.nodes.retain(|_, (v, _)| *v >= keep);
+        self.values.retain(|_, (v, _)| *v >= keep);
+        if let Some(below) = keep.checked_sub(1) {
+            self.base = Some(self.base.map_or(below, |b| b.max(below)));
+        }
     }
 
     /// The state so far: the collected versions layered over `base`, which
@@ -235,11 +287,11 @@ impl<S: NodeStore> NodeStore for CoalescedView<'_, S> {
     type Error = CoalescedReadError<S::Error>;
 
     fn get_node(&self, key: &NodeKey) -> Result<Option<Node>, Self::Error> {
-        if key.version < self.updates.first {
-            return self.base.get_node(key).map_err(CoalescedReadError::Base);
-        }
         match self.updates.nodes.get(&key.path) {
             Some((v, node)) if *v == key.version => Ok(Some(node.clone())),
+            _ if self.updates.base.is_some_and(|b| key.version <= b) => {
+                self.base.get_node(key).map_err(CoalescedReadError::Base)
+            }
             _ if self.updates.last.is_some_and(|l| key.version <= l) => {
                 Err(CoalescedReadError::Replaced {
                     version: key.version,
@@ -255,19 +307,23 @@ impl<S: NodeStore> NodeStore for CoalescedView<'_, S> {
         key_hash: &KeyHash,
         version: Version,
     ) -> Result<Option<Vec<u8>>, Self::Error> {
-        let first = self.updates.first;
-        if version >= first {
-            if let Some((v, value)) = self.updates.values.get(key_hash) {
-                if *v <= version {
-                    return Ok(value.clone());
-                }
+        let base = self.updates.base;
+        if let Some((v, value)) = self.updates.values.get(key_hash) {
+            if *v <= version {
+                return Ok(value.clone());
+            }
+            if base.is_none_or(|b| version > b) {
                 // Replaced after `version`: only the latest entry is kept.
                 return Err(CoalescedReadError::Replaced { version });
             }
         }
-        self.base
-            .get_value(key_hash, version.min(first.saturating_sub(1)))
-            .map_err(CoalescedReadError::Base)
+        match base {
+            Some(b) => self
+                .base
+                .get_value(key_hash, version.min(b))
+                .map_err(CoalescedReadError::Base),
+            None => Ok(None),
+        }
     }
 
     fn oldest_readable_version(&self) -> Result<Option<Version>, Self::Error> {
@@ -308,6 +364,14 @@ mod tests {
     /// first, then pruned below the last; coalesced from `first` on to the
     /// second. Checks every root, every key's value and the stores' sizes.
     fn check(base: &[Updates], range: &[Updates], keys: u16) {
+        check_split(base, range, keys, None);
+    }
+
+    /// [`check`], and with `split = Some((t, w))` the range is written in
+    /// two batches as a node pipelines them: the first taken after range
+    /// version `t` and written (then forgotten) only after version `w`,
+    /// while the second goes on being collected over it.
+    fn check_split(base: &[Updates], range: &[Updates], keys: u16, split: Option<(usize, usize)>) {
         let seq = MemoryNodeStore::new();
         let co = MemoryNodeStore::new();
         let mut latest = None;
@@ -321,10 +385,12 @@ mod tests {
             }
             latest = Some(v);
         }
-        let first = base.len() as Version;
+        let start = base.len() as Version;
+        let mut first = start;
         let mut coalesced = CoalescedUpdates::new(first);
+        let mut taken: Option<(Version, TreeUpdateBatch)> = None;
         for (i, u) in range.iter().enumerate() {
-            let v = first + i as Version;
+            let v = start + i as Version;
             let (root, b) = SparseMerkleTree::new(&seq, HF)
                 .apply_batch(latest, v, u)
                 .unwrap();
@@ -335,6 +401,19 @@ mod tests {
                 .unwrap();
             assert_eq!(co_root, root, "root of version {v}");
             coalesced.push(co_batch).unwrap();
+            if let Some((t, w)) = split {
+                if i == t {
+                    taken = Some((first, coalesced.take_batch().unwrap()));
+                    first = v + 1;
+                }
+                if i == w {
+                    if let Some((f, b)) = taken.take() {
+                        let written = b.version;
+                        co.write_coalesced(f, b).unwrap();
+                        coalesced.forget_below(written + 1);
+                    }
+                }
+            }
             // Every key reads the same through the view as in the store.
             let view = coalesced.view(&co);
             for k in 0..keys {
@@ -350,9 +429,15 @@ mod tests {
             return;
         };
         seq.prune(last);
-        let batch = coalesced.into_batch().unwrap();
-        assert_eq!(batch.version, last);
-        co.write_coalesced(first, batch).unwrap();
+        if let Some((f, b)) = taken.take() {
+            let written = b.version;
+            co.write_coalesced(f, b).unwrap();
+            coalesced.forget_below(written + 1);
+        }
+        if let Some(batch) = coalesced.into_batch() {
+            assert_eq!(batch.version, last);
+            co.write_coalesced(first, batch).unwrap();
+        }
         assert_eq!(
             SparseMerkleTree::new(&co, HF).root_hash(last).unwrap(),
             SparseMerkleTree::new(&seq, HF).root_hash(last).unwrap()
@@ -453,6 +538,25 @@ mod tests {
             let base: Vec<Updates> = base.iter().map(|r| updates(r)).collect();
             let range: Vec<Updates> = range.iter().map(|r| updates(r)).collect();
             check(&base, &range, 48);
+        }
+
+        /// The same when the range is written as two batches, the first
+        /// still unwritten while the second is collected over it (reads
+        /// through the view see both), as a node pipelines its writes.
+        #[test]
+        fn coalescing_in_two_pipelined_batches_equals_writing_each_version(
+            base in proptest::collection::vec(
+                proptest::collection::vec((0u16..48, proptest::option::of(0u8..4)), 0..24), 1..4),
+            range in proptest::collection::vec(
+                proptest::collection::vec((0u16..48, proptest::option::of(0u8..4)), 0..24), 1..8),
+            t in 0usize..8,
+            w in 0usize..8,
+        ) {
+            let base: Vec<Updates> = base.iter().map(|r| updates(r)).collect();
+            let range: Vec<Updates> = range.iter().map(|r| updates(r)).collect();
+            let t = t % range.len();
+            let w = t + w % (range.len() - t);
+            check_split(&base, &range, 48, Some((t, w)));
         }
     }
 }
