@@ -718,13 +718,12 @@ impl ChainRunner {
 
     /// Stores every coalesced run (the one collected and the one being
     /// written) and stops collecting: afterwards the store holds every
-    /// applied block. Returns the blocks stored by this node's coalesced
-    /// runs so far.
-    pub fn store_coalesced(&mut self) -> Result<u64, NodeError> {
+    /// applied block.
+    pub fn store_coalesced(&mut self) -> Result<(), NodeError> {
         self.hand_off_coalesced()?;
         self.join_coalesced_writer()?;
         self.pending = None;
-        Ok(self.counters.coalesced_blocks)
+        Ok(())
     }
 
     pub fn engine(&mut self) -> &mut dyn Consensus {
@@ -850,7 +849,9 @@ impl ChainRunner {
         let store: &dyn ChainStore = self.store.as_ref();
         let hf = self.spec.suite().hash_function();
         match &self.pending {
-            Some(run) if version >= run.updates.first_version() => {
+            // The view reads the store for what it does not hold (every
+            // version before the runs, and the pages they did not write).
+            Some(run) => {
                 let collected = run.updates.view(&store);
                 f(&TreeStateView::new(&collected, hf, Some(version)))
             }

@@ -73,9 +73,9 @@ pub struct SyncConfig {
     pub status_interval_ms: u64,
     /// Most sync requests answered per second for one peer.
     pub max_served_per_s: u32,
-    /// Store the blocks of a synced batch in one coalesced run
-    /// ([`BlockStore::append_coalesced`](govchain_storage::BlockStore::append_coalesced))
-    /// when the chain keeps only the latest
+    /// Store synced blocks in coalesced runs, one
+    /// [`BlockStore::append_coalesced`](govchain_storage::BlockStore::append_coalesced)
+    /// each, when the chain keeps only the latest
     /// [`retain_state_versions`](crate::ChainSpec::retain_state_versions)
     /// and the blocks are at least that far below the peer's tip: their
     /// state versions would be pruned before this node reached the tip, so
@@ -85,7 +85,8 @@ pub struct SyncConfig {
     /// at most half the
     /// [`retain_decided_blocks`](crate::ChainSpec::retain_decided_blocks)
     /// and is stored on a writer thread while the next one is executed, so
-    /// the engine's log can re-apply the two a crash may interrupt. The
+    /// the engine's log can re-apply the two a crash may interrupt (so a
+    /// chain that keeps fewer than 2 decided blocks does not coalesce). The
     /// runs are stored whenever sync pauses (no batch on its way) and
     /// before a block is applied any other way; until then the node's
     /// height is ahead of its store's.
@@ -388,8 +389,11 @@ impl Worker {
         }
         // Blocks at least `retain` below the peer's tip: their state
         // versions would be pruned before this node reaches the tip.
-        let coalesce_to = match self.chains[i].spec.retain_state_versions {
-            Some(retain) if self.chains[i].sync.config.coalesce => tip.get().checked_sub(retain),
+        let spec = &self.chains[i].spec;
+        let coalesce_to = match spec.retain_state_versions {
+            Some(retain) if spec.sync.coalesce && spec.retain_decided_blocks >= 2 => {
+                tip.get().checked_sub(retain)
+            }
             _ => None,
         };
         self.chains[i].applying_synced = true;
@@ -402,7 +406,7 @@ impl Worker {
         let stored = if applied.is_ok() && self.chains[i].sync.in_flight.is_some() {
             Ok(())
         } else {
-            self.chains[i].store_coalesced().map(|_| ())
+            self.chains[i].store_coalesced()
         };
         applied?;
         stored?;

@@ -267,7 +267,7 @@ fn a_node_interrupted_in_a_coalesced_catch_up_recovers() {
         wait_for(
             &format!("round {round}: the late node to recover from {mode:?} at sync {crash_at}"),
             Duration::from_secs(60),
-            || late.height(&chain).unwrap() >= target,
+            || late.height(&chain).unwrap() >= target && late.block(&chain, target).is_ok(),
         );
         for h in 1..=target.get() {
             assert_eq!(
