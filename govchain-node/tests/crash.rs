@@ -43,12 +43,19 @@ fn start(
     node
 }
 
-fn run(engine: EngineKind) {
+/// The seed of the crash points and the disks' choices
+/// (`GOVCHAIN_SEED`, default 7), printed for a replay.
+fn seed() -> u64 {
     let seed: u64 = std::env::var("GOVCHAIN_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
     eprintln!("crash test seed {seed} (replay the disks' choices with GOVCHAIN_SEED={seed})");
+    seed
+}
+
+fn run(engine: EngineKind) {
+    let seed = seed();
     let chain = ChainId::new("side").unwrap();
     let keys = keys(4);
     let spec = side_spec(&chain, engine, &keys, Arc::new(KvApp));
@@ -185,11 +192,7 @@ fn raft_nodes_recover_from_power_loss_in_every_crash_mode() {
 /// and agree on every block.
 #[test]
 fn a_node_interrupted_in_a_coalesced_catch_up_recovers() {
-    let seed: u64 = std::env::var("GOVCHAIN_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
-    eprintln!("crash test seed {seed} (replay the disks' choices with GOVCHAIN_SEED={seed})");
+    let seed = seed();
     let chain = ChainId::new("side").unwrap();
     let keys = keys(4);
     let mut spec = side_spec(&chain, EngineKind::Bft, &keys, Arc::new(KvApp));

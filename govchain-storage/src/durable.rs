@@ -651,13 +651,10 @@ fn parse_tx_id_row(height: u64, sealed: &[u8]) -> Result<Vec<Hash>, StorageError
 /// (only the batch's own version unless it is a coalesced batch), a node
 /// key written twice, and a stale index too large to encode.
 fn prepare_rows(batch: &TreeUpdateBatch, first: Version) -> Result<IndexRows, StorageError> {
-    let foreign = batch
-        .nodes
-        .iter()
-        .map(|(k, _)| k.version)
-        .chain(batch.values.iter().map(|(_, v, _)| *v))
-        .any(|v| !(first..=batch.version).contains(&v));
-    if foreign {
+    if batch
+        .entry_versions()
+        .any(|v| !(first..=batch.version).contains(&v))
+    {
         return Err(StorageError::InvalidBatch {
             reason: "batch has an entry at another version than its own",
         });
@@ -1578,17 +1575,17 @@ impl DurableStore {
                 hash,
             })
         };
+        check_follows(
+            self.chain_id.as_str(),
+            height - 1,
+            replay.parent,
+            &block,
+            &certificate,
+        )
+        .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
         if let Some((first, closing)) = deferred_state(state_bytes) {
             // A block of a coalesced append before its last: its state is
             // in the closing frame.
-            check_follows(
-                self.chain_id.as_str(),
-                height - 1,
-                replay.parent,
-                &block,
-                &certificate,
-            )
-            .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
             let run = replay.run.get_or_insert_with(|| DeferredRun {
                 closing,
                 start: (base, offset),
@@ -1612,6 +1609,8 @@ impl DurableStore {
         }
         let batch =
             decode_state_batch(state_bytes).map_err(|e| bad(format!("state batch: {e}")))?;
+        check_batch_root(replay.state_latest, &block, &batch)
+            .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
         if let Some(mut run) = replay.run.take() {
             if run.closing != height {
                 return Err(bad(format!(
@@ -1619,16 +1618,6 @@ impl DurableStore {
                     run.closing
                 )));
             }
-            check_batch_root(replay.state_latest, &block, &batch)
-                .map_err(|e| bad(format!("closing frame's state: {e}")))?;
-            check_follows(
-                self.chain_id.as_str(),
-                height - 1,
-                replay.parent,
-                &block,
-                &certificate,
-            )
-            .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
             let first = run.before.0;
             let rows = prepare_rows(&batch, first).map_err(|e| bad(format!("state batch: {e}")))?;
             let hash = block.hash();
@@ -1646,16 +1635,6 @@ impl DurableStore {
             replay.pruned_to = Some(height);
             return Ok(());
         }
-        check_append(
-            self.chain_id.as_str(),
-            height - 1,
-            replay.parent,
-            replay.state_latest,
-            &block,
-            &certificate,
-            &batch,
-        )
-        .map_err(|e| bad(format!("frame does not continue the chain: {e}")))?;
         let rows =
             prepare_rows(&batch, batch.version).map_err(|e| bad(format!("state batch: {e}")))?;
         let hash = block.hash();

@@ -204,13 +204,10 @@ pub(crate) fn check_coalesced(
         });
     }
     check_batch_root(state_latest, last, batch)?;
-    let outside = batch
-        .nodes
-        .iter()
-        .map(|(k, _)| k.version)
-        .chain(batch.values.iter().map(|(_, v, _)| *v))
-        .any(|v| !(first..=batch.version).contains(&v));
-    if outside {
+    if batch
+        .entry_versions()
+        .any(|v| !(first..=batch.version).contains(&v))
+    {
         return Err(StorageError::InvalidBatch {
             reason: "coalesced batch has an entry outside its blocks' heights",
         });

@@ -132,13 +132,7 @@ impl CoalescedUpdates {
                 got: batch.version,
             });
         }
-        let foreign = batch
-            .nodes
-            .iter()
-            .map(|(k, _)| k.version)
-            .chain(batch.values.iter().map(|(_, v, _)| *v))
-            .find(|v| *v != batch.version);
-        if let Some(found) = foreign {
+        if let Some(found) = batch.entry_versions().find(|v| *v != batch.version) {
             return Err(CoalesceError::ForeignVersion {
                 version: batch.version,
                 found,

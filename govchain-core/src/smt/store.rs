@@ -115,6 +115,18 @@ pub struct TreeUpdateBatch {
     pub stale_values: Vec<StaleValueIndex>,
 }
 
+impl TreeUpdateBatch {
+    /// The versions of the batch's new nodes and values, in batch order
+    /// (every one is [`version`](Self::version), except in a coalesced
+    /// batch).
+    pub fn entry_versions(&self) -> impl Iterator<Item = Version> + '_ {
+        self.nodes
+            .iter()
+            .map(|(k, _)| k.version)
+            .chain(self.values.iter().map(|(_, v, _)| *v))
+    }
+}
+
 /// Why [`MemoryNodeStore::write_batch`] refused a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -472,13 +484,7 @@ impl MemoryNodeStore {
                 });
             }
         }
-        let foreign = batch
-            .nodes
-            .iter()
-            .map(|(k, _)| k.version)
-            .chain(batch.values.iter().map(|(_, v, _)| *v))
-            .find(|v| *v != batch.version);
-        if let Some(found) = foreign {
+        if let Some(found) = batch.entry_versions().find(|v| *v != batch.version) {
             return Err(MemoryStoreError::ForeignVersion {
                 version: batch.version,
                 found,
@@ -545,13 +551,10 @@ impl MemoryNodeStore {
                     });
                 }
             }
-            let foreign = batch
-                .nodes
-                .iter()
-                .map(|(k, _)| k.version)
-                .chain(batch.values.iter().map(|(_, v, _)| *v))
-                .find(|v| !(first..=version).contains(v));
-            if let Some(found) = foreign {
+            if let Some(found) = batch
+                .entry_versions()
+                .find(|v| !(first..=version).contains(v))
+            {
                 return Err(MemoryStoreError::ForeignVersion { version, found });
             }
             inner.latest = Some(version);
