@@ -143,27 +143,19 @@ impl CoalescedUpdates {
             self.nodes.insert(key.path, (key.version, node));
         }
         for stale in batch.stale_nodes {
-            if stale.node_key.version >= self.first {
-                // Written inside the range and gone by now: never stored.
-                // (If this batch rewrote the path, the entry is the new
-                // page and stays.)
-                if self
-                    .nodes
-                    .get(&stale.node_key.path)
-                    .is_some_and(|(v, _)| *v == stale.node_key.version)
-                {
-                    self.nodes.remove(&stale.node_key.path);
-                }
-            } else {
-                // Older than the batch being collected (stored, or in a
-                // taken batch being written): stale from now on.
-                if self
-                    .nodes
-                    .get(&stale.node_key.path)
-                    .is_some_and(|(v, _)| *v == stale.node_key.version)
-                {
-                    self.nodes.remove(&stale.node_key.path);
-                }
+            // A replaced page leaves the collection (if this batch rewrote
+            // its path, the entry is the new page and stays).
+            if self
+                .nodes
+                .get(&stale.node_key.path)
+                .is_some_and(|(v, _)| *v == stale.node_key.version)
+            {
+                self.nodes.remove(&stale.node_key.path);
+            }
+            // One written before the batch being collected (stored, or in a
+            // taken batch being written) is pruned later; one written
+            // inside it is never stored.
+            if stale.node_key.version < self.first {
                 self.stale_nodes.push(stale);
             }
         }
@@ -257,9 +249,11 @@ impl CoalescedUpdates {
     }
 
     /// The state so far: the collected versions layered over `base`, which
-    /// holds version `first - 1` and older. Reads at the latest collected
-    /// version (and at versions below `first`) are answered; an entry of
-    /// an older collected version that a later one replaced is
+    /// holds the versions before them (`first - 1` and older, or fewer
+    /// while taken batches are being written: see
+    /// [`forget_below`](Self::forget_below)). Reads at the latest collected
+    /// version and at versions `base` holds are answered; an entry of an
+    /// older collected version that a later one replaced is
     /// [`CoalescedReadError::Replaced`].
     pub fn view<'a, S: NodeStore>(&'a self, base: &'a S) -> CoalescedView<'a, S> {
         CoalescedView {
