@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{keys, side_spec, wait_for};
+use common::{keys, kv_txs, side_spec, submit_all, wait_for};
 use govchain_core::crypto::{SecretKey, Signer};
 use govchain_core::testkit::KvApp;
 use govchain_core::tx::Transaction;
@@ -207,22 +207,7 @@ fn a_node_interrupted_in_a_coalesced_catch_up_recovers() {
         .map(|i| start(&net, &keys[i], &disks[i], spec.clone()))
         .collect();
     let client = SecretKey::from_seed(&[9; 32]);
-    let txs: Vec<Transaction> = (0..100)
-        .map(|n| {
-            Transaction::new_signed(
-                chain.clone(),
-                &client,
-                n,
-                KvApp::payload(format!("k{n}").as_bytes(), b"v"),
-            )
-            .unwrap()
-        })
-        .collect();
-    assert!(nodes[0]
-        .submit(&chain, txs)
-        .unwrap()
-        .iter()
-        .all(Result::is_ok));
+    submit_all(&nodes[0], &chain, kv_txs(&chain, &client, 100));
     wait_for("100 blocks", Duration::from_secs(120), || {
         nodes[0].height(&chain).unwrap() >= Height::new(100)
     });
@@ -280,7 +265,7 @@ fn a_node_interrupted_in_a_coalesced_catch_up_recovers() {
             );
         }
         assert!(late
-            .state(&chain, &KvApp::state_key(b"k99"))
+            .state(&chain, &KvApp::state_key(b"c99"))
             .unwrap()
             .is_some());
         assert_eq!(late.status().fatal, None, "{mode:?}");

@@ -510,6 +510,17 @@ mod tests {
         assert_eq!(view.get_node(&NodeKey::root(9)).unwrap(), None);
     }
 
+    /// Runs of `versions` versions of up to 24 updates (insert, overwrite
+    /// or delete) of 48 keys.
+    fn runs(
+        versions: std::ops::Range<usize>,
+    ) -> impl proptest::strategy::Strategy<Value = Vec<Vec<(u16, Option<u8>)>>> {
+        proptest::collection::vec(
+            proptest::collection::vec((0u16..48, proptest::option::of(0u8..4)), 0..24),
+            versions,
+        )
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
@@ -518,10 +529,8 @@ mod tests {
         /// the way, the same values, pages and value entries at the end.
         #[test]
         fn coalescing_equals_writing_each_version_and_pruning(
-            base in proptest::collection::vec(
-                proptest::collection::vec((0u16..48, proptest::option::of(0u8..4)), 0..24), 1..4),
-            range in proptest::collection::vec(
-                proptest::collection::vec((0u16..48, proptest::option::of(0u8..4)), 0..24), 0..8),
+            base in runs(1..4),
+            range in runs(0..8),
         ) {
             let base: Vec<Updates> = base.iter().map(|r| updates(r)).collect();
             let range: Vec<Updates> = range.iter().map(|r| updates(r)).collect();
@@ -533,10 +542,8 @@ mod tests {
         /// through the view see both), as a node pipelines its writes.
         #[test]
         fn coalescing_in_two_pipelined_batches_equals_writing_each_version(
-            base in proptest::collection::vec(
-                proptest::collection::vec((0u16..48, proptest::option::of(0u8..4)), 0..24), 1..4),
-            range in proptest::collection::vec(
-                proptest::collection::vec((0u16..48, proptest::option::of(0u8..4)), 0..24), 1..8),
+            base in runs(1..4),
+            range in runs(1..8),
             t in 0usize..8,
             w in 0usize..8,
         ) {
